@@ -1,0 +1,5 @@
+//! The `vigil` binary: wires the library crates behind a clap CLI.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
