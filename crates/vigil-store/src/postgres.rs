@@ -1,0 +1,1 @@
+//! PostgreSQL backend (placeholder while the SQLite path is built).
