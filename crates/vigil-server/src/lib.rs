@@ -1,19 +1,89 @@
-//! Vigil's HTTP server. The binary wires it; the library crates do the work.
+//! Vigil's HTTP server: the Open Inference Protocol V2 REST endpoints, plain
+//! JSON scoring and the OpenAPI document. The binary wires it; the model
+//! runtime (`vigil-model`) does the scoring.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = vigil_server::Config::demo();
+//! let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+//! vigil_server::serve(config, listener, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
 
+pub mod access_log;
 pub mod config;
+pub mod error;
+pub mod extract;
+pub mod health_api;
+pub mod infer_api;
+pub mod openapi;
+pub mod score_api;
+pub mod state;
 
-pub use config::Config;
+#[cfg(test)]
+mod test_util;
 
-/// The bundled demo fraud model, served as `fraud` when no config is given.
-pub const DEMO_MODEL: &[u8] = b"";
+use std::time::Duration;
 
-/// Serve `config` on `listener` until `shutdown` resolves, then finish in-flight requests.
+use axum::Router;
+
+pub use access_log::{AccessLog, LineSink, StdoutLog};
+pub use config::{Config, ModelConfig, ModelSource, ServerConfig, UnknownFeatures};
+pub use error::{ApiError, ErrorCode};
+pub use openapi::openapi;
+pub use state::{AppState, ModelEntry, Registry};
+
+/// The bundled demo fraud model (XGBoost JSON), served as `fraud` when no
+/// config is given.
+pub const DEMO_MODEL: &[u8] = include_bytes!("../assets/demo-fraud.json");
+
+/// The router with every endpoint, the JSON fallback and the request
+/// middleware (request id, error bodies, access log).
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (_, path, handler) in openapi::route_table() {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(extract::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access_log::middleware,
+        ))
+        .with_state(state)
+}
+
+/// Load every model in `config`, then serve on `listener` until `shutdown`
+/// resolves; in-flight requests finish before it returns.
 pub async fn serve(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _ = (config, listener);
-    shutdown.await;
+    let mut state = AppState::from_config(&config)?;
+    let stdout_log = if config.server.access_log {
+        Some(StdoutLog::start()?)
+    } else {
+        None
+    };
+    if let Some(log) = &stdout_log {
+        state = state.with_access_log(AccessLog::to_sink(log.clone()));
+    }
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, models = config.models.len(), "serving");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    if let Some(log) = stdout_log {
+        log.flush(Duration::from_secs(1));
+        let dropped = log.dropped();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "access log lines dropped because stdout was too slow"
+            );
+        }
+    }
+    tracing::info!("server stopped");
     Ok(())
 }

@@ -1,0 +1,403 @@
+//! The per-request middleware: request id, JSON error bodies and the access
+//! log line.
+//!
+//! The access log is one JSON line per request on stdout. Formatting happens
+//! on the request task (a few hundred nanoseconds); writing happens on a
+//! dedicated thread behind a bounded channel, so a slow stdout never slows
+//! scoring. When the channel is full the line is dropped and counted.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::error::{ApiError, ErrorCode, error_body};
+use crate::state::AppState;
+
+/// The request id header, read from the request and set on the response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Where access-log lines go: nowhere, stdout, or a test's sink.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    sink: Option<Arc<dyn LineSink>>,
+}
+
+/// Receives finished access-log lines (without the trailing newline).
+pub trait LineSink: Send + Sync + std::fmt::Debug {
+    /// Take one line; must not block.
+    fn write_line(&self, line: String);
+}
+
+impl AccessLog {
+    /// No access log.
+    pub fn off() -> AccessLog {
+        AccessLog { sink: None }
+    }
+
+    /// Send lines to `sink`.
+    pub fn to_sink(sink: Arc<dyn LineSink>) -> AccessLog {
+        AccessLog { sink: Some(sink) }
+    }
+}
+
+enum Message {
+    Line(String),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Lines buffered on their way to stdout; beyond it lines are dropped and counted.
+const CHANNEL_CAPACITY: usize = 16_384;
+
+/// The stdout writer: a thread draining a bounded channel into a buffered stdout.
+#[derive(Debug)]
+pub struct StdoutLog {
+    tx: SyncSender<Message>,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Message")
+    }
+}
+
+impl StdoutLog {
+    /// Start the writer thread.
+    pub fn start() -> anyhow::Result<Arc<StdoutLog>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
+        std::thread::Builder::new()
+            .name("vigil-access-log".to_owned())
+            .spawn(move || write_lines(&rx))?;
+        Ok(Arc::new(StdoutLog {
+            tx,
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    /// Lines dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Wait (at most `timeout`) until every line sent so far is on stdout.
+    pub fn flush(&self, timeout: Duration) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if self.tx.send(Message::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(timeout);
+        }
+    }
+}
+
+impl LineSink for StdoutLog {
+    fn write_line(&self, line: String) {
+        match self.tx.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn write_lines(rx: &Receiver<Message>) {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // Block for the next message, then drain whatever is queued before
+    // flushing, so a burst becomes one write.
+    while let Ok(mut message) = rx.recv() {
+        loop {
+            match message {
+                Message::Line(line) => {
+                    let _ = out.write_all(line.as_bytes());
+                    let _ = out.write_all(b"\n");
+                }
+                Message::Flush(done) => {
+                    let _ = out.flush();
+                    let _ = done.send(());
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => message = next,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+/// The middleware every route runs through.
+pub(crate) async fn middleware(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let request_id = request_id(request.headers());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let model = route
+        .as_ref()
+        .and_then(|route| model_segment(route.as_str(), request.uri().path()))
+        .map(str::to_owned);
+
+    let mut response = next.run(request).await;
+
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        finalize_error(&mut response, &request_id, &method, state.max_body_bytes);
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    if let Some(sink) = &state.access_log.sink {
+        let line = format_line(
+            SystemTime::now(),
+            method.as_str(),
+            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            response.status().as_u16(),
+            start.elapsed(),
+            model.as_deref(),
+            &request_id,
+        );
+        sink.write_line(line);
+    }
+    response
+}
+
+/// Give every error response our JSON body, whoever produced it.
+fn finalize_error(
+    response: &mut Response,
+    request_id: &str,
+    method: &axum::http::Method,
+    limit: usize,
+) {
+    let error = match response.extensions_mut().remove::<ApiError>() {
+        Some(error) => error,
+        None => {
+            let status = response.status();
+            let code = ErrorCode::from_status(status);
+            let message = match status {
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    let allowed = response
+                        .headers()
+                        .get(ALLOW)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    format!("method {method} is not allowed on this route (allowed: {allowed})")
+                }
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    format!("request body is larger than max_body_bytes ({limit} bytes)")
+                }
+                _ => status
+                    .canonical_reason()
+                    .unwrap_or("error")
+                    .to_ascii_lowercase(),
+            };
+            ApiError::new(code, message)
+        }
+    };
+    if error.code.status().is_server_error() {
+        tracing::error!(request_id, error = %error.message, "internal error");
+    }
+    *response.body_mut() = Body::from(error_body(&error, request_id));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+}
+
+/// The model name in `path` when the route template has a `{name}` segment.
+fn model_segment<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    let position = route.split('/').position(|segment| segment == "{name}")?;
+    path.split('/').nth(position)
+}
+
+/// The client's request id when it is sane, else a fresh one.
+fn request_id(headers: &HeaderMap) -> String {
+    if let Some(value) = headers.get(REQUEST_ID_HEADER) {
+        let bytes = value.as_bytes();
+        let sane = !bytes.is_empty()
+            && bytes.len() <= 128
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if let (true, Ok(id)) = (sane, value.to_str()) {
+            return id.to_owned();
+        }
+    }
+    generate_request_id()
+}
+
+/// A process-unique id: a per-process prefix and a counter (cheaper than a
+/// random UUID and still unique across restarts in practice).
+fn generate_request_id() -> String {
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        // Fold time and pid so two processes started together differ.
+        let mixed = (nanos as u64) ^ (u64::from(std::process::id()).rotate_left(32));
+        (mixed ^ (mixed >> 32)) as u32
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut id = String::with_capacity(24);
+    let _ = write!(id, "{prefix:08x}-{n:012x}");
+    id
+}
+
+/// One access-log line.
+fn format_line(
+    now: SystemTime,
+    method: &str,
+    route: &str,
+    status: u16,
+    latency: Duration,
+    model: Option<&str>,
+    request_id: &str,
+) -> String {
+    let mut line = String::with_capacity(224);
+    line.push_str("{\"ts\":\"");
+    push_timestamp(&mut line, now);
+    line.push_str("\",\"level\":\"info\",\"msg\":\"request\",\"method\":");
+    push_json_str(&mut line, method);
+    line.push_str(",\"route\":");
+    push_json_str(&mut line, route);
+    let _ = write!(
+        line,
+        ",\"status\":{status},\"latency_us\":{}",
+        latency.as_micros()
+    );
+    line.push_str(",\"model\":");
+    match model {
+        Some(model) => push_json_str(&mut line, model),
+        None => line.push_str("null"),
+    }
+    line.push_str(",\"request_id\":");
+    push_json_str(&mut line, request_id);
+    line.push('}');
+    line
+}
+
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// RFC 3339 UTC with microseconds, e.g. `2025-01-31T12:00:00.123456Z`.
+fn push_timestamp(out: &mut String, now: SystemTime) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        since.subsec_micros()
+    );
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let mut out = String::new();
+        push_timestamp(
+            &mut out,
+            UNIX_EPOCH + Duration::from_micros(951_782_400_000_001),
+        );
+        assert_eq!(out, "2000-02-29T00:00:00.000001Z");
+        out.clear();
+        push_timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(1_735_689_599));
+        assert_eq!(out, "2024-12-31T23:59:59.000000Z");
+    }
+
+    #[test]
+    fn line_is_json_with_every_field() {
+        let line = format_line(
+            UNIX_EPOCH,
+            "POST",
+            "/v1/models/{name}/score",
+            200,
+            Duration::from_micros(42),
+            Some("fr\"aud"),
+            "abc",
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).expect("valid json");
+        assert_eq!(value["ts"], "1970-01-01T00:00:00.000000Z");
+        assert_eq!(value["level"], "info");
+        assert_eq!(value["msg"], "request");
+        assert_eq!(value["method"], "POST");
+        assert_eq!(value["route"], "/v1/models/{name}/score");
+        assert_eq!(value["status"], 200);
+        assert_eq!(value["latency_us"], 42);
+        assert_eq!(value["model"], "fr\"aud");
+        assert_eq!(value["request_id"], "abc");
+    }
+
+    #[test]
+    fn request_ids_are_taken_only_when_sane() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("tx-42.a:b_c"));
+        assert_eq!(request_id(&headers), "tx-42.a:b_c");
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("has space"));
+        let generated = request_id(&headers);
+        assert_ne!(generated, "has space");
+        assert_eq!(generated.len(), 21, "{generated}");
+        assert_ne!(generate_request_id(), generate_request_id());
+    }
+
+    #[test]
+    fn model_name_comes_from_the_template_position() {
+        assert_eq!(
+            model_segment(
+                "/v2/models/{name}/versions/{version}/infer",
+                "/v2/models/fraud/versions/1/infer"
+            ),
+            Some("fraud")
+        );
+        assert_eq!(model_segment("/v2/health/live", "/v2/health/live"), None);
+    }
+}

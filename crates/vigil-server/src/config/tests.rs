@@ -1,0 +1,230 @@
+use super::*;
+
+const DOC: &str = include_str!("../../../../docs/config.md");
+
+fn minimal() -> &'static str {
+    "[[models]]\nname = \"fraud\"\npath = \"models/fraud.json\"\n"
+}
+
+#[test]
+fn minimal_config_gets_every_default() {
+    let config = Config::from_toml(minimal()).expect("minimal config is valid");
+    assert_eq!(
+        config.server.listen,
+        "127.0.0.1:8080".parse().expect("addr")
+    );
+    assert_eq!(config.server.max_body_bytes, 1_048_576);
+    assert_eq!(config.server.unknown_features, UnknownFeatures::Reject);
+    assert!(config.server.access_log);
+    assert_eq!(config.models.len(), 1);
+    let model = &config.models[0];
+    assert_eq!(model.name, "fraud");
+    assert_eq!(
+        model.source,
+        ModelSource::Path(PathBuf::from("models/fraud.json"))
+    );
+    assert_eq!(model.format, None);
+    assert_eq!(model.version, "1");
+    assert_eq!(model.threshold, 0.5);
+    assert_eq!(model.labels, ["legit".to_owned(), "fraud".to_owned()]);
+    assert_eq!(model.unknown_features, UnknownFeatures::Reject);
+}
+
+#[test]
+fn every_key_is_parsed() {
+    let text = r#"
+[server]
+listen = "0.0.0.0:9000"
+max_body_bytes = 4096
+unknown_features = "ignore"
+access_log = false
+
+[[models]]
+name = "m-1"
+path = "a.txt"
+format = "lightgbm"
+version = "7"
+threshold = 0.25
+labels = ["ok", "bad"]
+unknown_features = "reject"
+
+[[models]]
+name = "m_2"
+path = "/abs/b.ubj"
+"#;
+    let config = Config::from_toml_in(text, Some(Path::new("/etc/vigil"))).expect("valid");
+    assert_eq!(config.server.listen, "0.0.0.0:9000".parse().expect("addr"));
+    assert_eq!(config.server.max_body_bytes, 4096);
+    assert_eq!(config.server.unknown_features, UnknownFeatures::Ignore);
+    assert!(!config.server.access_log);
+    let m = &config.models[0];
+    assert_eq!(
+        m.source,
+        ModelSource::Path(PathBuf::from("/etc/vigil/a.txt"))
+    );
+    assert_eq!(m.format, Some(ModelFormat::LightgbmText));
+    assert_eq!(m.version, "7");
+    assert_eq!(m.threshold, 0.25);
+    assert_eq!(m.labels, ["ok".to_owned(), "bad".to_owned()]);
+    assert_eq!(m.unknown_features, UnknownFeatures::Reject);
+    // The per-model default follows the server value.
+    assert_eq!(config.models[1].unknown_features, UnknownFeatures::Ignore);
+    assert_eq!(
+        config.models[1].source,
+        ModelSource::Path(PathBuf::from("/abs/b.ubj"))
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+[server]
+listen = "nowhere"
+unknown_features = "maybe"
+
+[[models]]
+name = "bad name"
+path = "a.json"
+format = "onnx"
+labels = ["only-one"]
+
+[[models]]
+path = "b.json"
+
+[[models]]
+name = "dup"
+
+[[models]]
+name = "dup"
+path = "c.json"
+threshold = nan
+"#;
+    let err = Config::from_toml(text).expect_err("invalid").to_string();
+    for needle in [
+        "server.listen: `nowhere`",
+        "server.unknown_features: expected \"reject\" or \"ignore\", got \"maybe\"",
+        "models[0] (`bad name`): name must be made of",
+        "format must be \"xgboost-json\", \"xgboost-ubj\" or \"lightgbm\", got \"onnx\"",
+        "labels must be [negative, positive], got 1 name(s)",
+        "models[1]: missing required key `name`",
+        "models[2] (`dup`): missing required key `path`",
+        "models[3]: duplicate model name `dup`",
+        "models[3] (`dup`): threshold must be a finite number",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(err.starts_with("9 problem(s)"), "{err}");
+}
+
+#[test]
+fn unknown_keys_and_types_are_rejected_with_position() {
+    let err = Config::from_toml("[server]\nlisten_addr = \"x\"\n")
+        .expect_err("unknown key")
+        .to_string();
+    assert!(err.contains("unknown field `listen_addr`"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    let err = Config::from_toml("[[models]]\nname = \"a\"\npath = \"b\"\nthreshold = \"high\"\n")
+        .expect_err("bad type")
+        .to_string();
+    assert!(err.contains("threshold"), "{err}");
+}
+
+#[test]
+fn empty_config_needs_a_model() {
+    let err = Config::from_toml("").expect_err("no models").to_string();
+    assert!(err.contains("no [[models]] entry"), "{err}");
+}
+
+#[test]
+fn demo_and_cli_models() {
+    let demo = Config::demo();
+    assert_eq!(demo.server.listen, "127.0.0.1:8080".parse().expect("addr"));
+    assert_eq!(demo.models[0].name, "fraud");
+    assert_eq!(demo.models[0].source, ModelSource::Bytes(crate::DEMO_MODEL));
+
+    let config = Config::from_models(vec![
+        ("a".into(), "x.json".into()),
+        ("b".into(), "y.txt".into()),
+    ])
+    .expect("valid");
+    assert_eq!(config.models[1].name, "b");
+    assert_eq!(config.models[1].source, ModelSource::Path("y.txt".into()));
+    let err = Config::from_models(vec![("a/b".into(), "x.json".into())]).expect_err("bad name");
+    assert!(err.to_string().contains("name must be made of"), "{err}");
+}
+
+#[test]
+fn load_resolves_paths_against_the_config_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("vigil.toml");
+    std::fs::write(&file, minimal()).expect("write");
+    let config = Config::load(&file).expect("valid");
+    assert_eq!(
+        config.models[0].source,
+        ModelSource::Path(dir.path().join("models/fraud.json"))
+    );
+    let err = Config::load(&dir.path().join("missing.toml")).expect_err("missing");
+    assert!(err.to_string().contains("cannot read config file"), "{err}");
+}
+
+/// Every key the builder structs accept, as `table.key`, from serde itself.
+fn builder_keys() -> Vec<String> {
+    let builder = ConfigBuilder {
+        server: ServerBuilder::default(),
+        models: vec![ModelBuilder {
+            name: Some("n".into()),
+            path: Some("p".into()),
+            format: Some("lightgbm".into()),
+            unknown_features: Some("reject".into()),
+            ..ModelBuilder::default()
+        }],
+    };
+    let value = serde_json::to_value(&builder).expect("serializable");
+    let mut keys = Vec::new();
+    let tables = value.as_object().expect("object");
+    assert_eq!(
+        tables.len(),
+        2,
+        "a new top-level table needs docs and this test"
+    );
+    for (table, value) in tables {
+        let entry = match value {
+            serde_json::Value::Array(items) => &items[0],
+            other => other,
+        };
+        for key in entry.as_object().expect("table").keys() {
+            keys.push(format!("{table}.{key}"));
+        }
+    }
+    keys
+}
+
+#[test]
+fn every_key_is_documented() {
+    let keys = builder_keys();
+    assert_eq!(keys.len(), 11);
+    for key in keys {
+        assert!(
+            DOC.contains(&format!("| `{key}` |")),
+            "docs/config.md does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn documented_defaults_are_the_defaults() {
+    let start = DOC.find("## Every key at its default").expect("section");
+    let block = &DOC[start..];
+    let begin = block.find("```toml\n").expect("toml block") + "```toml\n".len();
+    let end = block[begin..].find("```").expect("end of block") + begin;
+    let documented = Config::from_toml(&block[begin..end]).expect("documented defaults parse");
+    assert_eq!(documented, Config::from_toml(minimal()).expect("minimal"));
+    // And every documented table key appears in that block.
+    for key in builder_keys() {
+        let (_, name) = key.split_once('.').expect("table.key");
+        assert!(
+            block.contains(&format!("{name} ")),
+            "`{key}` missing from the defaults block"
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! Open Inference Protocol (V2) model endpoints: metadata, readiness and
+//! inference.
+//!
+//! An infer request carries either one tensor of shape `[batch, n_features]`
+//! (any name, features in model order) or one tensor per named feature of
+//! shape `[batch]` or `[batch, 1]` (absent features are missing).
+
+mod wire;
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{RawPathParams, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::config::UnknownFeatures;
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::state::{AppState, Label, ModelEntry};
+use wire::{InferRequest, RequestSeed, Tensor};
+
+/// Datatypes accepted for input tensors.
+const NUMERIC_DATATYPES: &[&str] = &[
+    "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
+    "UINT64",
+];
+
+/// A tensor's description in model metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TensorMetadata {
+    /// Tensor name.
+    pub name: String,
+    /// OIP datatype, e.g. `FP32`.
+    pub datatype: &'static str,
+    /// Shape; `-1` is a variable dimension (the batch).
+    pub shape: Vec<i64>,
+}
+
+/// Extra model metadata beyond the protocol's fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelParameters {
+    /// The alternative input form: one tensor `[batch, n_features]` with the
+    /// features in `inputs` order (any tensor name is accepted).
+    pub batch_input: TensorMetadata,
+    /// Positive label at or above this score (binary probability models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// `[negative, positive]` labels (binary probability models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<[String; 2]>,
+    /// Number of trees in the model.
+    pub num_trees: usize,
+}
+
+/// `GET /v2/models/{name}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelMetadata {
+    /// Model name.
+    pub name: String,
+    /// Served versions (one).
+    pub versions: Vec<String>,
+    /// `xgboost` or `lightgbm`.
+    pub platform: &'static str,
+    /// One tensor per feature, in model order.
+    pub inputs: Vec<TensorMetadata>,
+    /// `score`, and `label` for binary probability models.
+    pub outputs: Vec<TensorMetadata>,
+    /// Vigil extras: the batch input form, threshold, labels.
+    pub parameters: ModelParameters,
+}
+
+/// `GET /v2/models/{name}/ready` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelReady {
+    /// Model name.
+    pub name: String,
+    /// Always true: a served model is loaded.
+    pub ready: bool,
+}
+
+/// An input tensor (documentation of the wire form; parsing is streaming).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct RequestTensor {
+    /// A feature name, or any name for the `[batch, n_features]` form.
+    name: String,
+    /// `[batch, n_features]`, `[batch]` or `[batch, 1]`.
+    shape: Vec<u64>,
+    /// FP16/FP32/FP64, INT8..INT64 or UINT8..UINT64.
+    datatype: String,
+    /// Numbers row-major, flat or nested; `null` is a missing value.
+    #[schema(value_type = Vec<Object>)]
+    data: Vec<Option<f64>>,
+    /// Ignored.
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<()>,
+}
+
+/// A requested output.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct RequestOutput {
+    /// `score` or `label`.
+    name: String,
+}
+
+/// `POST /v2/models/{name}/infer` body.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct InferRequestDoc {
+    /// Echoed in the response.
+    id: Option<String>,
+    /// Ignored.
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<()>,
+    /// The input tensors.
+    inputs: Vec<RequestTensor>,
+    /// Outputs to return (default: all).
+    outputs: Option<Vec<RequestOutput>>,
+}
+
+/// An output tensor.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputTensor<'a> {
+    /// `score` or `label`.
+    pub name: &'static str,
+    /// `FP64` or `BYTES`.
+    pub datatype: &'static str,
+    /// `[batch]` or `[batch, classes]`.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    #[schema(value_type = Vec<Object>)]
+    pub data: OutputData<'a>,
+}
+
+/// The values of an output tensor.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OutputData<'a> {
+    /// Scores.
+    Numbers(&'a [f64]),
+    /// Labels.
+    Labels(Vec<Label<'a>>),
+}
+
+/// `POST /v2/models/{name}/infer` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InferResponse<'a> {
+    /// Model name.
+    pub model_name: &'a str,
+    /// Model version.
+    pub model_version: &'a str,
+    /// The request's `id`, if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    /// `score` and, for binary probability models, `label`.
+    pub outputs: Vec<OutputTensor<'a>>,
+}
+
+pub(crate) fn path_params(params: &RawPathParams) -> (&str, Option<&str>) {
+    let mut name = "";
+    let mut version = None;
+    for (key, value) in params {
+        match key {
+            "name" => name = value,
+            "version" => version = Some(value),
+            _ => {}
+        }
+    }
+    (name, version)
+}
+
+fn find_model(state: &AppState, params: &RawPathParams) -> Result<Arc<ModelEntry>, ApiError> {
+    let (name, version) = path_params(params);
+    let entry = state.registry.find(name)?;
+    if let Some(version) = version {
+        entry.check_version(version)?;
+    }
+    Ok(Arc::clone(entry))
+}
+
+fn metadata(entry: &ModelEntry) -> ModelMetadata {
+    let inputs = entry
+        .model
+        .feature_names()
+        .iter()
+        .map(|name| TensorMetadata {
+            name: name.clone(),
+            datatype: "FP32",
+            shape: vec![-1],
+        })
+        .collect();
+    let score_shape = if entry.is_multiclass() {
+        vec![-1, entry.model.num_outputs() as i64]
+    } else {
+        vec![-1]
+    };
+    let mut outputs = vec![TensorMetadata {
+        name: "score".to_owned(),
+        datatype: "FP64",
+        shape: score_shape,
+    }];
+    if entry.has_threshold() {
+        outputs.push(TensorMetadata {
+            name: "label".to_owned(),
+            datatype: "BYTES",
+            shape: vec![-1],
+        });
+    }
+    ModelMetadata {
+        name: entry.name.to_string(),
+        versions: vec![entry.version.clone()],
+        platform: entry.platform(),
+        inputs,
+        outputs,
+        parameters: ModelParameters {
+            batch_input: TensorMetadata {
+                name: "input-0".to_owned(),
+                datatype: "FP32",
+                shape: vec![-1, entry.model.num_features() as i64],
+            },
+            threshold: entry.has_threshold().then_some(entry.threshold),
+            labels: entry.has_threshold().then(|| entry.labels.clone()),
+            num_trees: entry.model.num_trees(),
+        },
+    }
+}
+
+/// Model metadata.
+#[utoipa::path(get, path = "/v2/models/{name}", tag = "inference",
+    params(("name" = String, Path, description = "model name")),
+    responses((status = 200, body = ModelMetadata), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn model_metadata(
+    State(state): State<AppState>,
+    params: RawPathParams,
+) -> Result<Json<ModelMetadata>, ApiError> {
+    Ok(Json(metadata(&*find_model(&state, &params)?)))
+}
+
+/// Model metadata for one version.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "inference",
+    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version")),
+    responses((status = 200, body = ModelMetadata), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn model_version_metadata(
+    State(state): State<AppState>,
+    params: RawPathParams,
+) -> Result<Json<ModelMetadata>, ApiError> {
+    Ok(Json(metadata(&*find_model(&state, &params)?)))
+}
+
+/// Model readiness.
+#[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "inference",
+    params(("name" = String, Path, description = "model name")),
+    responses((status = 200, body = ModelReady), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn model_ready(
+    State(state): State<AppState>,
+    params: RawPathParams,
+) -> Result<Json<ModelReady>, ApiError> {
+    let entry = find_model(&state, &params)?;
+    Ok(Json(ModelReady {
+        name: entry.name.to_string(),
+        ready: true,
+    }))
+}
+
+/// Model readiness for one version.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "inference",
+    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version")),
+    responses((status = 200, body = ModelReady), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn model_version_ready(
+    State(state): State<AppState>,
+    params: RawPathParams,
+) -> Result<Json<ModelReady>, ApiError> {
+    model_ready(State(state), params).await
+}
+
+/// Score tensors.
+#[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference",
+    params(("name" = String, Path, description = "model name")),
+    request_body(content = InferRequestDoc, content_type = "application/json"),
+    responses((status = 200, body = InferResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody)))]
+pub async fn infer(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    body: JsonBody,
+) -> Result<axum::response::Response, ApiError> {
+    let entry = find_model(&state, &params)?;
+    infer_bytes(&entry, &body.0)
+}
+
+/// Score tensors with one version.
+#[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference",
+    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version")),
+    request_body(content = InferRequestDoc, content_type = "application/json"),
+    responses((status = 200, body = InferResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody)))]
+pub async fn infer_version(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    body: JsonBody,
+) -> Result<axum::response::Response, ApiError> {
+    infer(State(state), params, body).await
+}
+
+fn infer_bytes(entry: &ModelEntry, body: &[u8]) -> Result<axum::response::Response, ApiError> {
+    let current = Cell::new(None);
+    let request = crate::extract::parse_with(
+        body,
+        RequestSeed {
+            current_input: &current,
+        },
+    )
+    .map_err(|mut err| {
+        if let Some(index) = current.get() {
+            err.message = err
+                .message
+                .replacen(": ", &format!(": inputs[{index}]: "), 1);
+        }
+        err
+    });
+    let mut request = request?;
+    let (rows, batch) = build_rows(entry, &mut request)?;
+    let k = entry.model.num_outputs();
+    let mut scores = vec![0.0; batch * k];
+    entry
+        .model
+        .predict_batch(&rows, &mut scores)
+        .map_err(|err| {
+            ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
+        })?;
+
+    let (want_score, want_label) = wanted_outputs(entry, request.outputs.as_deref())?;
+    let mut outputs = Vec::with_capacity(2);
+    if want_score {
+        outputs.push(OutputTensor {
+            name: "score",
+            datatype: "FP64",
+            shape: if entry.is_multiclass() {
+                vec![batch, k]
+            } else {
+                vec![batch]
+            },
+            data: OutputData::Numbers(&scores),
+        });
+    }
+    if want_label {
+        let labels = scores
+            .chunks(k.max(1))
+            .filter_map(|row| entry.label(row))
+            .collect();
+        outputs.push(OutputTensor {
+            name: "label",
+            datatype: "BYTES",
+            shape: vec![batch],
+            data: OutputData::Labels(labels),
+        });
+    }
+    let response = InferResponse {
+        model_name: &entry.name,
+        model_version: &entry.version,
+        id: request.id.as_deref(),
+        outputs,
+    };
+    Ok(axum::response::IntoResponse::into_response(Json(response)))
+}
+
+fn wanted_outputs(
+    entry: &ModelEntry,
+    requested: Option<&[Cow<'_, str>]>,
+) -> Result<(bool, bool), ApiError> {
+    let has_label = entry.has_threshold();
+    let Some(requested) = requested else {
+        return Ok((true, has_label));
+    };
+    let (mut score, mut label) = (false, false);
+    for name in requested {
+        match name.as_ref() {
+            "score" => score = true,
+            "label" if has_label => label = true,
+            other => {
+                let known = if has_label {
+                    "`score` or `label`"
+                } else {
+                    "`score`"
+                };
+                return Err(ApiError::bad_request(format!(
+                    "unknown output `{other}`: model `{}` has {known}",
+                    entry.name
+                )));
+            }
+        }
+    }
+    Ok((score, label))
+}
+
+fn tensor_name<'a>(tensor: &'a Tensor<'_>, index: usize) -> Result<&'a str, ApiError> {
+    tensor
+        .name
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request(format!("inputs[{index}]: missing `name`")))
+}
+
+/// Check one tensor's datatype, shape and data against each other; return
+/// its shape and data.
+fn check_tensor<'r>(
+    request: &'r InferRequest<'_>,
+    index: usize,
+) -> Result<(&'r str, &'r [u64], &'r [f64]), ApiError> {
+    let tensor = &request.inputs[index];
+    let name = tensor_name(tensor, index)?;
+    let datatype = tensor
+        .datatype
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `datatype`")))?;
+    if !NUMERIC_DATATYPES.contains(&datatype) {
+        return Err(ApiError::bad_request(format!(
+            "tensor `{name}` has datatype {datatype}; expected one of {}",
+            NUMERIC_DATATYPES.join(", ")
+        )));
+    }
+    let shape = tensor
+        .shape
+        .as_ref()
+        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `shape`")))?;
+    let range = tensor
+        .data
+        .clone()
+        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `data`")))?;
+    let data = &request.data[range];
+    if shape.elements() != Some(data.len() as u64) {
+        return Err(ApiError::bad_request(format!(
+            "tensor `{name}` has shape {shape} but {} data value(s); the element count must be the product of the shape",
+            data.len()
+        )));
+    }
+    let integer = datatype.starts_with("INT") || datatype.starts_with("UINT");
+    if integer {
+        let unsigned = datatype.starts_with('U');
+        if let Some(bad) = data
+            .iter()
+            .find(|v| !v.is_nan() && (v.fract() != 0.0 || (unsigned && **v < 0.0)))
+        {
+            return Err(ApiError::bad_request(format!(
+                "tensor `{name}` has datatype {datatype} but holds {bad}"
+            )));
+        }
+    }
+    Ok((name, shape.dims(), data))
+}
+
+/// Lay the request's tensors out as row-major rows; returns rows and batch size.
+fn build_rows(
+    entry: &ModelEntry,
+    request: &mut InferRequest<'_>,
+) -> Result<(Vec<f64>, usize), ApiError> {
+    let n = entry.model.num_features();
+    if request.inputs.is_empty() {
+        return Err(ApiError::bad_request(
+            "`inputs` is empty: send one tensor [batch, n_features] or one tensor per feature",
+        ));
+    }
+    if request.inputs.len() == 1 {
+        let (name, dims, data) = check_tensor(request, 0)?;
+        if let [batch, width] = *dims {
+            // `[batch, 1]` named after a feature is the per-feature form
+            // (identical to the batch form when the model has one feature).
+            let per_feature = width == 1 && n > 1 && entry.feature_index(name).is_some();
+            if !per_feature {
+                if width as usize != n {
+                    return Err(ApiError::bad_request(format!(
+                        "tensor `{name}` has shape [{batch}, {width}]; expected [batch, {n}] (the model's {n} features) or one tensor per feature of shape [batch]"
+                    )));
+                }
+                let rows = if data.len() == request.data.len() {
+                    std::mem::take(&mut request.data)
+                } else {
+                    data.to_vec()
+                };
+                return Ok((rows, batch as usize));
+            }
+        }
+    }
+    // One tensor per feature.
+    let mut batch: Option<(usize, &str)> = None;
+    let mut rows: Vec<f64> = Vec::new();
+    let mut seen = vec![false; n];
+    for index in 0..request.inputs.len() {
+        let (name, dims, data) = check_tensor(request, index)?;
+        let rows_here = match *dims {
+            [b] | [b, 1] => b as usize,
+            _ => {
+                let shape = request.inputs[index].shape.unwrap_or_default();
+                return Err(ApiError::bad_request(format!(
+                    "tensor `{name}` has shape {shape}; a per-feature tensor must have shape [batch] or [batch, 1]"
+                )));
+            }
+        };
+        let Some(feature) = entry.feature_index(name) else {
+            match entry.unknown_features {
+                UnknownFeatures::Ignore => continue,
+                UnknownFeatures::Reject => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown feature `{name}`: model `{}` has no such feature",
+                        entry.name
+                    )));
+                }
+            }
+        };
+        match batch {
+            None => {
+                batch = Some((rows_here, name));
+                rows = vec![f64::NAN; rows_here * n];
+            }
+            Some((b, first)) if b != rows_here => {
+                return Err(ApiError::bad_request(format!(
+                    "tensor `{name}` has {rows_here} row(s) but tensor `{first}` has {b}; every feature tensor needs the same batch size"
+                )));
+            }
+            Some(_) => {}
+        }
+        if std::mem::replace(&mut seen[feature], true) {
+            return Err(ApiError::bad_request(format!(
+                "feature `{name}` is given twice"
+            )));
+        }
+        for (row, &value) in data.iter().enumerate() {
+            rows[row * n + feature] = value;
+        }
+    }
+    match batch {
+        Some((batch, _)) => Ok((rows, batch)),
+        None => Err(ApiError::bad_request(
+            "no input tensor names a feature of the model (unknown names are ignored)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

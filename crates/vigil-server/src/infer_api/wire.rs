@@ -1,0 +1,368 @@
+//! Parsing an Open Inference Protocol infer request without building a
+//! JSON tree: every tensor's `data` is flattened straight into one shared
+//! `Vec<f64>` (`null` → NaN, i.e. missing), names are borrowed from the body
+//! where JSON escapes allow.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::ops::Range;
+
+use crate::extract::CowStr;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Most dimensions a tensor may have; scoring needs at most two.
+pub(crate) const MAX_DIMS: usize = 4;
+
+/// A parsed request: tensors refer to ranges of `data`.
+#[derive(Debug, Default)]
+pub(crate) struct InferRequest<'a> {
+    pub id: Option<Cow<'a, str>>,
+    pub inputs: Vec<Tensor<'a>>,
+    pub data: Vec<f64>,
+    pub outputs: Option<Vec<Cow<'a, str>>>,
+}
+
+/// One input tensor; fields are optional here and checked afterwards so the
+/// error can name the tensor.
+#[derive(Debug, Default)]
+pub(crate) struct Tensor<'a> {
+    pub name: Option<Cow<'a, str>>,
+    pub datatype: Option<Cow<'a, str>>,
+    pub shape: Option<Shape>,
+    pub data: Option<Range<usize>>,
+}
+
+/// A small inline shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Shape {
+    dims: [u64; MAX_DIMS],
+    len: usize,
+}
+
+impl Shape {
+    pub fn dims(&self) -> &[u64] {
+        &self.dims[..self.len]
+    }
+    /// Product of the dimensions, `None` on overflow.
+    pub fn elements(&self) -> Option<u64> {
+        self.dims()
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.dims().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Seed for the whole request; `current_input` tells, after an error, which
+/// tensor was being read.
+pub(crate) struct RequestSeed<'c> {
+    pub current_input: &'c Cell<Option<usize>>,
+}
+
+impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
+    type Value = InferRequest<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+#[derive(Deserialize)]
+struct OutputRequest<'a> {
+    #[serde(borrow)]
+    name: CowStr<'a>,
+    #[serde(default, rename = "parameters")]
+    _parameters: IgnoredAny,
+}
+
+impl<'de> Visitor<'de> for RequestSeed<'_> {
+    type Value = InferRequest<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an inference request object with `inputs`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut request = InferRequest::default();
+        let mut saw_inputs = false;
+        while let Some(key) = map.next_key::<CowStr<'de>>()?.map(|k| k.0) {
+            match key.as_ref() {
+                "id" => request.id = Some(map.next_value::<CowStr<'de>>()?.0),
+                "parameters" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                "inputs" => {
+                    saw_inputs = true;
+                    map.next_value_seed(InputsSeed {
+                        request: &mut request,
+                        current_input: self.current_input,
+                    })?;
+                    self.current_input.set(None);
+                }
+                "outputs" => {
+                    let outputs: Vec<OutputRequest<'de>> = map.next_value()?;
+                    request.outputs = Some(outputs.into_iter().map(|o| o.name.0).collect());
+                }
+                other => {
+                    return Err(de::Error::unknown_field(
+                        other,
+                        &["id", "parameters", "inputs", "outputs"],
+                    ));
+                }
+            }
+        }
+        if !saw_inputs {
+            return Err(de::Error::missing_field("inputs"));
+        }
+        Ok(request)
+    }
+}
+
+struct InputsSeed<'r, 'de, 'c> {
+    request: &'r mut InferRequest<'de>,
+    current_input: &'c Cell<Option<usize>>,
+}
+
+impl<'de> DeserializeSeed<'de> for InputsSeed<'_, 'de, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputsSeed<'_, 'de, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of input tensors")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        loop {
+            self.current_input.set(Some(index));
+            let seed = TensorSeed {
+                data: &mut self.request.data,
+            };
+            match seq.next_element_seed(seed)? {
+                Some(tensor) => self.request.inputs.push(tensor),
+                None => return Ok(()),
+            }
+            index += 1;
+        }
+    }
+}
+
+struct TensorSeed<'b> {
+    data: &'b mut Vec<f64>,
+}
+
+impl<'de> DeserializeSeed<'de> for TensorSeed<'_> {
+    type Value = Tensor<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TensorSeed<'_> {
+    type Value = Tensor<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a tensor object with `name`, `shape`, `datatype` and `data`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut tensor = Tensor::default();
+        while let Some(key) = map.next_key::<CowStr<'de>>()?.map(|k| k.0) {
+            match key.as_ref() {
+                "name" => tensor.name = Some(map.next_value::<CowStr<'de>>()?.0),
+                "datatype" => tensor.datatype = Some(map.next_value::<CowStr<'de>>()?.0),
+                "shape" => tensor.shape = Some(map.next_value_seed(ShapeSeed)?),
+                "data" => {
+                    if tensor.data.is_some() {
+                        return Err(de::Error::duplicate_field("data"));
+                    }
+                    let start = self.data.len();
+                    map.next_value_seed(DataSeed {
+                        out: &mut *self.data,
+                        top: true,
+                    })?;
+                    tensor.data = Some(start..self.data.len());
+                }
+                "parameters" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                other => {
+                    return Err(de::Error::unknown_field(
+                        other,
+                        &["name", "shape", "datatype", "parameters", "data"],
+                    ));
+                }
+            }
+        }
+        Ok(tensor)
+    }
+}
+
+struct ShapeSeed;
+
+impl<'de> DeserializeSeed<'de> for ShapeSeed {
+    type Value = Shape;
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Shape, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ShapeSeed {
+    type Value = Shape;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a shape: an array of at most {MAX_DIMS} non-negative integers"
+        )
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        let mut shape = Shape::default();
+        while let Some(dim) = seq.next_element::<u64>()? {
+            if shape.len == MAX_DIMS {
+                return Err(de::Error::invalid_length(MAX_DIMS + 1, &self));
+            }
+            shape.dims[shape.len] = dim;
+            shape.len += 1;
+        }
+        Ok(shape)
+    }
+}
+
+/// Flattens nested arrays of numbers and nulls into `out`.
+struct DataSeed<'b> {
+    out: &'b mut Vec<f64>,
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        if self.top {
+            deserializer.deserialize_seq(self)
+        } else {
+            deserializer.deserialize_any(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.top {
+            f.write_str("`data`: an array of numbers or nulls (flat or nested)")
+        } else {
+            f.write_str("a number, null or a nested array of them")
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if let Some(hint) = seq.size_hint() {
+            self.out.reserve(hint);
+        }
+        while seq
+            .next_element_seed(DataSeed {
+                out: &mut *self.out,
+                top: false,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.out.push(v);
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.out.push(v as f64);
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.out.push(v as f64);
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.push(f64::NAN);
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<InferRequest<'_>, (serde_json::Error, Option<usize>)> {
+        let current = Cell::new(None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        RequestSeed {
+            current_input: &current,
+        }
+        .deserialize(&mut de)
+        .map_err(|e| (e, current.get()))
+    }
+
+    #[test]
+    fn nested_and_flat_data_flatten_into_one_buffer() {
+        let request = parse(
+            r#"{"id":"r1","parameters":{"x":1},"inputs":[
+                {"name":"a","shape":[2,2],"datatype":"FP32","data":[[1,2.5],[null,-4]]},
+                {"data":[7],"name":"b","datatype":"INT64","shape":[1],"parameters":{}}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(request.id.as_deref(), Some("r1"));
+        assert_eq!(request.inputs.len(), 2);
+        assert_eq!(request.inputs[0].data, Some(0..4));
+        assert_eq!(request.inputs[1].data, Some(4..5));
+        assert_eq!(request.inputs[0].shape.expect("shape").dims(), &[2, 2]);
+        assert_eq!(request.data[..2], [1.0, 2.5]);
+        assert!(request.data[2].is_nan());
+        assert_eq!(request.data[3..], [-4.0, 7.0]);
+        assert!(matches!(request.inputs[0].name, Some(Cow::Borrowed("a"))));
+    }
+
+    #[test]
+    fn errors_say_which_input() {
+        let (err, index) =
+            parse(r#"{"inputs":[{"name":"a","data":[1]},{"name":"b","data":[1,"x"]}]}"#)
+                .expect_err("string in data");
+        assert_eq!(index, Some(1));
+        let text = err.to_string();
+        assert!(
+            text.contains("expected a number, null or a nested array of them"),
+            "{text}"
+        );
+        let (err, _) = parse(r#"{"inputs":[{"shape":[1,2,3,4,5]}]}"#).expect_err("too many dims");
+        assert!(err.to_string().contains("at most 4"), "{err}");
+        let (err, _) = parse(r#"{"inputs":[{"shape":[-1]}]}"#).expect_err("negative dim");
+        assert!(
+            err.to_string().contains("invalid value: integer `-1`"),
+            "{err}"
+        );
+        let (err, _) = parse(r#"{"id":"x"}"#).expect_err("no inputs");
+        assert!(err.to_string().contains("missing field `inputs`"), "{err}");
+    }
+}
