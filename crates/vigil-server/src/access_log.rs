@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -155,7 +155,13 @@ pub(crate) async fn middleware(
 
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
-        finalize_error(&mut response, &request_id, &method, state.max_body_bytes);
+        finalize_error(
+            &mut response,
+            &request_id,
+            &method,
+            route.as_ref().map(MatchedPath::as_str),
+            state.max_body_bytes,
+        );
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -180,6 +186,7 @@ fn finalize_error(
     response: &mut Response,
     request_id: &str,
     method: &axum::http::Method,
+    route: Option<&str>,
     limit: usize,
 ) {
     let error = match response.extensions_mut().remove::<ApiError>() {
@@ -189,12 +196,7 @@ fn finalize_error(
             let code = ErrorCode::from_status(status);
             let message = match status {
                 StatusCode::METHOD_NOT_ALLOWED => {
-                    let allowed = response
-                        .headers()
-                        .get(ALLOW)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
+                    let allowed = route.map_or_else(String::new, crate::openapi::allowed_methods);
                     format!("method {method} is not allowed on this route (allowed: {allowed})")
                 }
                 StatusCode::PAYLOAD_TOO_LARGE => {

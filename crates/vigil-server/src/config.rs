@@ -273,7 +273,11 @@ impl ConfigBuilder {
         let mut seen = HashSet::new();
         let mut models = Vec::with_capacity(self.models.len());
         for (i, model) in self.models.into_iter().enumerate() {
-            if let Some(name) = model.name.as_ref().filter(|name| !seen.insert((*name).clone())) {
+            if let Some(name) = model
+                .name
+                .as_ref()
+                .filter(|name| !seen.insert((*name).clone()))
+            {
                 problems.push(format!("models[{i}]: duplicate model name `{name}`"));
             }
             let default_unknown = server

@@ -89,6 +89,16 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
     ]
 }
 
+/// The methods routed on `template`, e.g. `GET, POST` (for 405 messages).
+pub(crate) fn allowed_methods(template: &str) -> String {
+    let methods: Vec<&str> = route_table()
+        .into_iter()
+        .filter(|(_, path, _)| *path == template)
+        .map(|(method, _, _)| method)
+        .collect();
+    methods.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

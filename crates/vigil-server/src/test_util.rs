@@ -157,6 +157,10 @@ pub fn demo_features(row: &[f64; 8]) -> String {
         "foreign",
         "new_device",
     ];
-    let fields: Vec<String> = names.iter().zip(row).map(|(n, v)| format!("\"{n}\": {v}")).collect();
+    let fields: Vec<String> = names
+        .iter()
+        .zip(row)
+        .map(|(n, v)| format!("\"{n}\": {v}"))
+        .collect();
     format!("{{{}}}", fields.join(", "))
 }

@@ -23,7 +23,12 @@ async fn live_ready_and_server_metadata() {
 async fn unknown_route_is_a_json_404() {
     let state = demo_state();
     let answer = call(&state, "GET", "/v3/nothing", None).await;
-    assert_error(&answer, StatusCode::NOT_FOUND, "not_found", &["no route for /v3/nothing"]);
+    assert_error(
+        &answer,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &["no route for /v3/nothing"],
+    );
 }
 
 #[tokio::test]
@@ -37,7 +42,12 @@ async fn wrong_method_is_a_json_405() {
         &["method GET is not allowed", "POST"],
     );
     let answer = call(&state, "DELETE", "/v2/health/live", None).await;
-    assert_error(&answer, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &["DELETE"]);
+    assert_error(
+        &answer,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &["DELETE"],
+    );
 }
 
 #[tokio::test]
@@ -67,7 +77,12 @@ async fn openapi_document_is_served() {
     let answer = call(&state, "GET", "/openapi.json", None).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers["content-type"], "application/json");
-    assert!(answer.json["openapi"].as_str().expect("version").starts_with("3."));
+    assert!(
+        answer.json["openapi"]
+            .as_str()
+            .expect("version")
+            .starts_with("3.")
+    );
     assert!(answer.json["paths"]["/v1/models/{name}/score"]["post"].is_object());
 }
 
@@ -86,7 +101,11 @@ async fn every_documented_route_is_routed() {
                 "{method} {uri} is not routed: {}",
                 answer.text
             );
-            assert_ne!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+            assert_ne!(
+                answer.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri}"
+            );
         }
     }
 }

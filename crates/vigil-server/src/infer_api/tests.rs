@@ -17,7 +17,13 @@ const FEATURES: [&str; 8] = [
 ];
 
 async fn infer(state: &crate::AppState, body: &serde_json::Value) -> Answer {
-    call(state, "POST", "/v2/models/fraud/infer", Some(&body.to_string())).await
+    call(
+        state,
+        "POST",
+        "/v2/models/fraud/infer",
+        Some(&body.to_string()),
+    )
+    .await
 }
 
 fn label_for(score: f64) -> &'static str {
@@ -35,7 +41,10 @@ async fn model_metadata_describes_features_and_outputs() {
         assert_eq!(meta["versions"], json!(["1"]));
         assert_eq!(meta["platform"], "xgboost");
         let inputs = meta["inputs"].as_array().expect("inputs");
-        let names: Vec<&str> = inputs.iter().map(|t| t["name"].as_str().expect("name")).collect();
+        let names: Vec<&str> = inputs
+            .iter()
+            .map(|t| t["name"].as_str().expect("name"))
+            .collect();
         assert_eq!(names, FEATURES);
         assert_eq!(inputs[0]["datatype"], "FP32");
         assert_eq!(inputs[0]["shape"], json!([-1]));
@@ -61,7 +70,10 @@ async fn metadata_of_other_model_kinds() {
         1 << 20,
     );
     let multi = call(&state, "GET", "/v2/models/multi", None).await;
-    assert_eq!(multi.json["outputs"], json!([{"name": "score", "datatype": "FP64", "shape": [-1, 4]}]));
+    assert_eq!(
+        multi.json["outputs"],
+        json!([{"name": "score", "datatype": "FP64", "shape": [-1, 4]}])
+    );
     assert!(multi.json["parameters"].get("threshold").is_none());
     let lgb = call(&state, "GET", "/v2/models/lgb", None).await;
     assert_eq!(lgb.json["platform"], "lightgbm");
@@ -78,7 +90,12 @@ async fn unknown_model_and_version_are_404() {
     ] {
         let body = (method == "POST").then_some("{\"inputs\": []}");
         let answer = call(&state, method, uri, body).await;
-        assert_error(&answer, StatusCode::NOT_FOUND, "not_found", &["model `nope` not found"]);
+        assert_error(
+            &answer,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &["model `nope` not found"],
+        );
     }
     for (method, uri) in [
         ("GET", "/v2/models/fraud/versions/2"),
@@ -99,7 +116,10 @@ async fn unknown_model_and_version_are_404() {
 #[tokio::test]
 async fn model_ready() {
     let state = demo_state();
-    for uri in ["/v2/models/fraud/ready", "/v2/models/fraud/versions/1/ready"] {
+    for uri in [
+        "/v2/models/fraud/ready",
+        "/v2/models/fraud/versions/1/ready",
+    ] {
         let answer = call(&state, "GET", uri, None).await;
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(answer.json, json!({"name": "fraud", "ready": true}));
@@ -144,7 +164,10 @@ async fn batch_tensor_flat_int_with_nulls_and_version() {
         &state,
         "POST",
         "/v2/models/fraud/versions/1/infer",
-        Some(&json!({"inputs": [{"name": "x", "shape": [1, 8], "datatype": "INT64", "data": data}]}).to_string()),
+        Some(
+            &json!({"inputs": [{"name": "x", "shape": [1, 8], "datatype": "INT64", "data": data}]})
+                .to_string(),
+        ),
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -164,7 +187,11 @@ async fn one_tensor_per_feature_with_missing_ones() {
         .enumerate()
         .filter(|(i, _)| *i != 3)
         .map(|(i, name)| {
-            let shape = if i % 2 == 0 { json!([2]) } else { json!([2, 1]) };
+            let shape = if i % 2 == 0 {
+                json!([2])
+            } else {
+                json!([2, 1])
+            };
             let data = if i % 2 == 0 {
                 json!([DEMO_ROW[i], DEMO_ROW_2[i]])
             } else {
@@ -178,7 +205,10 @@ async fn one_tensor_per_feature_with_missing_ones() {
     let (mut a, mut b) = (DEMO_ROW, DEMO_ROW_2);
     a[3] = f64::NAN;
     b[3] = f64::NAN;
-    let want = vec![expected(&state, "fraud", &a)[0], expected(&state, "fraud", &b)[0]];
+    let want = vec![
+        expected(&state, "fraud", &a)[0],
+        expected(&state, "fraud", &b)[0],
+    ];
     assert_eq!(numbers(&answer.json["outputs"][0]["data"]), want);
 }
 
@@ -193,15 +223,28 @@ async fn single_feature_tensor_of_shape_batch_by_one() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let mut row = [f64::NAN; 8];
     row[0] = 5000.0;
-    assert_eq!(numbers(&answer.json["outputs"][0]["data"]), expected(&state, "fraud", &row));
+    assert_eq!(
+        numbers(&answer.json["outputs"][0]["data"]),
+        expected(&state, "fraud", &row)
+    );
 }
 
 #[tokio::test]
 async fn multiclass_scores_have_shape_batch_by_classes() {
     let state = state_with(&[("multi", SOFTPROB)], UnknownFeatures::Reject, 1 << 20);
-    let rows = [[1.0, 2.0, 0.5, -1.0, 0.0, 3.0, 1.0, 0.2, 0.1, 9.0], [0.0; 10]];
-    let body = json!({"inputs": [{"name": "in", "shape": [2, 10], "datatype": "FP64", "data": rows}]});
-    let answer = call(&state, "POST", "/v2/models/multi/infer", Some(&body.to_string())).await;
+    let rows = [
+        [1.0, 2.0, 0.5, -1.0, 0.0, 3.0, 1.0, 0.2, 0.1, 9.0],
+        [0.0; 10],
+    ];
+    let body =
+        json!({"inputs": [{"name": "in", "shape": [2, 10], "datatype": "FP64", "data": rows}]});
+    let answer = call(
+        &state,
+        "POST",
+        "/v2/models/multi/infer",
+        Some(&body.to_string()),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let outputs = answer.json["outputs"].as_array().expect("outputs");
     assert_eq!(outputs.len(), 1);
@@ -231,12 +274,18 @@ async fn requested_outputs_only() {
         "outputs": [{"name": "proba"}]
     });
     let answer = infer(&state, &body).await;
-    assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request", &["unknown output `proba`"]);
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["unknown output `proba`"],
+    );
 }
 
 #[tokio::test]
 async fn unknown_feature_rejected_or_ignored() {
-    let tensor = |name: &str| json!({"name": name, "shape": [1], "datatype": "FP32", "data": [1.0]});
+    let tensor =
+        |name: &str| json!({"name": name, "shape": [1], "datatype": "FP32", "data": [1.0]});
     let body = json!({"inputs": [tensor("amount"), tensor("colour")]});
     let state = demo_state();
     let answer = infer(&state, &body).await;
@@ -247,12 +296,19 @@ async fn unknown_feature_rejected_or_ignored() {
         &["unknown feature `colour`", "model `fraud`"],
     );
 
-    let state = state_with(&[("fraud", crate::DEMO_MODEL)], UnknownFeatures::Ignore, 1 << 20);
+    let state = state_with(
+        &[("fraud", crate::DEMO_MODEL)],
+        UnknownFeatures::Ignore,
+        1 << 20,
+    );
     let answer = infer(&state, &body).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let mut row = [f64::NAN; 8];
     row[0] = 1.0;
-    assert_eq!(numbers(&answer.json["outputs"][0]["data"]), expected(&state, "fraud", &row));
+    assert_eq!(
+        numbers(&answer.json["outputs"][0]["data"]),
+        expected(&state, "fraud", &row)
+    );
 }
 
 #[tokio::test]
@@ -269,7 +325,10 @@ async fn shape_and_datatype_errors_name_the_tensor() {
         ),
         (
             json!({"inputs": [{"name": "x", "shape": [1, 8], "datatype": "BYTES", "data": DEMO_ROW}]}),
-            vec!["tensor `x` has datatype BYTES", "expected one of FP16, FP32, FP64"],
+            vec![
+                "tensor `x` has datatype BYTES",
+                "expected one of FP16, FP32, FP64",
+            ],
         ),
         (
             json!({"inputs": [{"name": "x", "shape": [1, 8], "datatype": "INT32", "data": [1.5, 0, 0, 0, 0, 0, 0, 0]}]}),
@@ -281,7 +340,10 @@ async fn shape_and_datatype_errors_name_the_tensor() {
         ),
         (
             json!({"inputs": [{"name": "amount", "shape": [2, 2, 2], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]}),
-            vec!["tensor `amount` has shape [2, 2, 2]", "[batch] or [batch, 1]"],
+            vec![
+                "tensor `amount` has shape [2, 2, 2]",
+                "[batch] or [batch, 1]",
+            ],
         ),
         (
             json!({"inputs": [
@@ -309,7 +371,11 @@ async fn shape_and_datatype_errors_name_the_tensor() {
         (json!({"id": "a"}), vec!["missing field `inputs`"]),
         (
             json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, "high"]}]}),
-            vec!["inputs[0]", "invalid type: string \"high\"", "a number, null or a nested array"],
+            vec![
+                "inputs[0]",
+                "invalid type: string \"high\"",
+                "a number, null or a nested array",
+            ],
         ),
     ];
     for (body, needles) in cases {
@@ -321,7 +387,13 @@ async fn shape_and_datatype_errors_name_the_tensor() {
 #[tokio::test]
 async fn malformed_json_reports_line_and_column() {
     let state = demo_state();
-    let answer = call(&state, "POST", "/v2/models/fraud/infer", Some("{\"inputs\": [\n  {\"name\": }]}")).await;
+    let answer = call(
+        &state,
+        "POST",
+        "/v2/models/fraud/infer",
+        Some("{\"inputs\": [\n  {\"name\": }]}"),
+    )
+    .await;
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
@@ -357,7 +429,8 @@ async fn content_type_and_size_limits() {
     assert_eq!(send(&state, request).await.status, StatusCode::OK);
 
     let small = state_with(&[("fraud", crate::DEMO_MODEL)], UnknownFeatures::Reject, 64);
-    let body = json!({"inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP32", "data": DEMO_ROW}]});
+    let body =
+        json!({"inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP32", "data": DEMO_ROW}]});
     let answer = infer(&small, &body).await;
     assert_error(
         &answer,
