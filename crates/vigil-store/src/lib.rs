@@ -29,6 +29,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, SpillPolicy, StoreConfig};
 pub use error::{ErrorCode, Result, StoreError};
 
+pub use postgres::PostgresLog;
 pub use record::{
     AppendOutcome, Cursor, InferenceRecord, ListQuery, Page, input_fingerprint, new_request_id,
     validate_request_id,
@@ -36,6 +37,7 @@ pub use record::{
 pub use redact::{RedactRule, Redactor};
 pub use sqlite::SqliteLog;
 pub use stats::{StoreStats, StoreStatsSnapshot, metric_names};
+pub use store::Store;
 
 /// The inference log, as the server sees it.
 ///

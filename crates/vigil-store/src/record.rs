@@ -337,7 +337,7 @@ pub(crate) fn scores_to_bytes(scores: &[f64]) -> Vec<u8> {
 
 /// The inverse of [`scores_to_bytes`].
 pub(crate) fn scores_from_bytes(bytes: &[u8]) -> Result<Vec<f64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(StoreError::Corrupt("scores blob length".into()));
     }
     Ok(bytes

@@ -1,1 +1,386 @@
-//! store
+//! [`Store`]: a backend plus the spill queue, the retention sweeper and the
+//! counters. This is what the server opens and holds.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::InferenceLog;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Durability, StoreConfig};
+use crate::error::{Result, StoreError};
+use crate::postgres::PostgresLog;
+use crate::record::{AppendOutcome, InferenceRecord, ListQuery, Page};
+use crate::redact::Redactor;
+use crate::spill::SpillQueue;
+use crate::sqlite::{SqliteLog, judge};
+use crate::stats::{StoreStats, StoreStatsSnapshot};
+
+/// The inference log as the server uses it: appends go to the backend, or
+/// to the spill queue while the backend fails; the spill is replayed in the
+/// background; expired records are swept.
+///
+/// While the backend is failing ("degraded"), `lookup` answers from the
+/// spill queue only (a record already in the backend is not seen, so a
+/// retry may be scored again and then resolve as a replay or a conflict
+/// when the spill is replayed); `get`, `list` and `delete_expired` return
+/// the backend's error.
+#[derive(Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Arc<dyn InferenceLog>,
+    spill: SpillQueue,
+    degraded: AtomicBool,
+    wake_replayer: Notify,
+    stats: Arc<StoreStats>,
+}
+
+impl Store {
+    /// Opens the configured backend (SQLite when `url` is unset, PostgreSQL
+    /// otherwise) with the system clock.
+    pub async fn open(config: &StoreConfig) -> Result<Arc<Store>> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Store::open`] with an injected clock for retention.
+    pub async fn open_with_clock(
+        config: &StoreConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Store>> {
+        config.validate()?;
+        let backend: Arc<dyn InferenceLog> = match &config.url {
+            None => Arc::new(SqliteLog::open(config).await?),
+            Some(_) => Arc::new(PostgresLog::connect(config).await?),
+        };
+        Self::with_backend(config, backend, clock)
+    }
+
+    /// Wraps any backend (also a test double) with the spill queue, the
+    /// replayer and the sweeper. Must be called inside a Tokio runtime.
+    pub fn with_backend(
+        config: &StoreConfig,
+        backend: Arc<dyn InferenceLog>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Store>> {
+        config.validate()?;
+        let (spill, recovered) = SpillQueue::open(
+            &config.spill_dir(),
+            config.spill_max_bytes,
+            config.spill_policy,
+            config.durability == Durability::Fsync,
+        )?;
+        let stats = Arc::new(StoreStats::default());
+        StoreStats::add(&stats.spill_corrupt, recovered.corrupt);
+        if recovered.records > 0 || recovered.corrupt > 0 {
+            tracing::warn!(
+                records = recovered.records,
+                corrupt = recovered.corrupt,
+                "spill queue holds records from a previous run"
+            );
+        }
+        let inner = Arc::new(Inner {
+            backend,
+            spill,
+            degraded: AtomicBool::new(recovered.records > 0),
+            wake_replayer: Notify::new(),
+            stats,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(replayer(
+            Arc::clone(&inner),
+            Duration::from_millis(config.spill_replay_interval_ms),
+            config.max_batch_records,
+            shutdown_rx.clone(),
+        ))];
+        if let Some(days) = config.retention_days {
+            tasks.push(tokio::spawn(crate::retention::sweeper(
+                Arc::clone(&inner.backend),
+                clock,
+                days,
+                config.retention_batch_size,
+                Duration::from_millis(config.retention_sweep_interval_ms),
+                Arc::clone(&inner.stats),
+                shutdown_rx,
+            )));
+        }
+        Ok(Arc::new(Store {
+            inner,
+            shutdown,
+            tasks: Mutex::new(tasks),
+        }))
+    }
+
+    /// A redactor built from the configuration's rules and key.
+    pub fn redactor(config: &StoreConfig) -> Redactor {
+        Redactor::new(
+            config.redact.clone(),
+            config
+                .redact_hash_key
+                .clone()
+                .unwrap_or_default()
+                .into_bytes(),
+        )
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> &Arc<StoreStats> {
+        &self.inner.stats
+    }
+
+    /// A copy of the counters.
+    pub fn stats_snapshot(&self) -> StoreStatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The wrapped backend.
+    pub fn backend(&self) -> &Arc<dyn InferenceLog> {
+        &self.inner.backend
+    }
+
+    /// True while appends go to the spill queue.
+    pub fn is_degraded(&self) -> bool {
+        self.inner.degraded.load(Ordering::Acquire)
+    }
+
+    /// Records waiting in the spill queue, in bytes.
+    pub fn spill_bytes(&self) -> u64 {
+        self.inner.spill.bytes()
+    }
+
+    /// Tries to replay the spill queue now; returns once it is empty or the
+    /// backend failed again.
+    pub async fn replay_spill(&self) -> Result<u64> {
+        replay_all(&self.inner, usize::MAX).await
+    }
+
+    /// Stops the background tasks (one last replay attempt included).
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let tasks = match self.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => Vec::new(),
+        };
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Inner {
+    fn answer_from_spill(&self, record: &InferenceRecord) -> Option<AppendOutcome> {
+        let existing = self.spill.lookup(&record.model, &record.request_id)?;
+        Some(judge(record, existing))
+    }
+
+    fn count(&self, outcome: &AppendOutcome) {
+        let counter = match outcome {
+            AppendOutcome::Inserted => &self.stats.records_written,
+            AppendOutcome::Replayed(_) => &self.stats.idempotent_replays,
+            AppendOutcome::Conflict(_) => &self.stats.conflicts,
+            AppendOutcome::Spilled => &self.stats.records_spilled,
+        };
+        StoreStats::add(counter, 1);
+    }
+
+    fn spill_records(&self, records: &[InferenceRecord]) -> Result<Vec<AppendOutcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            if let Some(outcome) = self.answer_from_spill(record) {
+                outcomes.push(outcome);
+                continue;
+            }
+            match self.spill.push(record) {
+                Ok(report) => {
+                    StoreStats::add(&self.stats.records_dropped, report.dropped);
+                    outcomes.push(AppendOutcome::Spilled);
+                }
+                Err(err) => {
+                    if matches!(err, StoreError::SpillFull) {
+                        StoreStats::add(&self.stats.records_rejected, 1);
+                    } else {
+                        StoreStats::add(&self.stats.store_errors, 1);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn append_batch(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
+        for r in &records {
+            r.validate()?;
+        }
+        let started = Instant::now();
+        let result = self.append_inner(records).await;
+        if let Ok(outcomes) = &result {
+            outcomes.iter().for_each(|o| self.count(o));
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.observe_write_latency(micros);
+        result
+    }
+
+    async fn append_inner(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
+        if self.degraded.load(Ordering::Acquire) {
+            return self.spill_records(&records);
+        }
+        if self.spill.is_empty() {
+            return match self.backend.append_batch(records.clone()).await {
+                Ok(outcomes) => Ok(outcomes),
+                Err(err) if err.is_backend_failure() => self.fail_over(&err, &records),
+                Err(err) => Err(err),
+            };
+        }
+        // Replay in progress: keys still in the spill are answered from it.
+        let mut outcomes: Vec<Option<AppendOutcome>> =
+            records.iter().map(|r| self.answer_from_spill(r)).collect();
+        let (to_backend, idx): (Vec<InferenceRecord>, Vec<usize>) = records
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| outcomes[*i].is_none())
+            .map(|(i, r)| (r.clone(), i))
+            .unzip();
+        if !to_backend.is_empty() {
+            let written = match self.backend.append_batch(to_backend.clone()).await {
+                Ok(o) => o,
+                Err(err) if err.is_backend_failure() => self.fail_over(&err, &to_backend)?,
+                Err(err) => return Err(err),
+            };
+            for (i, outcome) in idx.into_iter().zip(written) {
+                outcomes[i] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| StoreError::Unavailable("missing append outcome".into())))
+            .collect()
+    }
+
+    fn fail_over(
+        &self,
+        err: &StoreError,
+        records: &[InferenceRecord],
+    ) -> Result<Vec<AppendOutcome>> {
+        StoreStats::add(&self.stats.store_errors, 1);
+        if !self.degraded.swap(true, Ordering::AcqRel) {
+            tracing::warn!(error = %err, "store backend failing, spilling records locally");
+        }
+        let outcomes = self.spill_records(records);
+        self.wake_replayer.notify_one();
+        outcomes
+    }
+}
+
+/// Replays spilled segments oldest first; stops at the first backend failure.
+async fn replay_all(inner: &Inner, chunk: usize) -> Result<u64> {
+    let mut replayed = 0;
+    while let Some(segment) = inner.spill.oldest()? {
+        let records = inner.spill.read(&segment)?;
+        for part in records.chunks(chunk.clamp(1, 4096)) {
+            let outcomes = inner.backend.append_batch(part.to_vec()).await?;
+            for (record, outcome) in part.iter().zip(outcomes) {
+                if let AppendOutcome::Conflict(existing) = outcome {
+                    StoreStats::add(&inner.stats.conflicts, 1);
+                    tracing::warn!(
+                        request_id = %record.request_id,
+                        model = %record.model,
+                        stored_version = %existing.version,
+                        "spilled record conflicts with a stored one, keeping the stored one"
+                    );
+                }
+            }
+            StoreStats::add(&inner.stats.records_unspilled, part.len() as u64);
+            replayed += part.len() as u64;
+        }
+        inner.spill.finish(&segment)?;
+    }
+    inner.degraded.store(false, Ordering::Release);
+    Ok(replayed)
+}
+
+async fn replayer(
+    inner: Arc<Inner>,
+    interval: Duration,
+    chunk: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+        let stopping = *shutdown.borrow();
+        if inner.degraded.load(Ordering::Acquire) || !inner.spill.is_empty() {
+            match replay_all(&inner, chunk).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "spill queue replayed"),
+                Err(err) => {
+                    StoreStats::add(&inner.stats.store_errors, 1);
+                    tracing::debug!(error = %err, "spill replay failed, will retry");
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl InferenceLog for Store {
+    async fn lookup(&self, model: &str, request_id: &str) -> Result<Option<InferenceRecord>> {
+        if let Some(r) = self.inner.spill.lookup(model, request_id) {
+            return Ok(Some(r));
+        }
+        if self.is_degraded() {
+            return Ok(None);
+        }
+        match self.inner.backend.lookup(model, request_id).await {
+            Err(err) if err.is_backend_failure() => {
+                StoreStats::add(&self.inner.stats.store_errors, 1);
+                tracing::warn!(error = %err, "idempotency lookup failed, treating id as new");
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    async fn append_batch(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
+        self.inner.append_batch(records).await
+    }
+
+    async fn get(&self, request_id: &str) -> Result<Vec<InferenceRecord>> {
+        self.inner.backend.get(request_id).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page> {
+        self.inner.backend.list(query).await
+    }
+
+    async fn delete_expired(&self, before_us: i64, batch_size: usize) -> Result<u64> {
+        let deleted = self
+            .inner
+            .backend
+            .delete_expired(before_us, batch_size)
+            .await?;
+        StoreStats::add(&self.inner.stats.retention_deleted, deleted);
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,165 @@
+//! Harnesses for the behaviour suite: a fresh SQLite directory or a fresh
+//! PostgreSQL database per case, and a backend that can be made to fail.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use vigil_store::{
+    AppendOutcome, InferenceLog, InferenceRecord, ListQuery, ManualClock, Page, PostgresLog,
+    SqliteLog, Store, StoreConfig, StoreError,
+};
+
+/// A fresh store location plus an injected clock.
+#[derive(Debug)]
+pub struct Harness {
+    pub config: StoreConfig,
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new(url: Option<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::with_data_dir(dir.path().join("vigil-data"));
+        config.url = url;
+        // Replays run only when a case asks, so cases are deterministic.
+        config.spill_replay_interval_ms = 3_600_000;
+        Harness {
+            config,
+            clock: Arc::new(ManualClock::new(1_700_000_000_000_000)),
+            _dir: dir,
+        }
+    }
+
+    /// Opens a store on this location (again, after a shutdown, to reopen).
+    pub async fn open(&self) -> Arc<Store> {
+        Store::open_with_clock(&self.config, self.clock.clone())
+            .await
+            .unwrap()
+    }
+
+    /// A bare backend on this location.
+    pub async fn backend(&self) -> Arc<dyn InferenceLog> {
+        match &self.config.url {
+            None => Arc::new(SqliteLog::open(&self.config).await.unwrap()),
+            Some(_) => Arc::new(PostgresLog::connect(&self.config).await.unwrap()),
+        }
+    }
+}
+
+pub async fn sqlite_harness() -> Option<Harness> {
+    Some(Harness::new(None))
+}
+
+/// A harness on a new database of the server in `VIGIL_TEST_POSTGRES_URL`.
+pub async fn postgres_harness() -> Option<Harness> {
+    let Ok(base) = std::env::var("VIGIL_TEST_POSTGRES_URL") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("VIGIL_TEST_POSTGRES_URL is unset under CI=true: PostgreSQL tests must run");
+        }
+        eprintln!("notice: VIGIL_TEST_POSTGRES_URL is unset, skipping a PostgreSQL case");
+        return None;
+    };
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "vigil_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    );
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = driver.await;
+    Some(Harness::new(Some(with_database(&base, &name))))
+}
+
+/// `base` with its database name replaced by `db`.
+fn with_database(base: &str, db: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let host_part = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    format!("{host_part}/{db}{query}")
+}
+
+/// A backend that fails every call while `fail` is set, as a stopped
+/// database or a full disk would.
+#[derive(Debug)]
+pub struct FlakyLog {
+    inner: Arc<dyn InferenceLog>,
+    pub fail: AtomicBool,
+}
+
+impl FlakyLog {
+    pub fn new(inner: Arc<dyn InferenceLog>) -> Self {
+        FlakyLog {
+            inner,
+            fail: AtomicBool::new(false),
+        }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("injected failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl InferenceLog for FlakyLog {
+    async fn lookup(&self, model: &str, id: &str) -> Result<Option<InferenceRecord>, StoreError> {
+        self.check()?;
+        self.inner.lookup(model, id).await
+    }
+    async fn append_batch(
+        &self,
+        records: Vec<InferenceRecord>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.check()?;
+        self.inner.append_batch(records).await
+    }
+    async fn get(&self, id: &str) -> Result<Vec<InferenceRecord>, StoreError> {
+        self.check()?;
+        self.inner.get(id).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.check()?;
+        self.inner.list(query).await
+    }
+    async fn delete_expired(&self, before: i64, batch: usize) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.delete_expired(before, batch).await
+    }
+}
+
+#[test]
+fn database_name_is_replaced() {
+    assert_eq!(
+        with_database("postgres://u@127.0.0.1:5432/postgres", "x"),
+        "postgres://u@127.0.0.1:5432/x"
+    );
+    assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+    assert_eq!(
+        with_database("postgres://h/db?sslmode=disable", "x"),
+        "postgres://h/x?sslmode=disable"
+    );
+}
