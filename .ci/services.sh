@@ -1,6 +1,6 @@
 # Sourced by .ci/run: install and start the servers the tests talk to.
 # Each service exports the variable its tests read (VIGIL_TEST_POSTGRES_URL,
-# VIGIL_TEST_REDIS_URL, ...). Nothing is needed yet for the core crates.
+# VIGIL_TEST_REDIS_URL, ...).
 
 apt_install() {
     local missing=()
@@ -15,6 +15,56 @@ apt_install() {
     fi
 }
 
+# A TCP port on 127.0.0.1 that nothing listens on, from $1 upwards.
+free_port() {
+    local port="${1:-55432}"
+    while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        port=$((port + 1))
+    done
+    echo "$port"
+}
+
+# PostgreSQL for vigil-store's behaviour suite: a throwaway cluster owned by
+# a non-root user (initdb refuses root), trust auth on 127.0.0.1 only.
+start_postgres() {
+    if [ -n "${VIGIL_TEST_POSTGRES_URL:-}" ]; then
+        echo "postgres: using VIGIL_TEST_POSTGRES_URL from the environment"
+        return
+    fi
+    apt_install postgresql
+    local bindir
+    bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$bindir" ]; then
+        echo "postgres: no server binaries under /usr/lib/postgresql" >&2
+        return 1
+    fi
+    local port root run_as=()
+    port="$(free_port 55432)"
+    root="$(mktemp -d /tmp/vigil-ci-pg.XXXXXX)"
+    if [ "$(id -u)" -eq 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+        chown postgres "$root"
+        run_as=(runuser -u postgres --)
+    fi
+    "${run_as[@]}" "$bindir/initdb" -D "$root/data" -U postgres --auth=trust -E UTF8 \
+        >"$root/initdb.log" 2>&1 || { cat "$root/initdb.log" >&2; return 1; }
+    "${run_as[@]}" "$bindir/pg_ctl" -D "$root/data" -l "$root/server.log" -w -t 60 \
+        -o "-p $port -k $root -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        start >/dev/null || { cat "$root/server.log" >&2; return 1; }
+    local tries=0
+    until "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 60 ]; then
+            echo "postgres: not ready after 30 s" >&2
+            cat "$root/server.log" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    export VIGIL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    echo "postgres: ready on 127.0.0.1:$port ($("$bindir/postgres" --version))"
+}
+
 start_services() {
-    :
+    start_postgres
 }
