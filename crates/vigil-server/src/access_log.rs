@@ -146,10 +146,13 @@ pub(crate) async fn middleware(
     let request_id = request_id(request.headers());
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let model = route
-        .as_ref()
-        .and_then(|route| model_segment(route.as_str(), request.uri().path()))
-        .map(str::to_owned);
+    // Only the access log needs the path (for the model name); cloning a
+    // `Uri` shares its bytes.
+    let uri = state
+        .access_log
+        .sink
+        .is_some()
+        .then(|| request.uri().clone());
 
     let mut response = next.run(request).await;
 
@@ -167,13 +170,17 @@ pub(crate) async fn middleware(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     if let Some(sink) = &state.access_log.sink {
+        let model = route
+            .as_ref()
+            .zip(uri.as_ref())
+            .and_then(|(route, uri)| model_segment(route.as_str(), uri.path()));
         let line = format_line(
             SystemTime::now(),
             method.as_str(),
             route.as_ref().map_or("unmatched", MatchedPath::as_str),
             response.status().as_u16(),
             start.elapsed(),
-            model.as_deref(),
+            model,
             &request_id,
         );
         sink.write_line(line);
