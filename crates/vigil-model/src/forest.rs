@@ -9,15 +9,24 @@
 //! several rows (a batch) in lockstep, which keeps the CPU busy with
 //! independent loads instead of waiting on one chain of them.
 //!
+//! Missing values cost nothing in the hot loop: the scorer reads each row as
+//! two copies side by side, `[x_0..x_n, x'_0..x'_n]`, where the second copy
+//! has NaN replaced by +inf. A split whose missing values go left reads the
+//! first copy (NaN fails every comparison, so it goes left); one whose
+//! missing values go right reads the second (+inf goes right). The node's
+//! feature index already points at the right copy, so a step is a load, a
+//! compare and an add.
+//!
 //! Every index is validated when the forest is built, so the hot loops index
 //! with `get` only as a belt and braces that the optimiser turns into a
 //! predictable compare.
 
 use crate::ModelError;
 
-/// Feature index bits of [`Node::feat`].
+/// Feature index bits of [`Node::feat`] for special splits.
 const FEATURE_MASK: u32 = (1 << 30) - 1;
-/// Missing values (NaN) go left.
+/// Missing values (NaN) go left (special splits only; plain splits encode it
+/// in which copy of the row they read).
 const NAN_LEFT: u32 = 1 << 30;
 /// The split needs the slow path ([`Special`]); the threshold field holds the
 /// index of its entry in [`Forest::specials`] as raw bits.
@@ -35,6 +44,11 @@ pub(crate) trait Float:
     Copy + Default + PartialOrd + std::ops::AddAssign + std::fmt::Debug + Send + Sync + 'static
 {
     const NAN: Self;
+    const INFINITY: Self;
+    /// Whether +inf standing in for a missing value goes right at `threshold`.
+    fn infinity_goes_right(threshold: Self) -> bool {
+        Self::goes_right(Self::INFINITY, threshold)
+    }
     /// Whether a present value goes right: XGBoost sends `x < t` left (so
     /// `x >= t` right), LightGBM sends `x <= t` left. False for NaN.
     fn goes_right(x: Self, threshold: Self) -> bool;
@@ -47,6 +61,7 @@ pub(crate) trait Float:
 
 impl Float for f32 {
     const NAN: Self = f32::NAN;
+    const INFINITY: Self = f32::INFINITY;
     #[inline(always)]
     fn goes_right(x: f32, threshold: f32) -> bool {
         x >= threshold
@@ -72,6 +87,7 @@ impl Float for f32 {
 
 impl Float for f64 {
     const NAN: Self = f64::NAN;
+    const INFINITY: Self = f64::INFINITY;
     #[inline(always)]
     fn goes_right(x: f64, threshold: f64) -> bool {
         x > threshold
@@ -108,6 +124,9 @@ pub(crate) enum Special {
     /// LightGBM numeric split whose missing type is "zero": NaN is read as 0
     /// and anything within ±1e-35 follows the default direction.
     LgbZeroMissing { threshold: f64, default_left: bool },
+    /// LightGBM numeric split at +inf whose missing values go right (the
+    /// +inf stand-in for NaN would go left there).
+    LgbNanRight { threshold: f64 },
 }
 
 impl Special {
@@ -147,6 +166,7 @@ impl Special {
                     x > *threshold
                 }
             }
+            Special::LgbNanRight { threshold } => x.is_nan() || x > *threshold,
         }
     }
 }
@@ -305,19 +325,26 @@ impl<F: Float> ForestBuilder<F> {
                     f.values.push(F::default());
                     queue.push_back((*left, first, d + 1));
                     queue.push_back((*right, first + 1, d + 1));
-                    let mut feat = *feature as u32;
-                    if *nan_left {
-                        feat |= NAN_LEFT;
-                    }
-                    let threshold = match special {
+                    let special = match special {
+                        Some(s) => Some(s.clone()),
+                        None if !*nan_left && !F::infinity_goes_right(*threshold) => {
+                            Some(Special::LgbNanRight {
+                                threshold: threshold.to_f64(),
+                            })
+                        }
+                        None => None,
+                    };
+                    let (feat, threshold) = match special {
                         Some(s) => {
                             let i = u32::try_from(f.specials.len())
                                 .map_err(|_| err("too many special splits".into()))?;
-                            f.specials.push(s.clone());
-                            feat |= SPECIAL;
-                            F::from_index(i)
+                            f.specials.push(s);
+                            let flags = SPECIAL | if *nan_left { NAN_LEFT } else { 0 };
+                            (*feature as u32 | flags, F::from_index(i))
                         }
-                        None => *threshold,
+                        // Missing values going right read the NaN-as-+inf copy.
+                        None if *nan_left => (*feature as u32, *threshold),
+                        None => ((*feature + f.num_features) as u32, *threshold),
                     };
                     f.nodes[slot] = Node {
                         threshold,
@@ -343,8 +370,20 @@ impl<F: Float> ForestBuilder<F> {
 fn leaf_node<F: Float>(slot: u32) -> Node<F> {
     Node {
         threshold: F::NAN,
-        feat: NAN_LEFT,
+        feat: 0,
         left: slot,
+    }
+}
+
+/// Lay out one row as the scorer reads it: the values converted to `F`, then
+/// the same with NaN replaced by +inf. `dst` holds `2 * src.len()` values.
+#[inline]
+pub(crate) fn prepare_row<F: Float>(src: &[f64], dst: &mut [F]) {
+    let (raw, filled) = dst.split_at_mut(src.len().min(dst.len()));
+    for ((r, f), s) in raw.iter_mut().zip(filled.iter_mut()).zip(src) {
+        let x = F::from_f64(*s);
+        *r = x;
+        *f = if s.is_nan() { F::INFINITY } else { x };
     }
 }
 
@@ -367,24 +406,24 @@ impl<F: Float> Forest<F> {
         let Some(n) = self.nodes.get(i as usize) else {
             return i;
         };
+        if SPECIALS && n.feat & SPECIAL != 0 {
+            return n.left + u32::from(self.special_goes_right(n, row));
+        }
+        let x = row.get(n.feat as usize).copied().unwrap_or(F::NAN);
+        n.left + u32::from(F::goes_right(x, n.threshold))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn special_goes_right(&self, n: &Node<F>, row: &[F]) -> bool {
+        // Special splits read the first copy, where NaN is still NaN.
         let x = row
             .get((n.feat & FEATURE_MASK) as usize)
             .copied()
             .unwrap_or(F::NAN);
         let nan_left = n.feat & NAN_LEFT != 0;
-        let right = if SPECIALS && n.feat & SPECIAL != 0 {
-            self.special_goes_right(n.threshold, x, nan_left)
-        } else {
-            F::goes_right(x, n.threshold) | (x.is_nan() & !nan_left)
-        };
-        n.left + u32::from(right)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn special_goes_right(&self, index: F, x: F, nan_left: bool) -> bool {
         self.specials
-            .get(index.to_index())
+            .get(n.threshold.to_index())
             .is_some_and(|s| s.goes_right(x.to_f64(), nan_left))
     }
 
@@ -393,8 +432,9 @@ impl<F: Float> Forest<F> {
         self.values.get(i as usize).copied().unwrap_or_default()
     }
 
-    /// Add every tree's output for one row (`num_features` values) into
-    /// `acc` (`num_outputs` values, already holding the base margin).
+    /// Add every tree's output for one row (`2 * num_features` values made by
+    /// [`prepare_row`]) into `acc` (`num_outputs` values, already holding the
+    /// base margin).
     pub(crate) fn accumulate_row(&self, row: &[F], acc: &mut [F]) {
         if self.specials.is_empty() {
             self.accumulate_row_impl::<false>(row, acc);
@@ -434,8 +474,9 @@ impl<F: Float> Forest<F> {
         }
     }
 
-    /// Add every tree's output for `ROW_BLOCK` rows (row-major in `rows`)
-    /// into `acc` (`num_outputs` per row, already holding the base margin).
+    /// Add every tree's output for `ROW_BLOCK` rows (each made by
+    /// [`prepare_row`], back to back) into `acc` (`num_outputs` per row,
+    /// already holding the base margin).
     pub(crate) fn accumulate_block(&self, rows: &[F], acc: &mut [F]) {
         if self.specials.is_empty() {
             self.accumulate_block_impl::<false>(rows, acc);
@@ -445,7 +486,7 @@ impl<F: Float> Forest<F> {
     }
 
     fn accumulate_block_impl<const SPECIALS: bool>(&self, rows: &[F], acc: &mut [F]) {
-        let nf = self.num_features;
+        let nf = 2 * self.num_features;
         let k = self.num_outputs;
         let empty: &[F] = &[];
         let mut row_slices = [empty; ROW_BLOCK];
@@ -496,7 +537,9 @@ mod tests {
         let f = b.finish();
         for (x, want) in [(0.5, -1.0), (0.6, 2.0), (f64::NAN, -1.0)] {
             let mut acc = [0.0];
-            f.accumulate_row(&[x], &mut acc);
+            let mut row = [0.0; 2];
+            prepare_row(&[x], &mut row);
+            f.accumulate_row(&row, &mut acc);
             assert_eq!(acc[0], want, "x = {x}");
         }
     }

@@ -2,10 +2,11 @@
 //! values into the library's numeric type in stack buffers, start from the
 //! base margin, let the forest add its trees, then apply the link.
 
-use crate::forest::{Float, Forest, ROW_BLOCK};
+use crate::forest::{Float, Forest, ROW_BLOCK, prepare_row};
 
-/// Features kept on the stack for one row (larger models use the heap).
-const ROW_STACK: usize = 256;
+/// Values kept on the stack for one prepared row, two per feature (larger
+/// models use the heap).
+const ROW_STACK: usize = 512;
 /// Outputs kept on the stack for one row.
 const OUT_STACK: usize = 16;
 
@@ -33,10 +34,8 @@ pub(crate) fn row<F: Float>(
     out: &mut [f64],
     finish: impl Fn(&mut [F], &mut [f64]),
 ) {
-    with_scratch::<F, _, ROW_STACK>(row.len(), F::NAN, |x| {
-        for (d, s) in x.iter_mut().zip(row) {
-            *d = F::from_f64(*s);
-        }
+    with_scratch::<F, _, ROW_STACK>(2 * row.len(), F::NAN, |x| {
+        prepare_row(row, x);
         with_scratch::<F, _, OUT_STACK>(base.len(), F::default(), |acc| {
             acc.copy_from_slice(base);
             forest.accumulate_row(x, acc);
@@ -62,17 +61,17 @@ pub(crate) fn batch<F: Float>(
         }
         return;
     }
-    with_scratch::<F, _, { ROW_BLOCK * ROW_STACK }>(ROW_BLOCK * nf, F::NAN, |x| {
+    with_scratch::<F, _, { ROW_BLOCK * ROW_STACK }>(ROW_BLOCK * 2 * nf, F::NAN, |x| {
         with_scratch::<F, _, { ROW_BLOCK * OUT_STACK }>(ROW_BLOCK * k, F::default(), |acc| {
             for (src, dst) in rows
                 .chunks(ROW_BLOCK * nf)
                 .zip(out.chunks_mut(ROW_BLOCK * k))
             {
-                for (d, s) in x.iter_mut().zip(src) {
-                    *d = F::from_f64(*s);
+                for (s, d) in src.chunks_exact(nf).zip(x.chunks_exact_mut(2 * nf)) {
+                    prepare_row(s, d);
                 }
                 // A short last block is padded with all-missing rows.
-                for d in x.iter_mut().skip(src.len()) {
+                for d in x.iter_mut().skip(2 * src.len()) {
                     *d = F::NAN;
                 }
                 for a in acc.chunks_exact_mut(k) {

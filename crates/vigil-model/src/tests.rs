@@ -242,7 +242,12 @@ fn batch_matches_rows_across_block_sizes() {
             let mut batch = vec![0.0; n];
             m.predict_batch(&rows, &mut batch).expect("batch scores");
             for (r, want) in rows.chunks(2).zip(&batch) {
-                assert_eq!(predict(&m, r)[0].to_bits(), want.to_bits());
+                assert_eq!(
+                    predict(&m, r)[0].to_bits(),
+                    want.to_bits(),
+                    "{} n={n} row {r:?}",
+                    m.objective()
+                );
             }
         }
     }
