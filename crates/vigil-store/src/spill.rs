@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::SpillPolicy;
 use crate::error::{Result, StoreError};
@@ -74,6 +75,8 @@ pub struct SpillQueue {
     policy: SpillPolicy,
     fsync: bool,
     state: Mutex<State>,
+    /// Mirrors `state.pending.len()` so the healthy path never takes the lock.
+    pending: AtomicUsize,
 }
 
 /// What opening an existing queue found.
@@ -144,6 +147,7 @@ impl SpillQueue {
             segment_bytes: (max_bytes / 8).clamp(1, 16 * 1024 * 1024),
             policy,
             fsync,
+            pending: AtomicUsize::new(state.pending.len()),
             state: Mutex::new(state),
         };
         Ok((queue, recovered))
@@ -157,7 +161,7 @@ impl SpillQueue {
 
     /// True when nothing waits for replay.
     pub fn is_empty(&self) -> bool {
-        self.lock().map(|s| s.pending.is_empty()).unwrap_or(false)
+        self.pending.load(Ordering::Acquire) == 0
     }
 
     /// Bytes currently queued.
@@ -167,6 +171,9 @@ impl SpillQueue {
 
     /// The spilled record with this key, if it waits for replay.
     pub fn lookup(&self, model: &str, request_id: &str) -> Option<InferenceRecord> {
+        if self.is_empty() {
+            return None;
+        }
         let state = self.lock().ok()?;
         state
             .pending
@@ -200,6 +207,7 @@ impl SpillQueue {
                     };
                     report.dropped += oldest.keys.len() as u64;
                     forget(&mut state, &oldest);
+                    self.pending.store(state.pending.len(), Ordering::Release);
                     remove_file_logged(&oldest.path);
                 }
             }
@@ -240,6 +248,7 @@ impl SpillQueue {
         active.segment.keys.push(key.clone());
         state.total_bytes += frame_bytes;
         state.pending.entry(key).or_insert_with(|| record.clone());
+        self.pending.store(state.pending.len(), Ordering::Release);
         Ok(report)
     }
 
@@ -267,6 +276,7 @@ impl SpillQueue {
         };
         if let Some(done) = state.closed.remove(pos) {
             forget(&mut state, &done);
+            self.pending.store(state.pending.len(), Ordering::Release);
             remove_file_logged(&done.path);
         }
         Ok(())
