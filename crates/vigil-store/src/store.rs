@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::InferenceLog;
@@ -41,7 +41,6 @@ struct Inner {
     backend: Arc<dyn InferenceLog>,
     spill: SpillQueue,
     degraded: AtomicBool,
-    wake_replayer: Notify,
     stats: Arc<StoreStats>,
 }
 
@@ -92,7 +91,6 @@ impl Store {
             backend,
             spill,
             degraded: AtomicBool::new(recovered.records > 0),
-            wake_replayer: Notify::new(),
             stats,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -282,9 +280,7 @@ impl Inner {
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(error = %err, "store backend failing, spilling records locally");
         }
-        let outcomes = self.spill_records(records);
-        self.wake_replayer.notify_one();
-        outcomes
+        self.spill_records(records)
     }
 }
 

@@ -453,6 +453,112 @@ pub async fn spill_survives_restart_and_rejects_when_full(h: Harness) {
     store.shutdown().await;
 }
 
+pub async fn background_replay_and_sweep(h: Harness) {
+    let mut config = h.config.clone();
+    config.spill_replay_interval_ms = 20;
+    config.retention_days = Some(1);
+    config.retention_sweep_interval_ms = 20;
+    let day = vigil_store::clock::DAY_US;
+    let now = h.clock.now_us();
+    let flaky = Arc::new(FlakyLog::new(h.backend().await));
+    let store = Store::with_backend(&config, flaky.clone(), h.clock.clone()).unwrap();
+    append_one(
+        store.as_ref(),
+        record("expired", "fraud", now - 2 * day, 1.0),
+    )
+    .await;
+    append_one(store.as_ref(), record("fresh", "fraud", now - day / 2, 1.0)).await;
+
+    flaky.fail.store(true, Ordering::SeqCst);
+    for i in 0..3 {
+        let r = record(&format!("late-{i}"), "fraud", now - i, 1.0);
+        assert_eq!(append_one(store.as_ref(), r).await, AppendOutcome::Spilled);
+    }
+    flaky.fail.store(false, Ordering::SeqCst);
+
+    // No explicit call: the replayer and the sweeper do the work.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ids: Vec<String> = match store.list(&ListQuery::default()).await {
+            Ok(page) => page.records.into_iter().map(|r| r.request_id).collect(),
+            Err(_) => Vec::new(),
+        };
+        if ids == ["late-0", "late-1", "late-2", "fresh"] && !store.is_degraded() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background tasks did not converge: {ids:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stats = store.stats_snapshot();
+    assert_eq!(stats.records_unspilled, 3);
+    assert_eq!(stats.retention_deleted, 1);
+    store.shutdown().await;
+}
+
+pub async fn drop_oldest_keeps_newest(h: Harness) {
+    let mut config = h.config.clone();
+    config.spill_max_bytes = 4096;
+    config.spill_policy = SpillPolicy::DropOldest;
+    let flaky = Arc::new(FlakyLog::new(h.backend().await));
+    flaky.fail.store(true, Ordering::SeqCst);
+    let store = Store::with_backend(&config, flaky.clone(), h.clock.clone()).unwrap();
+    for i in 0..100 {
+        let r = record(&format!("d-{i:03}"), "fraud", i, 1.0);
+        assert_eq!(append_one(store.as_ref(), r).await, AppendOutcome::Spilled);
+    }
+    let dropped = store.stats_snapshot().records_dropped;
+    assert!(dropped > 0 && dropped < 100, "dropped {dropped}");
+    assert!(store.spill_bytes() <= 4096);
+    flaky.fail.store(false, Ordering::SeqCst);
+    assert_eq!(store.replay_spill().await.unwrap(), 100 - dropped);
+    assert!(store.lookup("fraud", "d-099").await.unwrap().is_some());
+    assert!(store.lookup("fraud", "d-000").await.unwrap().is_none());
+    store.shutdown().await;
+}
+
+pub async fn fsync_durability_and_export(h: Harness) {
+    let mut config = h.config.clone();
+    config.durability = vigil_store::Durability::Fsync;
+    {
+        let store = Store::open_with_clock(&config, h.clock.clone())
+            .await
+            .unwrap();
+        let batch: Vec<InferenceRecord> = (0..5)
+            .map(|i| record(&format!("e-{i}"), "fraud", 100 + i, 10.0 * i as f64))
+            .collect();
+        let outcomes = store.append_batch(batch).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == AppendOutcome::Inserted));
+        store.shutdown().await;
+    }
+    let store = Store::open_with_clock(&config, h.clock.clone())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let out = vigil_store::export::export_range(
+        store.as_ref(),
+        Some(101),
+        Some(104),
+        vigil_store::export::ExportFormat::Jsonl,
+        Vec::new(),
+        |n| seen.push(n),
+    )
+    .await
+    .unwrap();
+    let lines: Vec<InferenceRecord> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = lines.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["e-3", "e-2", "e-1"]);
+    assert_eq!(lines[0], record("e-3", "fraud", 103, 30.0));
+    assert_eq!(seen.last(), Some(&3));
+    store.shutdown().await;
+}
+
 macro_rules! inference_log_suite {
     ($name:ident, $harness:path) => {
         mod $name {
@@ -476,6 +582,9 @@ macro_rules! inference_log_suite {
             case!(retention_deletes_only_expired);
             case!(spill_then_replay);
             case!(spill_survives_restart_and_rejects_when_full);
+            case!(background_replay_and_sweep);
+            case!(drop_oldest_keeps_newest);
+            case!(fsync_durability_and_export);
         }
     };
 }
