@@ -291,6 +291,10 @@ async fn replay_all(inner: &Inner, chunk: usize) -> Result<u64> {
         let records = inner.spill.read(&segment)?;
         for part in records.chunks(chunk.clamp(1, 4096)) {
             let outcomes = inner.backend.append_batch(part.to_vec()).await?;
+            // The backend answers again: new appends may go to it directly
+            // (keys still in the spill are answered from it) while the
+            // backlog drains.
+            inner.degraded.store(false, Ordering::Release);
             for (record, outcome) in part.iter().zip(outcomes) {
                 if let AppendOutcome::Conflict(existing) = outcome {
                     StoreStats::add(&inner.stats.conflicts, 1);
