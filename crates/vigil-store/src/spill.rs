@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::config::SpillPolicy;
 use crate::error::{Result, StoreError};
@@ -77,6 +77,8 @@ pub struct SpillQueue {
     state: Mutex<State>,
     /// Mirrors `state.pending.len()` so the healthy path never takes the lock.
     pending: AtomicUsize,
+    /// Written since the last fsync (only tracked when `fsync` is off).
+    unsynced: AtomicBool,
 }
 
 /// What opening an existing queue found.
@@ -148,6 +150,7 @@ impl SpillQueue {
             policy,
             fsync,
             pending: AtomicUsize::new(state.pending.len()),
+            unsynced: AtomicBool::new(false),
             state: Mutex::new(state),
         };
         Ok((queue, recovered))
@@ -242,6 +245,8 @@ impl SpillQueue {
         active.file.write_all(&frame)?;
         if self.fsync {
             active.file.sync_data()?;
+        } else {
+            self.unsynced.store(true, Ordering::Release);
         }
         let key = (record.model.clone(), record.request_id.clone());
         active.segment.bytes += frame_bytes;
@@ -250,6 +255,22 @@ impl SpillQueue {
         state.pending.entry(key).or_insert_with(|| record.clone());
         self.pending.store(state.pending.len(), Ordering::Release);
         Ok(report)
+    }
+
+    /// Fsyncs the active segment if anything was written since the last
+    /// sync; `os` durability calls this every `fsync_interval_ms`.
+    pub fn sync(&self) -> Result<()> {
+        if !self.unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let state = self.lock()?;
+        if let Some(active) = &state.active
+            && let Err(err) = active.file.sync_data()
+        {
+            self.unsynced.store(true, Ordering::Release);
+            return Err(err.into());
+        }
+        Ok(())
     }
 
     /// The oldest segment to replay, closing the active one if it is the
@@ -292,6 +313,10 @@ fn close_active(state: &mut State) {
         if active.segment.keys.is_empty() {
             remove_file_logged(&active.segment.path);
         } else {
+            // A closed segment is never written again: make it durable now.
+            if let Err(err) = active.file.sync_data() {
+                tracing::warn!(error = %err, "cannot fsync spill segment");
+            }
             state.closed.push_back(active.segment);
         }
     }

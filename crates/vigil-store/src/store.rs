@@ -100,6 +100,13 @@ impl Store {
             config.max_batch_records,
             shutdown_rx.clone(),
         ))];
+        if config.durability == Durability::Os {
+            tasks.push(tokio::spawn(spill_syncer(
+                Arc::clone(&inner),
+                Duration::from_millis(config.fsync_interval_ms),
+                shutdown_rx.clone(),
+            )));
+        }
         if let Some(days) = config.retention_days {
             tasks.push(tokio::spawn(crate::retention::sweeper(
                 Arc::clone(&inner.backend),
@@ -313,6 +320,27 @@ async fn replay_all(inner: &Inner, chunk: usize) -> Result<u64> {
     }
     inner.degraded.store(false, Ordering::Release);
     Ok(replayed)
+}
+
+/// In `os` mode, fsyncs the spill file at least every `interval` while
+/// records are being spilled (closed segments were synced when closed).
+async fn spill_syncer(inner: Arc<Inner>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+        if !inner.spill.is_empty() {
+            let inner = Arc::clone(&inner);
+            let synced = tokio::task::spawn_blocking(move || inner.spill.sync()).await;
+            if let Ok(Err(err)) = synced {
+                tracing::warn!(error = %err, "spill fsync failed");
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
 }
 
 async fn replayer(
