@@ -436,6 +436,36 @@ mod tests {
         assert!(q.effective_limit().is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn cursor_round_trips(t in proptest::num::i64::ANY, id in ".{0,40}", model in "[a-z]{0,10}") {
+            let c = Cursor { received_at_us: t, request_id: id, model };
+            proptest::prop_assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c));
+        }
+
+        #[test]
+        fn cursor_decode_never_panics(text in ".{0,64}") {
+            let _ = Cursor::decode(&text);
+        }
+
+        #[test]
+        fn fingerprint_ignores_insertion_order(
+            pairs in proptest::collection::btree_map("[a-z]{1,6}", -1.0e6f64..1.0e6, 0..8)
+        ) {
+            let forward: Map<String, Value> =
+                pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let backward: Map<String, Value> =
+                pairs.iter().rev().map(|(k, v)| (k.clone(), json!(v))).collect();
+            proptest::prop_assert_eq!(input_fingerprint(&forward), input_fingerprint(&backward));
+        }
+
+        #[test]
+        fn request_id_validation_matches_rules(id in "\\PC{0,70}|.{0,200}") {
+            let ok = !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control);
+            proptest::prop_assert_eq!(validate_request_id(&id).is_ok(), ok);
+        }
+    }
+
     #[test]
     fn records_are_validated() {
         let mut r = InferenceRecord::new("a", 1, "m", "1", Map::new());
