@@ -56,13 +56,21 @@ struct Active {
     segment: Segment,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Location {
+    segment: u64,
+    offset: u64,
+}
+
 #[derive(Debug, Default)]
 struct State {
     closed: VecDeque<Segment>,
     active: Option<Active>,
     total_bytes: u64,
     next_id: u64,
-    pending: HashMap<Key, InferenceRecord>,
+    /// Where each waiting record sits: memory stays small however large the
+    /// queue, and the rare idempotent retry during an outage reads one frame.
+    pending: HashMap<Key, Location>,
 }
 
 /// The spill queue. Its lock is only taken while the backend is failing or
@@ -115,7 +123,7 @@ impl SpillQueue {
         let mut recovered = Recovered::default();
         for id in ids {
             let path = segment_path(dir, id);
-            let (records, valid_bytes, torn) = read_segment(&path)?;
+            let (records, valid_bytes, torn) = read_frames(&path)?;
             if torn {
                 recovered.corrupt += 1;
                 OpenOptions::new()
@@ -128,10 +136,13 @@ impl SpillQueue {
                 continue;
             }
             let mut keys = Vec::with_capacity(records.len());
-            for r in records {
-                let key = (r.model.clone(), r.request_id.clone());
+            for (offset, r) in records {
+                let key = (r.model, r.request_id);
                 keys.push(key.clone());
-                state.pending.entry(key).or_insert(r);
+                state.pending.entry(key).or_insert(Location {
+                    segment: id,
+                    offset,
+                });
             }
             recovered.records += keys.len() as u64;
             state.total_bytes += valid_bytes;
@@ -177,11 +188,15 @@ impl SpillQueue {
         if self.is_empty() {
             return None;
         }
-        let state = self.lock().ok()?;
-        state
-            .pending
-            .get(&(model.to_owned(), request_id.to_owned()))
-            .cloned()
+        let location = {
+            let state = self.lock().ok()?;
+            *state
+                .pending
+                .get(&(model.to_owned(), request_id.to_owned()))?
+        };
+        // The segment may be replayed and deleted meanwhile; then the
+        // record is in the backend and `None` is the right answer here.
+        read_frame_at(&segment_path(&self.dir, location.segment), location.offset)
     }
 
     /// Appends `record`. With policy `reject`, a full queue fails with
@@ -249,10 +264,14 @@ impl SpillQueue {
             self.unsynced.store(true, Ordering::Release);
         }
         let key = (record.model.clone(), record.request_id.clone());
+        let location = Location {
+            segment: active.segment.id,
+            offset: active.segment.bytes,
+        };
         active.segment.bytes += frame_bytes;
         active.segment.keys.push(key.clone());
         state.total_bytes += frame_bytes;
-        state.pending.entry(key).or_insert_with(|| record.clone());
+        state.pending.entry(key).or_insert(location);
         self.pending.store(state.pending.len(), Ordering::Release);
         Ok(report)
     }
@@ -285,7 +304,11 @@ impl SpillQueue {
 
     /// Reads a segment's records in order (stopping at a torn tail).
     pub fn read(&self, segment: &Segment) -> Result<Vec<InferenceRecord>> {
-        Ok(read_segment(&segment.path)?.0)
+        Ok(read_frames(&segment.path)?
+            .0
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     /// Removes a replayed segment and forgets its records.
@@ -325,7 +348,13 @@ fn close_active(state: &mut State) {
 fn forget(state: &mut State, segment: &Segment) {
     state.total_bytes = state.total_bytes.saturating_sub(segment.bytes);
     for key in &segment.keys {
-        state.pending.remove(key);
+        if state
+            .pending
+            .get(key)
+            .is_some_and(|l| l.segment == segment.id)
+        {
+            state.pending.remove(key);
+        }
     }
 }
 
@@ -335,9 +364,26 @@ fn remove_file_logged(path: &Path) {
     }
 }
 
-/// Reads every valid record; returns them, the length of the valid prefix
-/// and whether a torn or corrupt tail followed it.
-fn read_segment(path: &Path) -> Result<(Vec<InferenceRecord>, u64, bool)> {
+/// One frame's record at `offset`, if it is intact.
+fn read_frame_at(path: &Path, offset: u64) -> Option<InferenceRecord> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut header = [0u8; 8];
+    file.read_exact(&mut header).ok()?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let mut body = vec![0u8; len];
+    file.read_exact(&mut body).ok()?;
+    if crc32fast::hash(&body) != crc {
+        return None;
+    }
+    serde_json::from_slice(&body).ok()
+}
+
+/// Reads every valid record with its offset; returns them, the length of
+/// the valid prefix and whether a torn or corrupt tail followed it.
+fn read_frames(path: &Path) -> Result<(Vec<(u64, InferenceRecord)>, u64, bool)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut records = Vec::new();
@@ -355,7 +401,7 @@ fn read_segment(path: &Path) -> Result<(Vec<InferenceRecord>, u64, bool)> {
             return Ok((records, pos as u64, true));
         }
         match serde_json::from_slice::<InferenceRecord>(body) {
-            Ok(r) => records.push(r),
+            Ok(r) => records.push((pos as u64, r)),
             Err(_) => return Ok((records, pos as u64, true)),
         }
         pos += 8 + len;
