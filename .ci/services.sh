@@ -65,6 +65,35 @@ start_postgres() {
     echo "postgres: ready on 127.0.0.1:$port ($("$bindir/postgres" --version))"
 }
 
+# Redis for the gateway's shared prediction cache: a throwaway server on
+# 127.0.0.1 without persistence.
+start_redis() {
+    if [ -n "${VIGIL_TEST_REDIS_URL:-}" ]; then
+        echo "redis: using VIGIL_TEST_REDIS_URL from the environment"
+        return
+    fi
+    apt_install redis-server
+    local port root
+    port="$(free_port 56379)"
+    root="$(mktemp -d /tmp/vigil-ci-redis.XXXXXX)"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$root" --daemonize yes --logfile "$root/redis.log" \
+        || { cat "$root/redis.log" >&2; return 1; }
+    local tries=0
+    until [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ]; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 60 ]; then
+            echo "redis: not ready after 30 s" >&2
+            cat "$root/redis.log" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    export VIGIL_TEST_REDIS_URL="redis://127.0.0.1:$port"
+    echo "redis: ready on 127.0.0.1:$port ($(redis-server --version | cut -d' ' -f3))"
+}
+
 start_services() {
     start_postgres
+    start_redis
 }

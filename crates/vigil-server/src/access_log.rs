@@ -182,6 +182,10 @@ pub(crate) async fn middleware(
             start.elapsed(),
             model,
             &request_id,
+            response
+                .extensions()
+                .get::<crate::gateway::KeyName>()
+                .map(|key| &*key.0),
         );
         sink.write_line(line);
     }
@@ -268,6 +272,8 @@ fn generate_request_id() -> String {
 }
 
 /// One access-log line.
+// Plain arguments keep the hot path free of an intermediate struct.
+#[allow(clippy::too_many_arguments)]
 fn format_line(
     now: SystemTime,
     method: &str,
@@ -276,6 +282,7 @@ fn format_line(
     latency: Duration,
     model: Option<&str>,
     request_id: &str,
+    key: Option<&str>,
 ) -> String {
     let mut line = String::with_capacity(224);
     line.push_str("{\"ts\":\"");
@@ -296,6 +303,11 @@ fn format_line(
     }
     line.push_str(",\"request_id\":");
     push_json_str(&mut line, request_id);
+    // The API key's name (never the key), when the request presented one.
+    if let Some(key) = key {
+        line.push_str(",\"key\":");
+        push_json_str(&mut line, key);
+    }
     line.push('}');
     line
 }
@@ -373,6 +385,7 @@ mod tests {
             Duration::from_micros(42),
             Some("fr\"aud"),
             "abc",
+            Some("app-1"),
         );
         let value: serde_json::Value = serde_json::from_str(&line).expect("valid json");
         assert_eq!(value["ts"], "1970-01-01T00:00:00.000000Z");
@@ -384,6 +397,7 @@ mod tests {
         assert_eq!(value["latency_us"], 42);
         assert_eq!(value["model"], "fr\"aud");
         assert_eq!(value["request_id"], "abc");
+        assert_eq!(value["key"], "app-1");
     }
 
     #[test]

@@ -12,6 +12,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use vigil_model::ModelFormat;
 
+mod gateway;
+
+use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
+pub use gateway::{CacheConfig, GatewayConfig, KeyConfig, Roles, parse_key_hash};
+
 /// Name of the bundled demo model served when no config is given.
 pub const DEMO_MODEL_NAME: &str = "fraud";
 
@@ -22,6 +27,14 @@ pub struct Config {
     pub server: ServerConfig,
     /// The `[[models]]` entries, in file order.
     pub models: Vec<ModelConfig>,
+    /// The `[gateway]` table: throttling, concurrency, timeout.
+    pub gateway: GatewayConfig,
+    /// The `[[keys]]` entries; none = scoring is open.
+    pub keys: Vec<KeyConfig>,
+    /// The `[cache]` table: the prediction cache.
+    pub cache: CacheConfig,
+    /// The file this config was loaded from; a reload reads it again.
+    pub source: Option<PathBuf>,
 }
 
 /// The `[server]` table.
@@ -96,8 +109,10 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Config::from_toml_in(&text, path.parent())
-            .with_context(|| format!("invalid config file {}", path.display()))
+        let mut config = Config::from_toml_in(&text, path.parent())
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     fn from_toml_in(text: &str, base: Option<&Path>) -> anyhow::Result<Config> {
@@ -121,6 +136,10 @@ impl Config {
                 DEMO_MODEL_NAME.to_owned(),
                 ModelSource::Bytes(crate::DEMO_MODEL),
             )],
+            gateway: GatewayConfig::default(),
+            keys: Vec::new(),
+            cache: CacheConfig::default(),
+            source: None,
         }
     }
 
@@ -137,6 +156,7 @@ impl Config {
                     ..ModelBuilder::default()
                 })
                 .collect(),
+            ..ConfigBuilder::default()
         };
         builder
             .validate(None)
@@ -175,6 +195,12 @@ struct ConfigBuilder {
     server: ServerBuilder,
     #[serde(default)]
     models: Vec<ModelBuilder>,
+    #[serde(default)]
+    gateway: GatewayBuilder,
+    #[serde(default)]
+    keys: Vec<KeyBuilder>,
+    #[serde(default)]
+    cache: CacheBuilder,
 }
 
 /// `[server]`.
@@ -287,8 +313,19 @@ impl ConfigBuilder {
                 models.push(model);
             }
         }
-        match server {
-            Some(server) if problems.is_empty() => Ok(Config { server, models }),
+        let gateway = self.gateway.validate(&mut problems);
+        let cache = self.cache.validate(&mut problems);
+        let names = models.iter().map(|m| m.name.as_str()).collect();
+        let keys = gateway::validate_keys(self.keys, &names, &mut problems);
+        match (server, gateway, cache) {
+            (Some(server), Some(gateway), Some(cache)) if problems.is_empty() => Ok(Config {
+                server,
+                models,
+                gateway,
+                keys,
+                cache,
+                source: None,
+            }),
             _ => Err(problems),
         }
     }

@@ -16,6 +16,10 @@ use utoipa::ToSchema;
 pub enum ErrorCode {
     /// The request is malformed or does not fit the model.
     BadRequest,
+    /// No API key, or an unusable one, where keys are required.
+    Unauthorized,
+    /// The API key is unknown, disabled or not allowed to do this.
+    Forbidden,
     /// No such route, model or version.
     NotFound,
     /// The route exists but not with this method.
@@ -30,6 +34,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The server cannot answer right now.
     Unavailable,
+    /// The request took longer than `gateway.request_timeout_ms`.
+    Timeout,
     /// A bug or an unexpected failure on the server.
     Internal,
 }
@@ -39,6 +45,8 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -46,6 +54,7 @@ impl ErrorCode {
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -55,12 +64,15 @@ impl ErrorCode {
     pub fn from_status(status: StatusCode) -> ErrorCode {
         match status {
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
             StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
             StatusCode::CONFLICT => ErrorCode::Conflict,
             StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
             StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
+            StatusCode::GATEWAY_TIMEOUT => ErrorCode::Timeout,
             s if s.is_server_error() => ErrorCode::Internal,
             _ => ErrorCode::BadRequest,
         }
@@ -70,6 +82,8 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
@@ -77,6 +91,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
         }
     }
@@ -100,6 +115,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// The message for the client (4xx) or the log (5xx).
     pub message: String,
+    /// A 5xx whose message was written for the client (limits, timeouts).
+    pub public: bool,
 }
 
 impl ApiError {
@@ -108,6 +125,16 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            public: false,
+        }
+    }
+
+    /// An error whose message a client may see even for a 5xx (it must
+    /// never hold an internal detail).
+    pub fn public(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            public: true,
+            ..ApiError::new(code, message)
         }
     }
     /// A 400.
@@ -125,7 +152,7 @@ impl ApiError {
 
     /// The message a client may see.
     pub fn public_message(&self) -> &str {
-        if self.code.status().is_server_error() {
+        if self.code.status().is_server_error() && !self.public {
             "internal error, see the server log for this request id"
         } else {
             &self.message
@@ -166,6 +193,9 @@ mod tests {
     fn status_table_round_trips() {
         for code in [
             ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::Timeout,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::UnsupportedMediaType,

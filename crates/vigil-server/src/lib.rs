@@ -11,9 +11,11 @@
 //! ```
 
 pub mod access_log;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod health_api;
 pub mod infer_api;
 pub mod openapi;
@@ -48,6 +50,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(extract::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            gateway::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             access_log::middleware,
         ))
         .with_state(state)
@@ -70,10 +76,13 @@ pub async fn serve(
         state = state.with_access_log(AccessLog::to_sink(log.clone()));
     }
     let addr = listener.local_addr()?;
+    state.gateway().set_listen_addr(addr);
+    let reloader = tokio::spawn(reload_on_sighup(std::sync::Arc::clone(state.gateway())));
     tracing::info!(%addr, models = config.models.len(), "serving");
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;
+    reloader.abort();
     if let Some(log) = stdout_log {
         log.flush(Duration::from_secs(1));
         let dropped = log.dropped();
@@ -86,4 +95,30 @@ pub async fn serve(
     }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Reload the config on every SIGHUP (the same path as `POST /api/admin/reload`).
+async fn reload_on_sighup(gateway: std::sync::Arc<gateway::Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGHUP; reload with POST /api/admin/reload");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match gateway.reload().await {
+                Ok(summary) => tracing::info!(models = ?summary.models, "reloaded on SIGHUP"),
+                Err(err) => tracing::error!(
+                    error = %format!("{err:#}"),
+                    "reload on SIGHUP rejected, the running config keeps serving"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }

@@ -10,7 +10,9 @@ use axum::routing::{MethodRouter, get, post};
 use utoipa::OpenApi;
 
 use crate::state::AppState;
-use crate::{health_api, infer_api, score_api};
+use axum::routing::delete;
+
+use crate::{gateway, health_api, infer_api, score_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,16 +32,41 @@ use crate::{health_api, infer_api, score_api};
         infer_api::infer_version,
         score_api::score,
         openapi_json,
+        gateway::admin::reload,
+        gateway::admin::flush_cache,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse)),
+    modifiers(&ApiKeyScheme),
     tags(
         (name = "health", description = "Open Inference Protocol server health and metadata"),
         (name = "inference", description = "Open Inference Protocol model endpoints"),
         (name = "scoring", description = "Plain JSON scoring"),
         (name = "meta", description = "This document"),
+        (name = "admin", description = "Admin API (needs a key with the admin role)"),
     )
 )]
 struct ApiDoc;
+
+/// Declares the `api_key` scheme: `Authorization: Bearer KEY` (or `x-api-key`).
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "an API key from [[keys]]; `x-api-key: KEY` is accepted too",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The OpenAPI 3 document of every endpoint.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -86,6 +113,8 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ),
         ("POST", "/v1/models/{name}/score", post(score_api::score)),
         ("GET", "/openapi.json", get(openapi_json)),
+        ("POST", "/api/admin/reload", post(gateway::admin::reload)),
+        ("DELETE", "/api/cache", delete(gateway::admin::flush_cache)),
     ]
 }
 
@@ -123,7 +152,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 11);
+        assert_eq!(routed.len(), 13);
     }
 
     #[test]

@@ -10,24 +10,35 @@ use anyhow::Context;
 use vigil_model::{Model, ModelFormat, OutputKind};
 
 use crate::access_log::AccessLog;
+use crate::cache::PredictionCache;
 use crate::config::{Config, ModelConfig, ModelSource, UnknownFeatures};
+use crate::gateway::Gateway;
+use crate::gateway::throttle::GatewayClock;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub(crate) registry: Arc<Registry>,
+    pub(crate) registry: Models,
     pub(crate) max_body_bytes: usize,
     pub(crate) access_log: AccessLog,
+    pub(crate) gateway: Arc<Gateway>,
 }
 
 impl AppState {
     /// Load every model in `config` (all failures reported at once) and
     /// build the state; the access log is off until [`AppState::with_access_log`].
     pub fn from_config(config: &Config) -> anyhow::Result<AppState> {
+        AppState::with_clock(config, GatewayClock::real())
+    }
+
+    /// Like [`AppState::from_config`] with the gateway's buckets on `clock`.
+    pub fn with_clock(config: &Config, clock: GatewayClock) -> anyhow::Result<AppState> {
+        let gateway = Arc::new(Gateway::new(config, clock)?);
         Ok(AppState {
-            registry: Arc::new(Registry::load(config)?),
+            registry: Models(Arc::clone(&gateway)),
             max_body_bytes: config.server.max_body_bytes,
             access_log: AccessLog::off(),
+            gateway,
         })
     }
 
@@ -37,9 +48,31 @@ impl AppState {
         self
     }
 
-    /// The loaded models.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    /// The models served now.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.gateway.runtime().registry)
+    }
+
+    /// The gateway (keys, throttling, reload).
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// The prediction cache of the current runtime.
+    pub fn cache(&self) -> Arc<PredictionCache> {
+        Arc::clone(&self.gateway.runtime().cache)
+    }
+}
+
+/// The models of the current runtime, looked up per request: a request
+/// keeps the model it found even if a reload swaps the registry meanwhile.
+#[derive(Debug, Clone)]
+pub struct Models(Arc<Gateway>);
+
+impl Models {
+    /// A model by name, or a 404 naming it.
+    pub fn find(&self, name: &str) -> Result<Arc<ModelEntry>, crate::error::ApiError> {
+        self.0.runtime().registry.find(name).map(Arc::clone)
     }
 }
 
@@ -97,6 +130,9 @@ pub struct ModelEntry {
     pub unknown_features: UnknownFeatures,
     /// Feature name → position, so that a request needs no linear search.
     feature_lookup: HashMap<Box<str>, usize>,
+    /// Unique per load: the in-process cache keys on it, so a reloaded
+    /// model never sees the scores of the one it replaced.
+    pub load_id: u64,
 }
 
 impl ModelEntry {
@@ -127,6 +163,10 @@ impl ModelEntry {
             labels: config.labels.clone(),
             unknown_features: config.unknown_features,
             feature_lookup,
+            load_id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         }
     }
 

@@ -129,7 +129,8 @@ pub const LGB_REG: &[u8] = include_bytes!("../../vigil-model/tests/fixtures/lgb_
 
 /// What the model itself says for `row`.
 pub fn expected(state: &AppState, model: &str, row: &[f64]) -> Vec<f64> {
-    let entry = state.registry().get(model).expect("model exists");
+    let registry = state.registry();
+    let entry = registry.get(model).expect("model exists");
     let mut out = vec![0.0; entry.model.num_outputs()];
     entry.model.predict_row(row, &mut out).expect("scores");
     out

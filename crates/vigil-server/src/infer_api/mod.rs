@@ -16,6 +16,7 @@ use axum::extract::{RawPathParams, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::cache::{CACHE_HEADER, CacheControl};
 use crate::config::UnknownFeatures;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -179,7 +180,7 @@ fn find_model(state: &AppState, params: &RawPathParams) -> Result<Arc<ModelEntry
     if let Some(version) = version {
         entry.check_version(version)?;
     }
-    Ok(Arc::clone(entry))
+    Ok(entry)
 }
 
 fn metadata(entry: &ModelEntry) -> ModelMetadata {
@@ -287,10 +288,11 @@ pub async fn model_version_ready(
 pub async fn infer(
     State(state): State<AppState>,
     params: RawPathParams,
+    cache: CacheControl,
     body: JsonBody,
 ) -> Result<axum::response::Response, ApiError> {
     let entry = find_model(&state, &params)?;
-    infer_bytes(&entry, &body.0)
+    infer_bytes(&state, &entry, cache, &body.0).await
 }
 
 /// Score tensors with one version.
@@ -303,12 +305,18 @@ pub async fn infer(
 pub async fn infer_version(
     State(state): State<AppState>,
     params: RawPathParams,
+    cache: CacheControl,
     body: JsonBody,
 ) -> Result<axum::response::Response, ApiError> {
-    infer(State(state), params, body).await
+    infer(State(state), params, cache, body).await
 }
 
-fn infer_bytes(entry: &ModelEntry, body: &[u8]) -> Result<axum::response::Response, ApiError> {
+async fn infer_bytes(
+    state: &AppState,
+    entry: &ModelEntry,
+    cache: CacheControl,
+    body: &[u8],
+) -> Result<axum::response::Response, ApiError> {
     let current = Cell::new(None);
     let request = crate::extract::parse_with(
         body,
@@ -327,13 +335,19 @@ fn infer_bytes(entry: &ModelEntry, body: &[u8]) -> Result<axum::response::Respon
     let mut request = request?;
     let (rows, batch) = build_rows(entry, &mut request)?;
     let k = entry.model.num_outputs();
-    let mut scores = vec![0.0; batch * k];
-    entry
-        .model
-        .predict_batch(&rows, &mut scores)
-        .map_err(|err| {
-            ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
-        })?;
+    let (scores, cache_status) = state
+        .cache()
+        .get_or_score(entry, &rows, cache, || {
+            let mut scores = vec![0.0; batch * k];
+            entry
+                .model
+                .predict_batch(&rows, &mut scores)
+                .map_err(|err| {
+                    ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
+                })?;
+            Ok(scores)
+        })
+        .await?;
 
     let (want_score, want_label) = wanted_outputs(entry, request.outputs.as_deref())?;
     let mut outputs = Vec::with_capacity(2);
@@ -367,7 +381,11 @@ fn infer_bytes(entry: &ModelEntry, body: &[u8]) -> Result<axum::response::Respon
         id: request.id.as_deref(),
         outputs,
     };
-    Ok(axum::response::IntoResponse::into_response(Json(response)))
+    let mut response = axum::response::IntoResponse::into_response(Json(response));
+    response
+        .headers_mut()
+        .insert(CACHE_HEADER, cache_status.header_value());
+    Ok(response)
 }
 
 fn wanted_outputs(

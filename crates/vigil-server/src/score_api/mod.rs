@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::cache::{CACHE_HEADER, CacheControl};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, parse_with};
 use crate::infer_api::path_params;
@@ -85,6 +86,8 @@ pub struct ScoreResponse<'a> {
     /// The model's threshold (binary probability models).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
+    /// Whether the scores came from the prediction cache.
+    pub cached: bool,
 }
 
 /// Answer to an `instances` request.
@@ -102,6 +105,8 @@ pub struct BatchScoreResponse<'a> {
     pub threshold: Option<f64>,
     /// One per instance, in order.
     pub predictions: Vec<Prediction<'a>>,
+    /// Whether the scores came from the prediction cache.
+    pub cached: bool,
 }
 
 /// Score named features.
@@ -115,32 +120,44 @@ pub struct BatchScoreResponse<'a> {
 pub async fn score(
     State(state): State<AppState>,
     params: RawPathParams,
+    cache: CacheControl,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let (name, _) = path_params(&params);
     let entry = state.registry.find(name)?;
-    score_bytes(entry, &body.0)
+    let request = parse_with(&body.0, RequestSeed { entry: &entry })?;
+    let (scores, status) = state
+        .cache()
+        .get_or_score(&entry, &request.rows, cache, || {
+            predict(&entry, &request.rows, request.ids.len())
+        })
+        .await?;
+    let mut response = respond(&entry, &request, &scores, status.is_hit())?;
+    response
+        .headers_mut()
+        .insert(CACHE_HEADER, status.header_value());
+    Ok(response)
 }
 
-fn score_bytes(entry: &ModelEntry, body: &[u8]) -> Result<Response, ApiError> {
-    let request = parse_with(body, RequestSeed { entry })?;
-    let k = entry.model.num_outputs();
-    let batch = request.ids.len();
-    let mut single = [0.0];
-    let mut many = Vec::new();
-    let scores: &mut [f64] = if batch * k == 1 {
-        &mut single
-    } else {
-        many.resize(batch * k, 0.0);
-        &mut many
-    };
+/// Score `batch` rows with the model.
+fn predict(entry: &ModelEntry, rows: &[f64], batch: usize) -> Result<Vec<f64>, ApiError> {
+    let mut scores = vec![0.0; batch * entry.model.num_outputs()];
     entry
         .model
-        .predict_batch(&request.rows, scores)
+        .predict_batch(rows, &mut scores)
         .map_err(|err| {
             ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
         })?;
-    let scores: &[f64] = scores;
+    Ok(scores)
+}
+
+fn respond(
+    entry: &ModelEntry,
+    request: &wire::ScoreRequest<'_>,
+    scores: &[f64],
+    cached: bool,
+) -> Result<Response, ApiError> {
+    let k = entry.model.num_outputs();
     let multiclass = entry.is_multiclass();
     let threshold = entry.has_threshold().then_some(entry.threshold);
     let predictions = scores
@@ -159,6 +176,7 @@ fn score_bytes(entry: &ModelEntry, body: &[u8]) -> Result<Response, ApiError> {
             version: &entry.version,
             threshold,
             predictions: predictions.collect(),
+            cached,
         })
         .into_response())
     } else {
@@ -174,6 +192,7 @@ fn score_bytes(entry: &ModelEntry, body: &[u8]) -> Result<Response, ApiError> {
             scores: prediction.scores,
             label: prediction.label,
             threshold,
+            cached,
         })
         .into_response())
     }
