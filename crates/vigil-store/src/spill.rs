@@ -22,6 +22,9 @@ const EXTENSION: &str = "spill";
 
 type Key = (String, String);
 
+/// A record and the offset of its frame in its segment.
+type Frame = (u64, InferenceRecord);
+
 /// What a push did besides queueing the record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PushReport {
@@ -383,7 +386,7 @@ fn read_frame_at(path: &Path, offset: u64) -> Option<InferenceRecord> {
 
 /// Reads every valid record with its offset; returns them, the length of
 /// the valid prefix and whether a torn or corrupt tail followed it.
-fn read_frames(path: &Path) -> Result<(Vec<(u64, InferenceRecord)>, u64, bool)> {
+fn read_frames(path: &Path) -> Result<(Vec<Frame>, u64, bool)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut records = Vec::new();
