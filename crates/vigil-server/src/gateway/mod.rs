@@ -10,6 +10,8 @@
 pub mod admin;
 pub mod keys;
 pub mod metrics;
+#[cfg(test)]
+mod reload_tests;
 mod runtime;
 #[cfg(test)]
 pub(crate) mod tests;
