@@ -1,5 +1,53 @@
 //! The `vigil` binary: wires the library crates behind a clap CLI.
+//!
+//! `serve` runs the HTTP server, `predict` scores a CSV file in batch and
+//! `bench` is a fixed-rate load generator that corrects for coordinated
+//! omission. The work lives in `vigil-model` and `vigil-server`; this crate
+//! only parses flags, sets up the runtime and reports.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+mod bench;
+mod predict;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Real-time scoring of XGBoost and LightGBM models, in one binary",
+    long_about = "Real-time scoring of XGBoost and LightGBM models, in one binary.\n\n\
+        Serve models over HTTP (Open Inference Protocol V2 and a plain JSON API), \
+        score a CSV file in batch, or load-test a running server.\n\n\
+        Examples:\n  \
+        vigil serve                                   # demo fraud model on 127.0.0.1:8080\n  \
+        vigil predict --model model.json --input tx.csv --output scores.csv\n  \
+        vigil bench --rate 1000 --duration 10         # against the local demo server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Serve(serve::ServeArgs),
+    Predict(predict::PredictArgs),
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
