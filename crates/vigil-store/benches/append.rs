@@ -78,6 +78,43 @@ fn bench_durability(c: &mut Criterion, name: &str, durability: Durability) {
             })
         });
     });
+    if durability == Durability::Os {
+        // The idempotency check every request makes before scoring.
+        // Filtered runs skip the append bench: make sure there is data.
+        rt.block_on(async {
+            while next.load(Ordering::Relaxed) < 50_000 {
+                let batch = (0..1000)
+                    .map(|_| record(next.fetch_add(1, Ordering::Relaxed)))
+                    .collect();
+                store.append_batch(batch).await.unwrap();
+            }
+        });
+        let written = next.load(Ordering::Relaxed);
+        group.bench_function("64_tasks_lookup_hit", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let mut tasks = Vec::with_capacity(TASKS as usize);
+                        for t in 0..TASKS {
+                            let store = Arc::clone(&store);
+                            tasks.push(tokio::spawn(async move {
+                                for i in 0..PER_TASK {
+                                    let id = (t * 7919 + i * 104_729) % written;
+                                    let found = store.lookup("fraud", &format!("bench-{id}")).await;
+                                    assert!(found.unwrap().is_some());
+                                }
+                            }));
+                        }
+                        for t in tasks {
+                            t.await.unwrap();
+                        }
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+    }
     group.finish();
     let stats = store.stats_snapshot();
     eprintln!(

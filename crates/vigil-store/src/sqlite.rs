@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +20,12 @@ use crate::record::{
 use crate::sql::{COLUMNS, Param, list_sql};
 
 /// Read-only connections kept open for queries.
-const READERS: usize = 2;
+const READERS: usize = 4;
+
+/// The idempotency lookup, built once.
+static SELECT_ONE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {COLUMNS} FROM inferences WHERE request_id = ?1 AND model = ?2")
+});
 
 /// Migrations, applied in order; the index is the schema version minus one.
 const MIGRATIONS: &[&str] = &["CREATE TABLE inferences (
@@ -169,6 +174,15 @@ impl SqliteLog {
 #[async_trait]
 impl InferenceLog for SqliteLog {
     async fn lookup(&self, model: &str, request_id: &str) -> Result<Option<InferenceRecord>> {
+        // A primary-key read from a WAL snapshot never waits for the writer
+        // and takes microseconds, so it runs inline: handing it to the
+        // blocking pool would cost more than the query.
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..READERS {
+            if let Ok(conn) = self.readers[(start + i) % READERS].try_lock() {
+                return select_one(&conn, model, request_id);
+            }
+        }
         let (model, request_id) = (model.to_owned(), request_id.to_owned());
         self.read(move |conn| select_one(conn, &model, &request_id))
             .await
@@ -451,8 +465,7 @@ fn delete_batch(conn: &mut Connection, before_us: i64, batch_size: usize) -> Res
 }
 
 fn select_one(conn: &Connection, model: &str, request_id: &str) -> Result<Option<InferenceRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM inferences WHERE request_id = ?1 AND model = ?2");
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(&SELECT_ONE_SQL)?;
     stmt.query_row(params![request_id, model], raw_row)
         .optional()?
         .map(into_record)
