@@ -30,7 +30,10 @@ use std::time::Duration;
 use axum::Router;
 
 pub use access_log::{AccessLog, LineSink, StdoutLog};
-pub use config::{Config, ModelConfig, ModelSource, ServerConfig, UnknownFeatures};
+pub use config::{
+    CacheConfig, Config, GatewayConfig, KeyConfig, ModelConfig, ModelSource, Roles, ServerConfig,
+    UnknownFeatures,
+};
 pub use error::{ApiError, ErrorCode};
 pub use openapi::openapi;
 pub use state::{AppState, ModelEntry, Registry};
