@@ -6,6 +6,7 @@
 //! only parses flags, sets up the runtime and reports.
 
 mod bench;
+mod keys;
 mod predict;
 mod serve;
 
@@ -34,6 +35,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Predict(predict::PredictArgs),
     Bench(bench::BenchArgs),
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
