@@ -91,8 +91,15 @@ def main():
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--log", default=os.devnull)
-    p.add_argument("cmd", nargs="*")
-    args = p.parse_args()
+    argv = sys.argv[1:]
+    cmd = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, cmd = argv[:cut], argv[cut + 1 :]
+    args = p.parse_args(argv)
+    args.cmd = cmd
+    if args.mode == "coldstart" and not cmd:
+        p.error("coldstart needs -- CMD...")
     with open(args.body, "rb") as f:
         body = f.read()
 

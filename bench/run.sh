@@ -55,8 +55,8 @@ trap 'exit 130' INT TERM
 # --- tools ------------------------------------------------------------------
 log "building vigil and the floor (release)"
 cargo build --release -p vigil -p vigil-floor
-VIGIL=target/release/vigil
-FLOOR=target/release/vigil-floor
+VIGIL=${CARGO_TARGET_DIR:-target}/release/vigil
+FLOOR=${CARGO_TARGET_DIR:-target}/release/vigil-floor
 
 if ! command -v wrk >/dev/null; then
   log "installing wrk"
@@ -98,6 +98,24 @@ with open(f"{work}/expected.txt", "w") as f:
 EOF
 EXPECT=$(cat "$WORK/expected.txt")
 
+# Vigil's config: the gateway's global token bucket (10,000 req/s by default)
+# and the prediction cache are off, so every request is scored, never
+# throttled or answered from cache (the body never changes).
+cat > "$WORK/vigil.toml" <<EOF
+[server]
+listen = "127.0.0.1:${PORT[vigil]}"
+
+[gateway]
+rate_per_s = 0
+
+[cache]
+max_entries = 0
+
+[[models]]
+name = "fraud"
+path = "$(realpath "$MODEL")"
+EOF
+
 # --- per-target commands -----------------------------------------------------
 url_of() {
   case $1 in
@@ -111,7 +129,7 @@ body_of() { if [[ $1 == mlserver ]]; then echo "$WORK/oip.json"; else echo "$WOR
 cmd_of() {
   case $1 in
     floor) printf '%s\n' "$FLOOR" "127.0.0.1:${PORT[floor]}" ;;
-    vigil) printf '%s\n' "$VIGIL" serve --model "fraud=$MODEL" --listen "127.0.0.1:${PORT[vigil]}" ;;
+    vigil) printf '%s\n' "$VIGIL" serve --config "$WORK/vigil.toml" ;;
     fastapi) printf '%s\n' env "VIGIL_BENCH_MODEL=$MODEL" "$VENV/bin/python" -m uvicorn \
       --app-dir bench/peers fastapi_app:app --host 127.0.0.1 --port "${PORT[fastapi]}" \
       --workers 1 --loop uvloop --http httptools --no-access-log --log-level warning ;;
