@@ -22,18 +22,19 @@
 //! predictable compare.
 
 use crate::ModelError;
+use crate::walk::ROW_BLOCK;
 
 /// Feature index bits of [`Node::feat`] for special splits.
-const FEATURE_MASK: u32 = (1 << 30) - 1;
+pub(crate) const FEATURE_MASK: u32 = (1 << 30) - 1;
 /// Missing values (NaN) go left (special splits only; plain splits encode it
 /// in which copy of the row they read).
-const NAN_LEFT: u32 = 1 << 30;
+pub(crate) const NAN_LEFT: u32 = 1 << 30;
 /// The split needs the slow path ([`Special`]); the threshold field holds the
 /// index of its entry in [`Forest::specials`] as raw bits.
-const SPECIAL: u32 = 1 << 31;
+pub(crate) const SPECIAL: u32 = 1 << 31;
 
 /// Largest feature count accepted: beyond this a file is not a real model.
-pub(crate) const MAX_FEATURES: usize = 1 << 24;
+pub(crate) const MAX_FEATURES: usize = 1 << 23;
 /// Deepest tree accepted (xgboost defaults to 6, LightGBM trees rarely pass 40).
 pub(crate) const MAX_DEPTH: usize = 128;
 /// Largest total node count accepted (~100 MB of nodes).
@@ -130,7 +131,7 @@ pub(crate) enum Special {
 }
 
 impl Special {
-    fn goes_right(&self, x: f64, nan_left: bool) -> bool {
+    pub(crate) fn goes_right(&self, x: f64, nan_left: bool) -> bool {
         match self {
             Special::XgbCategories { bits } => {
                 if x.is_nan() {
@@ -185,31 +186,76 @@ pub(crate) enum RawNode<F> {
     },
 }
 
+/// A split as the scorer reads it: `feat` indexes the prepared row (and so
+/// already says where missing values go). With the [`SPECIAL`] flag, `feat`
+/// holds the feature and [`NAN_LEFT`], and the threshold's raw bits index
+/// [`Forest::specials`].
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
-struct Node<F> {
-    threshold: F,
-    feat: u32,
-    left: u32,
+pub(crate) struct Split<F> {
+    pub(crate) threshold: F,
+    pub(crate) feat: u32,
+}
+
+impl<F: Float> Split<F> {
+    /// Sends every value left: NaN thresholds fail every comparison. Pads
+    /// perfect trees below early leaves and makes linked leaves loop.
+    pub(crate) fn always_left() -> Self {
+        Split {
+            threshold: F::NAN,
+            feat: 0,
+        }
+    }
+}
+
+/// A node of a linked (deep) tree; its right child is `left + 1`. A leaf is
+/// an always-left split whose left child is itself.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Linked<F> {
+    pub(crate) split: Split<F>,
+    pub(crate) left: u32,
+}
+
+/// Where a tree's nodes live.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Layout {
+    /// A complete tree of `depth` levels in level order from `nodes` in
+    /// [`Forest::perfect`] (children of `j` at `2j+1`, `2j+2`; `2^depth`
+    /// slots, the last unused), and its `2^depth` leaf values from `leaves`
+    /// in [`Forest::leaves`].
+    Perfect { nodes: u32, leaves: u32 },
+    /// Linked nodes from `root` in [`Forest::linked`].
+    Linked { root: u32 },
 }
 
 #[derive(Debug, Clone, Copy)]
-struct TreeMeta {
-    root: u32,
-    depth: u32,
-    output: u32,
+pub(crate) struct TreeMeta {
+    pub(crate) layout: Layout,
+    pub(crate) depth: u32,
+    pub(crate) output: u32,
 }
+
+/// Deepest tree stored complete. Deeper or sparse trees are linked.
+const PERFECT_MAX_DEPTH: usize = 12;
+/// A tree is stored complete only if that costs at most this many times its
+/// own node count (a lopsided LightGBM tree would not fit in cache).
+const PERFECT_MAX_BLOWUP: usize = 8;
 
 /// A compiled ensemble: sums tree outputs per output slot, in tree order.
 #[derive(Debug, Clone)]
 pub(crate) struct Forest<F> {
-    nodes: Vec<Node<F>>,
-    /// Leaf values, parallel to `nodes` (meaningless for splits).
-    values: Vec<F>,
-    trees: Vec<TreeMeta>,
-    specials: Vec<Special>,
-    num_features: usize,
-    num_outputs: usize,
+    pub(crate) perfect: Vec<Split<F>>,
+    /// `perfect.len()` is `1 << perfect_log2` once built.
+    pub(crate) perfect_log2: u32,
+    pub(crate) leaves: Vec<F>,
+    pub(crate) linked: Vec<Linked<F>>,
+    /// Leaf values of linked trees, parallel to `linked`.
+    pub(crate) linked_values: Vec<F>,
+    pub(crate) trees: Vec<TreeMeta>,
+    pub(crate) specials: Vec<Special>,
+    pub(crate) num_features: usize,
+    pub(crate) num_outputs: usize,
 }
 
 /// Builds a [`Forest`] one tree at a time, validating as it goes.
@@ -232,8 +278,11 @@ impl<F: Float> ForestBuilder<F> {
         }
         Ok(ForestBuilder {
             forest: Forest {
-                nodes: Vec::new(),
-                values: Vec::new(),
+                perfect: Vec::new(),
+                perfect_log2: 0,
+                leaves: Vec::new(),
+                linked: Vec::new(),
+                linked_values: Vec::new(),
                 trees: Vec::new(),
                 specials: Vec::new(),
                 num_features,
@@ -243,45 +292,115 @@ impl<F: Float> ForestBuilder<F> {
     }
 
     /// Compile one tree whose root is `raw[0]`, adding to output slot `output`.
-    ///
-    /// Walks the tree breadth first with an explicit queue (no recursion), so
-    /// depth, cycles and shared nodes are caught without risking the stack.
     pub(crate) fn add_tree(
         &mut self,
         tree: usize,
         raw: &[RawNode<F>],
         output: usize,
     ) -> Result<(), ModelError> {
-        let f = &mut self.forest;
         let err = |msg: String| ModelError::Invalid(format!("tree {tree}: {msg}"));
-        if raw.is_empty() {
-            return Err(err("has no nodes".into()));
-        }
-        if output >= f.num_outputs {
+        if output >= self.forest.num_outputs {
             return Err(err(format!(
                 "output {output} out of range ({} outputs)",
-                f.num_outputs
+                self.forest.num_outputs
             )));
         }
-        if f.nodes.len() + raw.len() > MAX_NODES {
+        let depth = validate(raw, self.forest.num_features).map_err(err)?;
+        let f = &self.forest;
+        let used = f.perfect.len() + f.leaves.len() + f.linked.len();
+        let perfect =
+            depth <= PERFECT_MAX_DEPTH && (1usize << depth) <= PERFECT_MAX_BLOWUP * raw.len();
+        let size = if perfect {
+            2usize << depth
+        } else {
+            2 * raw.len()
+        };
+        if used + size > MAX_NODES {
             return Err(err(format!("model has more than {MAX_NODES} nodes")));
         }
-        let base = f.nodes.len();
-        let mut seen = vec![false; raw.len()];
-        // (raw index, flat slot, depth); the slot is reserved by the parent.
-        let mut queue = std::collections::VecDeque::new();
-        f.nodes.push(leaf_node(0));
-        f.values.push(F::default());
-        queue.push_back((0usize, base, 0usize));
-        seen[0] = true;
-        let mut depth = 0;
-        while let Some((idx, slot, d)) = queue.pop_front() {
-            depth = depth.max(d);
-            let slot32 = u32::try_from(slot).map_err(|_| err("too many nodes".into()))?;
+        let layout = if perfect {
+            self.emit_perfect(raw, depth)
+        } else {
+            self.emit_linked(raw)
+        }
+        .map_err(err)?;
+        self.forest.trees.push(TreeMeta {
+            layout,
+            depth: depth as u32,
+            output: output as u32,
+        });
+        Ok(())
+    }
+
+    /// The scorer's form of a split, registering special splits.
+    fn encode(
+        &mut self,
+        feature: usize,
+        threshold: F,
+        nan_left: bool,
+        special: &Option<Special>,
+    ) -> Result<Split<F>, String> {
+        let f = &mut self.forest;
+        let special = match special {
+            Some(s) => Some(s.clone()),
+            None if !nan_left && !F::infinity_goes_right(threshold) => Some(Special::LgbNanRight {
+                threshold: threshold.to_f64(),
+            }),
+            None => None,
+        };
+        Ok(match special {
+            Some(s) => {
+                let i = u32::try_from(f.specials.len())
+                    .map_err(|_| "too many special splits".to_owned())?;
+                f.specials.push(s);
+                let flags = SPECIAL | if nan_left { NAN_LEFT } else { 0 };
+                Split {
+                    threshold: F::from_index(i),
+                    feat: feature as u32 | flags,
+                }
+            }
+            // Missing values going right read the NaN-as-+inf copy; the
+            // index is premultiplied for the block layout (see `walk`).
+            None if nan_left => Split {
+                threshold,
+                feat: (feature * ROW_BLOCK) as u32,
+            },
+            None => Split {
+                threshold,
+                feat: ((feature + f.num_features) * ROW_BLOCK) as u32,
+            },
+        })
+    }
+
+    fn emit_perfect(&mut self, raw: &[RawNode<F>], depth: usize) -> Result<Layout, String> {
+        let nodes = self.forest.perfect.len();
+        let leaves = self.forest.leaves.len();
+        let internal = (1usize << depth) - 1;
+        let layout = Layout::Perfect {
+            nodes: u32::try_from(nodes).map_err(|_| "too many nodes".to_owned())?,
+            leaves: u32::try_from(leaves).map_err(|_| "too many nodes".to_owned())?,
+        };
+        // One unused slot pads the tree to 2^depth nodes, so the scorer can
+        // mask node indices instead of checking them.
+        self.forest
+            .perfect
+            .resize(nodes + internal + 1, Split::always_left());
+        self.forest
+            .leaves
+            .resize(leaves + internal + 1, F::default());
+        // (raw index, position in level order, level); `validate` has shown
+        // the tree is a tree, so every raw node is queued once.
+        let mut queue = std::collections::VecDeque::from([(0usize, 0usize, 0usize)]);
+        while let Some((idx, j, d)) = queue.pop_front() {
             match &raw[idx] {
                 RawNode::Leaf(value) => {
-                    f.nodes[slot] = leaf_node(slot32);
-                    f.values[slot] = *value;
+                    // Below an early leaf everything goes left: its value
+                    // sits at the leftmost leaf under it.
+                    let mut pos = j;
+                    for _ in d..depth {
+                        pos = 2 * pos + 1;
+                    }
+                    self.forest.leaves[leaves + pos - internal] = *value;
                 }
                 RawNode::Split {
                     feature,
@@ -291,88 +410,124 @@ impl<F: Float> ForestBuilder<F> {
                     left,
                     right,
                 } => {
-                    if d >= MAX_DEPTH {
-                        return Err(err(format!("deeper than {MAX_DEPTH} levels")));
-                    }
-                    if *feature >= f.num_features {
-                        return Err(err(format!(
-                            "node {idx}: feature index {feature} out of range (model has {} features)",
-                            f.num_features
-                        )));
-                    }
-                    if special.is_none() && threshold.is_nan() {
-                        return Err(err(format!("node {idx}: threshold is not a number")));
-                    }
-                    for (side, child) in [("left", *left), ("right", *right)] {
-                        if child >= raw.len() {
-                            return Err(err(format!(
-                                "node {idx}: {side} child {child} out of range (tree has {} nodes)",
-                                raw.len()
-                            )));
-                        }
-                        if seen[child] {
-                            return Err(err(format!(
-                                "node {idx}: {side} child {child} is reached twice (cycle or shared node)"
-                            )));
-                        }
-                        seen[child] = true;
-                    }
-                    let first = f.nodes.len();
-                    let first32 = u32::try_from(first).map_err(|_| err("too many nodes".into()))?;
-                    f.nodes.push(leaf_node(first32));
-                    f.nodes.push(leaf_node(first32 + 1));
-                    f.values.push(F::default());
-                    f.values.push(F::default());
-                    queue.push_back((*left, first, d + 1));
-                    queue.push_back((*right, first + 1, d + 1));
-                    let special = match special {
-                        Some(s) => Some(s.clone()),
-                        None if !*nan_left && !F::infinity_goes_right(*threshold) => {
-                            Some(Special::LgbNanRight {
-                                threshold: threshold.to_f64(),
-                            })
-                        }
-                        None => None,
-                    };
-                    let (feat, threshold) = match special {
-                        Some(s) => {
-                            let i = u32::try_from(f.specials.len())
-                                .map_err(|_| err("too many special splits".into()))?;
-                            f.specials.push(s);
-                            let flags = SPECIAL | if *nan_left { NAN_LEFT } else { 0 };
-                            (*feature as u32 | flags, F::from_index(i))
-                        }
-                        // Missing values going right read the NaN-as-+inf copy.
-                        None if *nan_left => (*feature as u32, *threshold),
-                        None => ((*feature + f.num_features) as u32, *threshold),
-                    };
-                    f.nodes[slot] = Node {
-                        threshold,
-                        feat,
+                    let split = self.encode(*feature, *threshold, *nan_left, special)?;
+                    self.forest.perfect[nodes + j] = split;
+                    queue.push_back((*left, 2 * j + 1, d + 1));
+                    queue.push_back((*right, 2 * j + 2, d + 1));
+                }
+            }
+        }
+        Ok(layout)
+    }
+
+    fn emit_linked(&mut self, raw: &[RawNode<F>]) -> Result<Layout, String> {
+        let too_many = || "too many nodes".to_owned();
+        let base = self.forest.linked.len();
+        let root = u32::try_from(base).map_err(|_| too_many())?;
+        let leaf = |slot: u32| Linked {
+            split: Split::always_left(),
+            left: slot,
+        };
+        self.forest.linked.push(leaf(root));
+        self.forest.linked_values.push(F::default());
+        // (raw index, slot reserved by the parent).
+        let mut queue = std::collections::VecDeque::from([(0usize, base)]);
+        while let Some((idx, slot)) = queue.pop_front() {
+            let slot32 = u32::try_from(slot).map_err(|_| too_many())?;
+            match &raw[idx] {
+                RawNode::Leaf(value) => {
+                    self.forest.linked[slot] = leaf(slot32);
+                    self.forest.linked_values[slot] = *value;
+                }
+                RawNode::Split {
+                    feature,
+                    threshold,
+                    nan_left,
+                    special,
+                    left,
+                    right,
+                } => {
+                    let split = self.encode(*feature, *threshold, *nan_left, special)?;
+                    let first = self.forest.linked.len();
+                    let first32 = u32::try_from(first + 1).map_err(|_| too_many())? - 1;
+                    self.forest.linked.push(leaf(first32));
+                    self.forest.linked.push(leaf(first32 + 1));
+                    self.forest.linked_values.push(F::default());
+                    self.forest.linked_values.push(F::default());
+                    queue.push_back((*left, first));
+                    queue.push_back((*right, first + 1));
+                    self.forest.linked[slot] = Linked {
+                        split,
                         left: first32,
                     };
                 }
             }
         }
-        f.trees.push(TreeMeta {
-            root: base as u32,
-            depth: depth as u32,
-            output: output as u32,
-        });
-        Ok(())
+        Ok(Layout::Linked { root })
     }
 
-    pub(crate) fn finish(self) -> Forest<F> {
+    pub(crate) fn finish(mut self) -> Forest<F> {
+        // A power-of-two length lets the scorer mask node indices.
+        let len = self.forest.perfect.len().max(1).next_power_of_two();
+        self.forest.perfect.resize(len, Split::always_left());
+        self.forest.perfect_log2 = len.trailing_zeros();
         self.forest
     }
 }
 
-fn leaf_node<F: Float>(slot: u32) -> Node<F> {
-    Node {
-        threshold: F::NAN,
-        feat: 0,
-        left: slot,
+/// Check that `raw` is a tree rooted at node 0 with valid children, features
+/// and thresholds, and return its depth. Breadth first with an explicit
+/// queue (no recursion), so cycles, shared nodes and absurd depth are caught
+/// without risking the stack.
+fn validate<F: Float>(raw: &[RawNode<F>], num_features: usize) -> Result<usize, String> {
+    if raw.is_empty() {
+        return Err("has no nodes".into());
     }
+    let mut seen = vec![false; raw.len()];
+    seen[0] = true;
+    let mut queue = std::collections::VecDeque::from([(0usize, 0usize)]);
+    let mut depth = 0;
+    while let Some((idx, d)) = queue.pop_front() {
+        depth = depth.max(d);
+        let RawNode::Split {
+            feature,
+            threshold,
+            special,
+            left,
+            right,
+            ..
+        } = &raw[idx]
+        else {
+            continue;
+        };
+        if d >= MAX_DEPTH {
+            return Err(format!("deeper than {MAX_DEPTH} levels"));
+        }
+        if *feature >= num_features {
+            return Err(format!(
+                "node {idx}: feature index {feature} out of range (model has {num_features} features)"
+            ));
+        }
+        if special.is_none() && threshold.is_nan() {
+            return Err(format!("node {idx}: threshold is not a number"));
+        }
+        for (side, child) in [("left", *left), ("right", *right)] {
+            if child >= raw.len() {
+                return Err(format!(
+                    "node {idx}: {side} child {child} out of range (tree has {} nodes)",
+                    raw.len()
+                ));
+            }
+            if seen[child] {
+                return Err(format!(
+                    "node {idx}: {side} child {child} is reached twice (cycle or shared node)"
+                ));
+            }
+            seen[child] = true;
+            queue.push_back((child, d + 1));
+        }
+    }
+    Ok(depth)
 }
 
 /// Lay out one row as the scorer reads it: the values converted to `F`, then
@@ -387,11 +542,6 @@ pub(crate) fn prepare_row<F: Float>(src: &[f64], dst: &mut [F]) {
     }
 }
 
-/// Trees walked together when scoring one row.
-const TREE_GROUP: usize = 8;
-/// Rows walked together through each tree when scoring a batch.
-pub(crate) const ROW_BLOCK: usize = 16;
-
 impl<F: Float> Forest<F> {
     pub(crate) fn num_trees(&self) -> usize {
         self.trees.len()
@@ -399,114 +549,6 @@ impl<F: Float> Forest<F> {
 
     pub(crate) fn num_features(&self) -> usize {
         self.num_features
-    }
-
-    #[inline(always)]
-    fn step<const SPECIALS: bool>(&self, i: u32, row: &[F]) -> u32 {
-        let Some(n) = self.nodes.get(i as usize) else {
-            return i;
-        };
-        if SPECIALS && n.feat & SPECIAL != 0 {
-            return n.left + u32::from(self.special_goes_right(n, row));
-        }
-        let x = row.get(n.feat as usize).copied().unwrap_or(F::NAN);
-        n.left + u32::from(F::goes_right(x, n.threshold))
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn special_goes_right(&self, n: &Node<F>, row: &[F]) -> bool {
-        // Special splits read the first copy, where NaN is still NaN.
-        let x = row
-            .get((n.feat & FEATURE_MASK) as usize)
-            .copied()
-            .unwrap_or(F::NAN);
-        let nan_left = n.feat & NAN_LEFT != 0;
-        self.specials
-            .get(n.threshold.to_index())
-            .is_some_and(|s| s.goes_right(x.to_f64(), nan_left))
-    }
-
-    #[inline(always)]
-    fn value(&self, i: u32) -> F {
-        self.values.get(i as usize).copied().unwrap_or_default()
-    }
-
-    /// Add every tree's output for one row (`2 * num_features` values made by
-    /// [`prepare_row`]) into `acc` (`num_outputs` values, already holding the
-    /// base margin).
-    pub(crate) fn accumulate_row(&self, row: &[F], acc: &mut [F]) {
-        if self.specials.is_empty() {
-            self.accumulate_row_impl::<false>(row, acc);
-        } else {
-            self.accumulate_row_impl::<true>(row, acc);
-        }
-    }
-
-    fn accumulate_row_impl<const SPECIALS: bool>(&self, row: &[F], acc: &mut [F]) {
-        let mut groups = self.trees.chunks_exact(TREE_GROUP);
-        for group in &mut groups {
-            let mut idx = [0u32; TREE_GROUP];
-            let mut depth = 0;
-            for (k, t) in group.iter().enumerate() {
-                idx[k] = t.root;
-                depth = depth.max(t.depth);
-            }
-            for _ in 0..depth {
-                for i in idx.iter_mut() {
-                    *i = self.step::<SPECIALS>(*i, row);
-                }
-            }
-            for (t, i) in group.iter().zip(idx) {
-                if let Some(a) = acc.get_mut(t.output as usize) {
-                    *a += self.value(i);
-                }
-            }
-        }
-        for t in groups.remainder() {
-            let mut i = t.root;
-            for _ in 0..t.depth {
-                i = self.step::<SPECIALS>(i, row);
-            }
-            if let Some(a) = acc.get_mut(t.output as usize) {
-                *a += self.value(i);
-            }
-        }
-    }
-
-    /// Add every tree's output for `ROW_BLOCK` rows (each made by
-    /// [`prepare_row`], back to back) into `acc` (`num_outputs` per row,
-    /// already holding the base margin).
-    pub(crate) fn accumulate_block(&self, rows: &[F], acc: &mut [F]) {
-        if self.specials.is_empty() {
-            self.accumulate_block_impl::<false>(rows, acc);
-        } else {
-            self.accumulate_block_impl::<true>(rows, acc);
-        }
-    }
-
-    fn accumulate_block_impl<const SPECIALS: bool>(&self, rows: &[F], acc: &mut [F]) {
-        let nf = 2 * self.num_features;
-        let k = self.num_outputs;
-        let empty: &[F] = &[];
-        let mut row_slices = [empty; ROW_BLOCK];
-        for (r, slot) in row_slices.iter_mut().enumerate() {
-            *slot = rows.get(r * nf..(r + 1) * nf).unwrap_or(empty);
-        }
-        for t in &self.trees {
-            let mut idx = [t.root; ROW_BLOCK];
-            for _ in 0..t.depth {
-                for (i, row) in idx.iter_mut().zip(row_slices) {
-                    *i = self.step::<SPECIALS>(*i, row);
-                }
-            }
-            let out = t.output as usize;
-            for (r, i) in idx.into_iter().enumerate() {
-                if let Some(a) = acc.get_mut(r * k + out) {
-                    *a += self.value(i);
-                }
-            }
-        }
     }
 }
 
@@ -539,7 +581,7 @@ mod tests {
             let mut acc = [0.0];
             let mut row = [0.0; 2];
             prepare_row(&[x], &mut row);
-            f.accumulate_row(&row, &mut acc);
+            f.accumulate_row(&row, 1, &mut acc);
             assert_eq!(acc[0], want, "x = {x}");
         }
     }

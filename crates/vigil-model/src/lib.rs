@@ -9,6 +9,7 @@ mod forest;
 mod lightgbm;
 mod score;
 mod ubjson;
+mod walk;
 mod xgboost;
 
 use std::fmt;

@@ -2,7 +2,8 @@
 //! values into the library's numeric type in stack buffers, start from the
 //! base margin, let the forest add its trees, then apply the link.
 
-use crate::forest::{Float, Forest, ROW_BLOCK, prepare_row};
+use crate::forest::{Float, Forest, prepare_row};
+use crate::walk::ROW_BLOCK;
 
 /// Values kept on the stack for one prepared row, two per feature (larger
 /// models use the heap).
@@ -34,11 +35,12 @@ pub(crate) fn row<F: Float>(
     out: &mut [f64],
     finish: impl Fn(&mut [F], &mut [f64]),
 ) {
-    with_scratch::<F, _, ROW_STACK>(2 * row.len(), F::NAN, |x| {
+    let x_log2 = (2 * row.len()).max(1).next_power_of_two().trailing_zeros();
+    with_scratch::<F, _, ROW_STACK>(1 << x_log2, F::NAN, |x| {
         prepare_row(row, x);
         with_scratch::<F, _, OUT_STACK>(base.len(), F::default(), |acc| {
             acc.copy_from_slice(base);
-            forest.accumulate_row(x, acc);
+            forest.accumulate_row(x, x_log2, acc);
             finish(acc, out);
         });
     });
@@ -61,27 +63,47 @@ pub(crate) fn batch<F: Float>(
         }
         return;
     }
-    with_scratch::<F, _, { ROW_BLOCK * ROW_STACK }>(ROW_BLOCK * 2 * nf, F::NAN, |x| {
+    let x_log2 = (ROW_BLOCK * 2 * nf).next_power_of_two().trailing_zeros();
+    with_scratch::<F, _, { ROW_BLOCK * ROW_STACK }>(1 << x_log2, F::NAN, |x| {
         with_scratch::<F, _, { ROW_BLOCK * OUT_STACK }>(ROW_BLOCK * k, F::default(), |acc| {
             for (src, dst) in rows
                 .chunks(ROW_BLOCK * nf)
                 .zip(out.chunks_mut(ROW_BLOCK * k))
             {
-                for (s, d) in src.chunks_exact(nf).zip(x.chunks_exact_mut(2 * nf)) {
-                    prepare_row(s, d);
-                }
-                // A short last block is padded with all-missing rows.
-                for d in x.iter_mut().skip(2 * src.len()) {
-                    *d = F::NAN;
-                }
+                prepare_block(src, nf, x);
                 for a in acc.chunks_exact_mut(k) {
                     a.copy_from_slice(base);
                 }
-                forest.accumulate_block(x, acc);
+                forest.accumulate_block(x, x_log2, acc);
                 for (a, o) in acc.chunks_exact_mut(k).zip(dst.chunks_exact_mut(k)) {
                     finish(a, o);
                 }
             }
         });
     });
+}
+
+/// Lay out up to `ROW_BLOCK` rows of `nf` values feature-major, as
+/// [`Forest::accumulate_block`] reads them: value `f` of row `r` at
+/// `f * ROW_BLOCK + r`, then the NaN-as-+inf copy at `(nf + f) * ROW_BLOCK + r`.
+/// Missing rows of a short block are all-missing.
+fn prepare_block<F: Float>(src: &[f64], nf: usize, x: &mut [F]) {
+    let rows = src.len() / nf;
+    let (raw, filled) = x.split_at_mut(nf * ROW_BLOCK);
+    for (f, (raw_f, filled_f)) in raw
+        .chunks_exact_mut(ROW_BLOCK)
+        .zip(filled.chunks_exact_mut(ROW_BLOCK))
+        .enumerate()
+    {
+        for r in 0..ROW_BLOCK {
+            let v = if r < rows {
+                src.get(r * nf + f).copied().unwrap_or(f64::NAN)
+            } else {
+                f64::NAN
+            };
+            let conv = F::from_f64(v);
+            raw_f[r] = conv;
+            filled_f[r] = if v.is_nan() { F::INFINITY } else { conv };
+        }
+    }
 }
