@@ -100,7 +100,6 @@ impl SqliteLog {
         // Checkpoints run on their own thread; the writer only checkpoints
         // as a safety net when the WAL grows past ~64 MiB.
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
-        conn.pragma_update(None, "cache_size", -32_768)?;
         migrate(&mut conn)?;
         let checkpointer = Connection::open(&path)?;
         checkpointer.busy_timeout(Duration::from_millis(100))?;
