@@ -48,6 +48,17 @@ pub struct ServerConfig {
     pub unknown_features: UnknownFeatures,
     /// Write one JSON access-log line per request on stdout.
     pub access_log: bool,
+    /// Terminate TLS with this certificate (`None` = plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// The `[server.tls]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// PEM certificate chain (resolved against the config file's directory).
+    pub cert_path: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
 }
 
 /// What to do with a feature name the model does not know.
@@ -167,7 +178,7 @@ impl Config {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerBuilder::default()
-            .validate(&mut Vec::new())
+            .validate(None, &mut Vec::new())
             .expect("the default server table is valid")
     }
 }
@@ -215,6 +226,18 @@ struct ServerBuilder {
     unknown_features: String,
     #[serde(default = "default_access_log")]
     access_log: bool,
+    #[serde(default)]
+    tls: Option<TlsBuilder>,
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TlsBuilder {
+    #[serde(default)]
+    cert_path: Option<String>,
+    #[serde(default)]
+    key_path: Option<String>,
 }
 
 /// `[[models]]`. `name` and `path` are options so that every missing one is
@@ -245,6 +268,7 @@ impl Default for ServerBuilder {
             max_body_bytes: default_max_body_bytes(),
             unknown_features: default_unknown_features(),
             access_log: default_access_log(),
+            tls: None,
         }
     }
 }
@@ -292,7 +316,7 @@ impl ConfigBuilder {
     /// Turn the raw file into a [`Config`], collecting every problem.
     fn validate(self, base: Option<&Path>) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
-        let server = self.server.validate(&mut problems);
+        let server = self.server.validate(base, &mut problems);
         if self.models.is_empty() {
             problems.push("no [[models]] entry: add at least one model".to_owned());
         }
@@ -332,7 +356,29 @@ impl ConfigBuilder {
 }
 
 impl ServerBuilder {
-    fn validate(self, problems: &mut Vec<String>) -> Option<ServerConfig> {
+    fn validate(self, base: Option<&Path>, problems: &mut Vec<String>) -> Option<ServerConfig> {
+        let tls = self.tls.map(|tls| {
+            let mut path = |key: &str, value: Option<String>| match value.as_deref() {
+                None | Some("") => {
+                    problems.push(format!(
+                        "server.tls.{key}: required when [server.tls] is given"
+                    ));
+                    None
+                }
+                Some(path) => Some(resolve(base, path)),
+            };
+            let cert_path = path("cert_path", tls.cert_path);
+            let key_path = path("key_path", tls.key_path);
+            Some(TlsConfig {
+                cert_path: cert_path?,
+                key_path: key_path?,
+            })
+        });
+        let tls = match tls {
+            Some(None) => return None,
+            Some(Some(tls)) => Some(tls),
+            None => None,
+        };
         let listen = self
             .listen
             .parse::<SocketAddr>()
@@ -361,6 +407,7 @@ impl ServerBuilder {
             max_body_bytes: max_body_bytes?,
             unknown_features: unknown_features?,
             access_log: self.access_log,
+            tls,
         })
     }
 }
@@ -385,6 +432,15 @@ fn parse_format(value: &str) -> Option<ModelFormat> {
         "xgboost-ubj" => Some(ModelFormat::XgboostUbj),
         "lightgbm" => Some(ModelFormat::LightgbmText),
         _ => None,
+    }
+}
+
+/// A path from the file, relative ones against the file's directory.
+fn resolve(base: Option<&Path>, path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path,
     }
 }
 
@@ -424,13 +480,7 @@ impl ModelBuilder {
                 problems.push(format!("{label}: `path` is empty"));
                 None
             }
-            Some(path) => {
-                let path = PathBuf::from(path);
-                Some(match base {
-                    Some(base) if path.is_relative() => base.join(path),
-                    _ => path,
-                })
-            }
+            Some(path) => Some(resolve(base, path)),
         };
         let format = match self.format.as_deref() {
             None => None,

@@ -21,6 +21,7 @@ pub mod infer_api;
 pub mod openapi;
 pub mod score_api;
 pub mod state;
+pub mod tls;
 
 #[cfg(test)]
 mod test_util;
@@ -32,7 +33,7 @@ use axum::Router;
 pub use access_log::{AccessLog, LineSink, StdoutLog};
 pub use config::{
     CacheConfig, Config, GatewayConfig, KeyConfig, ModelConfig, ModelSource, Roles, ServerConfig,
-    UnknownFeatures,
+    TlsConfig, UnknownFeatures,
 };
 pub use error::{ApiError, ErrorCode};
 pub use openapi::openapi;
@@ -81,10 +82,18 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     state.gateway().set_listen_addr(addr);
     let reloader = tokio::spawn(reload_on_sighup(std::sync::Arc::clone(state.gateway())));
-    tracing::info!(%addr, models = config.models.len(), "serving");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let tls = config.server.tls.is_some();
+    tracing::info!(%addr, tls, models = config.models.len(), "serving");
+    if tls {
+        let listener = tls::TlsListener::new(listener, std::sync::Arc::clone(state.gateway()))?;
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    } else {
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    }
     reloader.abort();
     if let Some(log) = stdout_log {
         log.flush(Duration::from_secs(1));

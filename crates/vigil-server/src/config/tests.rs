@@ -212,7 +212,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 28);
+    assert_eq!(keys.len(), 29);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),
@@ -237,4 +237,27 @@ fn documented_defaults_are_the_defaults() {
             "`{key}` missing from the defaults block"
         );
     }
+}
+
+#[test]
+fn tls_paths_are_required_and_resolved_against_the_config_dir() {
+    let text = format!(
+        "[server.tls]\ncert_path = \"c.pem\"\nkey_path = \"/abs/k.pem\"\n\n{}",
+        minimal()
+    );
+    let config = Config::from_toml_in(&text, Some(Path::new("/etc/vigil"))).expect("valid");
+    let tls = config.server.tls.expect("tls");
+    assert_eq!(tls.cert_path, PathBuf::from("/etc/vigil/c.pem"));
+    assert_eq!(tls.key_path, PathBuf::from("/abs/k.pem"));
+    let err = Config::from_toml(&format!(
+        "[server.tls]\ncert_path = \"c.pem\"\n\n{}",
+        minimal()
+    ))
+    .expect_err("no key")
+    .to_string();
+    assert!(err.contains("server.tls.key_path: required"), "{err}");
+    assert_eq!(
+        Config::from_toml(minimal()).expect("valid").server.tls,
+        None
+    );
 }

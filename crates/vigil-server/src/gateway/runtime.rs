@@ -35,6 +35,8 @@ pub struct Runtime {
     pub request_timeout: Duration,
     /// The prediction cache.
     pub cache: Arc<PredictionCache>,
+    /// The TLS certificate and key (`server.tls`), read again on reload.
+    pub tls: Option<Arc<tokio_rustls::rustls::sign::CertifiedKey>>,
 }
 
 impl Runtime {
@@ -50,6 +52,13 @@ impl Runtime {
         metrics: &Arc<GatewayMetrics>,
     ) -> anyhow::Result<Runtime> {
         let registry = Arc::new(Registry::load(config)?);
+        let tls = match &config.server.tls {
+            Some(tls) => Some(crate::tls::load_certified_key(
+                &tls.cert_path,
+                &tls.key_path,
+            )?),
+            None => None,
+        };
         let gateway = &config.gateway;
         let global = (gateway.rate_per_s > 0.0).then(|| {
             bucket_for(
@@ -99,6 +108,7 @@ impl Runtime {
             },
             request_timeout: Duration::from_millis(gateway.request_timeout_ms),
             cache,
+            tls,
         })
     }
 }
