@@ -64,6 +64,10 @@ pub enum StoreError {
     /// The store is shutting down or its writer has stopped.
     #[error("store is closed")]
     Closed,
+    /// The backend refused the data itself (e.g. a PostgreSQL data
+    /// exception); retrying or spilling it would fail again.
+    #[error("store rejected the record: {0}")]
+    Rejected(String),
     /// The configuration is invalid.
     #[error("invalid store configuration: {0}")]
     Config(String),
@@ -81,7 +85,8 @@ impl StoreError {
         match self {
             StoreError::InvalidRequestId { .. }
             | StoreError::InvalidCursor
-            | StoreError::InvalidParameter { .. } => ErrorCode::BadRequest,
+            | StoreError::InvalidParameter { .. }
+            | StoreError::Rejected(_) => ErrorCode::BadRequest,
             StoreError::NotFound { .. } => ErrorCode::NotFound,
             StoreError::Unavailable(_) | StoreError::SpillFull | StoreError::Closed => {
                 ErrorCode::Unavailable
@@ -110,7 +115,13 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(err: tokio_postgres::Error) -> Self {
-        StoreError::Unavailable(format!("postgres: {err}"))
+        // SQLSTATE class 22 is "data exception": the row, not the server, is at fault.
+        match err.code() {
+            Some(state) if state.code().starts_with("22") => {
+                StoreError::Rejected(format!("postgres: {err}"))
+            }
+            _ => StoreError::Unavailable(format!("postgres: {err}")),
+        }
     }
 }
 

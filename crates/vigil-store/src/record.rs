@@ -98,6 +98,23 @@ impl InferenceRecord {
                 reason: "must be finite numbers".into(),
             });
         }
+        // PostgreSQL text cannot hold NUL; refusing it here keeps one
+        // record from poisoning a group commit or the spill replay.
+        let texts = [
+            ("model", Some(self.model.as_str())),
+            ("version", Some(self.version.as_str())),
+            ("label", self.label.as_deref()),
+            ("api_key_name", self.api_key_name.as_deref()),
+            ("trace_id", self.trace_id.as_deref()),
+        ];
+        for (name, text) in texts {
+            if text.is_some_and(|t| t.contains('\0')) {
+                return Err(StoreError::InvalidParameter {
+                    name,
+                    reason: "must not contain NUL characters".into(),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -472,5 +489,13 @@ mod tests {
         assert!(r.validate().is_ok());
         r.scores = vec![f64::NAN];
         assert!(r.validate().is_err());
+        r.scores = vec![0.5];
+        r.label = Some("a\0b".into());
+        let err = r
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("`label`"), "{err}");
     }
 }

@@ -297,7 +297,13 @@ async fn replay_all(inner: &Inner, chunk: usize) -> Result<u64> {
     while let Some(segment) = inner.spill.oldest()? {
         let records = inner.spill.read(&segment)?;
         for part in records.chunks(chunk.clamp(1, 4096)) {
-            let outcomes = inner.backend.append_batch(part.to_vec()).await?;
+            let outcomes = match inner.backend.append_batch(part.to_vec()).await {
+                Ok(outcomes) => outcomes,
+                Err(err) if err.is_backend_failure() => return Err(err),
+                // The backend refuses some record itself: write the chunk one
+                // by one so a single bad record cannot block the queue forever.
+                Err(_) => replay_one_by_one(inner, part).await?,
+            };
             // The backend answers again: new appends may go to it directly
             // (keys still in the spill are answered from it) while the
             // backlog drains.
@@ -341,6 +347,33 @@ async fn spill_syncer(inner: Arc<Inner>, interval: Duration, mut shutdown: watch
             return;
         }
     }
+}
+
+/// Replays records singly; records the backend rejects are dropped
+/// (counted and logged) and reported as `Inserted`, so that only real
+/// conflicts are counted as such.
+async fn replay_one_by_one(
+    inner: &Inner,
+    records: &[InferenceRecord],
+) -> Result<Vec<AppendOutcome>> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    for record in records {
+        match inner.backend.append_batch(vec![record.clone()]).await {
+            Ok(mut o) => outcomes.push(o.pop().unwrap_or(AppendOutcome::Inserted)),
+            Err(err) if err.is_backend_failure() => return Err(err),
+            Err(err) => {
+                StoreStats::add(&inner.stats.records_dropped, 1);
+                tracing::error!(
+                    error = %err,
+                    request_id = %record.request_id,
+                    model = %record.model,
+                    "spilled record rejected by the backend, dropping it"
+                );
+                outcomes.push(AppendOutcome::Inserted);
+            }
+        }
+    }
+    Ok(outcomes)
 }
 
 async fn replayer(

@@ -559,6 +559,33 @@ pub async fn fsync_durability_and_export(h: Harness) {
     store.shutdown().await;
 }
 
+pub async fn poison_record_does_not_block_replay(h: Harness) {
+    let flaky = Arc::new(FlakyLog::new(h.backend().await));
+    let store = Store::with_backend(&h.config, flaky.clone(), h.clock.clone()).unwrap();
+    flaky.fail.store(true, Ordering::SeqCst);
+    for id in ["ok-1", "poison-1", "ok-2"] {
+        assert_eq!(
+            append_one(store.as_ref(), record(id, "fraud", 1, 1.0)).await,
+            AppendOutcome::Spilled
+        );
+    }
+    flaky.fail.store(false, Ordering::SeqCst);
+    assert_eq!(store.replay_spill().await.unwrap(), 3);
+    assert!(store.lookup("fraud", "ok-1").await.unwrap().is_some());
+    assert!(store.lookup("fraud", "ok-2").await.unwrap().is_some());
+    assert!(store.lookup("fraud", "poison-1").await.unwrap().is_none());
+    assert_eq!(store.stats_snapshot().records_dropped, 1);
+    assert_eq!(store.spill_bytes(), 0);
+    // Outside replay, a rejected record is the caller's error, never spilled.
+    let err = store
+        .append(record("poison-2", "fraud", 1, 1.0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadRequest);
+    assert_eq!(store.spill_bytes(), 0);
+    store.shutdown().await;
+}
+
 macro_rules! inference_log_suite {
     ($name:ident, $harness:path) => {
         mod $name {
@@ -585,6 +612,7 @@ macro_rules! inference_log_suite {
             case!(background_replay_and_sweep);
             case!(drop_oldest_keeps_newest);
             case!(fsync_durability_and_export);
+            case!(poison_record_does_not_block_replay);
         }
     };
 }

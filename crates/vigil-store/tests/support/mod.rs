@@ -135,6 +135,10 @@ impl InferenceLog for FlakyLog {
         records: Vec<InferenceRecord>,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         self.check()?;
+        // Stands for a row the database itself refuses (a data exception).
+        if records.iter().any(|r| r.request_id.starts_with("poison")) {
+            return Err(StoreError::Rejected("injected poison record".into()));
+        }
         self.inner.append_batch(records).await
     }
     async fn get(&self, id: &str) -> Result<Vec<InferenceRecord>, StoreError> {
