@@ -29,6 +29,8 @@ use crate::stats::{StoreStats, StoreStatsSnapshot};
 /// retry may be scored again and then resolve as a replay or a conflict
 /// when the spill is replayed); `get`, `list` and `delete_expired` return
 /// the backend's error.
+///
+/// Open one `Store` per `data_dir`: the spill queue assumes a single owner.
 #[derive(Debug)]
 pub struct Store {
     inner: Arc<Inner>,
