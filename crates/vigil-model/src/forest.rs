@@ -1,30 +1,33 @@
-//! The compiled tree layout shared by both libraries, and the scoring loops.
+//! The compiled tree layout shared by both libraries (scoring is in `walk`).
 //!
-//! All trees live in one `Vec<Node>`. The two children of a split sit next to
-//! each other, so a node stores only its left child and the step to the next
-//! node is `left + go_right`. A leaf is a node that loops to itself (its
-//! threshold is NaN, which no comparison passes, and NaN goes left), so a
-//! tree can be walked for a fixed number of steps — its depth — without
-//! testing for leaves. That lets the scorer walk several trees (one row) or
-//! several rows (a batch) in lockstep, which keeps the CPU busy with
-//! independent loads instead of waiting on one chain of them.
+//! Most trees are stored *complete*: a tree of depth `d` becomes `2^d - 1`
+//! split slots in level order (children of slot `j` at `2j+1` and `2j+2`, so
+//! no child pointers) and `2^d` leaf values. A leaf above the last level
+//! becomes a split that sends everything left (a NaN threshold fails every
+//! comparison), with its value at the leftmost leaf below it. Deep or very
+//! lopsided trees, which would not fit in cache that way, are *linked*: the
+//! two children of a split sit next to each other, so a node stores only its
+//! left child, and a leaf is an always-left node that loops to itself.
+//! Either way a tree is walked for exactly `depth` steps without testing for
+//! leaves, which lets the scorer run several walks in lockstep.
 //!
 //! Missing values cost nothing in the hot loop: the scorer reads each row as
 //! two copies side by side, `[x_0..x_n, x'_0..x'_n]`, where the second copy
 //! has NaN replaced by +inf. A split whose missing values go left reads the
 //! first copy (NaN fails every comparison, so it goes left); one whose
-//! missing values go right reads the second (+inf goes right). The node's
-//! feature index already points at the right copy, so a step is a load, a
+//! missing values go right reads the second (+inf goes right). The split's
+//! feature index already points at the right copy, so a step is two loads, a
 //! compare and an add.
 //!
-//! Every index is validated when the forest is built, so the hot loops index
-//! with `get` only as a belt and braces that the optimiser turns into a
-//! predictable compare.
+//! Every tree is validated (children in range, no node reached twice,
+//! features in range, thresholds not NaN, depth at most [`MAX_DEPTH`]) with
+//! an explicit queue before anything is emitted.
 
 use crate::ModelError;
+pub(crate) use crate::special::Special;
 use crate::walk::ROW_BLOCK;
 
-/// Feature index bits of [`Node::feat`] for special splits.
+/// Feature index bits of [`Split::feat`] for special splits.
 pub(crate) const FEATURE_MASK: u32 = (1 << 30) - 1;
 /// Missing values (NaN) go left (special splits only; plain splits encode it
 /// in which copy of the row they read).
@@ -110,65 +113,6 @@ impl Float for f64 {
     fn to_index(self) -> usize {
         // Only ever holds a u32 written by `from_index`.
         usize::try_from(self.to_bits()).unwrap_or(usize::MAX)
-    }
-}
-
-/// A split decided off the fast path.
-#[derive(Debug, Clone)]
-pub(crate) enum Special {
-    /// XGBoost categorical split: the listed categories go right; negative,
-    /// too large (≥ 2^24) or unlisted values go left; NaN follows the default.
-    XgbCategories { bits: Vec<u64> },
-    /// LightGBM categorical split: categories in the bitset go left; NaN,
-    /// negative and unlisted values go right.
-    LgbCategories { bits: Vec<u32> },
-    /// LightGBM numeric split whose missing type is "zero": NaN is read as 0
-    /// and anything within ±1e-35 follows the default direction.
-    LgbZeroMissing { threshold: f64, default_left: bool },
-    /// LightGBM numeric split at +inf whose missing values go right (the
-    /// +inf stand-in for NaN would go left there).
-    LgbNanRight { threshold: f64 },
-}
-
-impl Special {
-    pub(crate) fn goes_right(&self, x: f64, nan_left: bool) -> bool {
-        match self {
-            Special::XgbCategories { bits } => {
-                if x.is_nan() {
-                    return !nan_left;
-                }
-                if !(0.0..16_777_216.0).contains(&x) {
-                    return false;
-                }
-                let c = x as usize;
-                bits.get(c / 64).is_some_and(|w| (w >> (c % 64)) & 1 == 1)
-            }
-            Special::LgbCategories { bits } => {
-                if x.is_nan() {
-                    return true;
-                }
-                let c = x as i32;
-                if c < 0 {
-                    return true;
-                }
-                let c = c as usize;
-                bits.get(c / 32).is_none_or(|w| (w >> (c % 32)) & 1 == 0)
-            }
-            Special::LgbZeroMissing {
-                threshold,
-                default_left,
-            } => {
-                let x = if x.is_nan() { 0.0 } else { x };
-                let zero = f64::from(1e-35_f32);
-                if (-zero..=zero).contains(&x) {
-                    !default_left
-                } else {
-                    // NaN was replaced by 0 above, so `>` is the negation of `<=`.
-                    x > *threshold
-                }
-            }
-            Special::LgbNanRight { threshold } => x.is_nan() || x > *threshold,
-        }
     }
 }
 
@@ -635,27 +579,45 @@ mod tests {
         assert!(e.to_string().contains("deeper than"), "{e}");
     }
 
-    #[test]
-    fn xgboost_categories_go_right() {
-        let s = Special::XgbCategories { bits: vec![0b1010] };
-        assert!(s.goes_right(1.0, true));
-        assert!(s.goes_right(3.9, true));
-        assert!(!s.goes_right(2.0, true));
-        assert!(!s.goes_right(-0.5, true));
-        assert!(!s.goes_right(1e9, true));
-        assert!(!s.goes_right(f64::INFINITY, true));
-        assert!(s.goes_right(f64::NAN, false));
-        assert!(!s.goes_right(f64::NAN, true));
+    /// A chain of `depth` splits: node 2i sends `x <= i` to leaf 2i+1 (value
+    /// i) and the rest on; the last node is a leaf of value -1.
+    fn chain(depth: usize) -> Vec<RawNode<f64>> {
+        let mut raw: Vec<_> = (0..depth)
+            .flat_map(|i| {
+                [
+                    split(0, i as f64, 2 * i + 1, 2 * i + 2),
+                    RawNode::Leaf(i as f64),
+                ]
+            })
+            .collect();
+        raw.push(RawNode::Leaf(-1.0));
+        raw
     }
 
     #[test]
-    fn lightgbm_categories_go_left() {
-        let s = Special::LgbCategories { bits: vec![0b1011] };
-        assert!(!s.goes_right(0.0, false));
-        assert!(!s.goes_right(-0.5, false));
-        assert!(s.goes_right(2.0, false));
-        assert!(s.goes_right(-1.0, false));
-        assert!(s.goes_right(f64::NAN, false));
-        assert!(s.goes_right(1e12, false));
+    fn complete_and_linked_layouts_score_alike() {
+        // Depth 3 is stored complete, depth 20 linked; both are lopsided.
+        for depth in [3, 20] {
+            let mut b = ForestBuilder::<f64>::new(1, 1).expect("builder");
+            b.add_tree(0, &chain(depth), 0).expect("valid tree");
+            let f = b.finish();
+            let perfect = matches!(f.trees[0].layout, Layout::Perfect { .. });
+            assert_eq!(perfect, depth <= PERFECT_MAX_DEPTH, "depth {depth}");
+            for (x, want) in [
+                (-1.0, 0.0),
+                (0.0, 0.0),
+                (1.5, 2.0),
+                (2.0, 2.0),
+                (99.0, -1.0),
+                (f64::NAN, 0.0),
+            ] {
+                let want = if x > (depth - 1) as f64 { -1.0 } else { want };
+                let mut row = [0.0; 2];
+                prepare_row(&[x], &mut row);
+                let mut acc = [0.0];
+                f.accumulate_row(&row, 1, &mut acc);
+                assert_eq!(acc[0], want, "depth {depth}, x = {x}");
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 mod forest;
 mod lightgbm;
 mod score;
+mod special;
 mod ubjson;
 mod walk;
 mod xgboost;

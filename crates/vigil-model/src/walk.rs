@@ -152,7 +152,7 @@ impl<F: Float> Forest<F> {
                         }
                     }
                 }
-                None => self.walk_trees::<SPECIALS>(group, x, &mut at),
+                None => self.walk_mixed::<SPECIALS>(group, x, &mut at),
             }
             // Added in tree order, as the libraries do.
             for (a, t) in at.iter().zip(group) {
@@ -167,6 +167,22 @@ impl<F: Float> Forest<F> {
         for (a, t) in at.iter().zip(rest) {
             if let Some(o) = acc.get_mut(t.output as usize) {
                 *o += self.leaf(t, *a);
+            }
+        }
+    }
+
+    /// Walk one row down `LANES` trees of any layout and depth in lockstep.
+    fn walk_mixed<const SPECIALS: bool>(&self, group: &[TreeMeta], x: &[F], at: &mut [u32; LANES]) {
+        let mut depth = 0;
+        for (a, t) in at.iter_mut().zip(group) {
+            *a = Self::start(t);
+            depth = depth.max(t.depth);
+        }
+        for level in 0..depth {
+            for (a, t) in at.iter_mut().zip(group) {
+                if level < t.depth {
+                    *a = self.step::<SPECIALS, false>(t, *a, x, 0);
+                }
             }
         }
     }
