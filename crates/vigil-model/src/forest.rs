@@ -37,7 +37,7 @@ pub(crate) const NAN_LEFT: u32 = 1 << 30;
 pub(crate) const SPECIAL: u32 = 1 << 31;
 
 /// Largest feature count accepted: beyond this a file is not a real model.
-pub(crate) const MAX_FEATURES: usize = 1 << 23;
+pub(crate) const MAX_FEATURES: usize = 1 << 20;
 /// Deepest tree accepted (xgboost defaults to 6, LightGBM trees rarely pass 40).
 pub(crate) const MAX_DEPTH: usize = 128;
 /// Largest total node count accepted (~100 MB of nodes).

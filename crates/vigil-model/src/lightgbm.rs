@@ -41,6 +41,7 @@ const MAX_LEAVES: usize = 1 << 17;
 pub(crate) fn load(bytes: &[u8]) -> Result<LgbModel, ModelError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| invalid(format!("lightgbm model is not utf-8 text: {e}")))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().map(|l| l.trim_end_matches('\r')).peekable();
     match lines.next() {
         Some("tree") => {}

@@ -387,3 +387,22 @@ fn objectives_and_base_scores() {
     let sum = (f64::from(ea) + f64::from(eb)) as f32;
     assert_eq!(p, [f64::from(ea / sum), f64::from(eb / sum)]);
 }
+
+#[test]
+fn model_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model>();
+}
+
+#[test]
+fn absurd_feature_count_is_rejected() {
+    let text = TINY_XGB
+        .replace("\"num_feature\": \"2\"", "\"num_feature\": \"900000000\"")
+        .replace("\"feature_names\": [\"amount\", \"kind\"],", "");
+    let e = Model::from_bytes(text.as_bytes(), None).expect_err("absurd");
+    assert!(
+        e.to_string()
+            .contains("num_feature: 900000000 is out of range"),
+        "{e}"
+    );
+}
