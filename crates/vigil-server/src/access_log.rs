@@ -110,8 +110,9 @@ impl LineSink for StdoutLog {
 }
 
 fn write_lines(rx: &Receiver<Message>) {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // `Stdout` takes its lock per write, and the buffer writes only when it
+    // flushes, so other writers (startup lines, panics) are never shut out.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     // Block for the next message, then drain whatever is queued before
     // flushing, so a burst becomes one write.
     while let Ok(mut message) = rx.recv() {
