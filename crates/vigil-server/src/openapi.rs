@@ -34,6 +34,7 @@ use crate::{gateway, health_api, infer_api, score_api};
         openapi_json,
         gateway::admin::reload,
         gateway::admin::flush_cache,
+        gateway::admin::stats,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse)),
     modifiers(&ApiKeyScheme),
@@ -115,6 +116,7 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ("GET", "/openapi.json", get(openapi_json)),
         ("POST", "/api/admin/reload", post(gateway::admin::reload)),
         ("DELETE", "/api/cache", delete(gateway::admin::flush_cache)),
+        ("GET", "/api/gateway/stats", get(gateway::admin::stats)),
     ]
 }
 
@@ -152,7 +154,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 13);
+        assert_eq!(routed.len(), 14);
     }
 
     #[test]

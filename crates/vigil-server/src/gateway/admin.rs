@@ -73,3 +73,48 @@ pub async fn flush_cache(
         flushed,
     }))
 }
+
+/// One counter reading.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CounterReading {
+    /// Metric name (see `gateway::metrics`).
+    pub name: &'static str,
+    /// The `reason` label of `Throttles`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// Value since start (`ConcurrentExecutions`: highest in flight).
+    pub value: u64,
+}
+
+/// The gateway's counters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayStats {
+    /// Every counter, in a fixed order.
+    pub counters: Vec<CounterReading>,
+    /// The cache backend: `memory`, `redis` or `off`.
+    pub cache_backend: &'static str,
+}
+
+/// The gateway's counters: throttles by reason, concurrency, timeouts,
+/// refused keys, cache hits, misses and errors.
+#[utoipa::path(get, path = "/api/gateway/stats", tag = "admin",
+    responses((status = 200, body = GatewayStats),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn stats(State(state): State<AppState>) -> Json<GatewayStats> {
+    let counters = state
+        .gateway
+        .metrics()
+        .snapshot()
+        .into_iter()
+        .map(|(name, reason, value)| CounterReading {
+            name,
+            reason,
+            value,
+        })
+        .collect();
+    Json(GatewayStats {
+        counters,
+        cache_backend: state.cache().backend_name(),
+    })
+}

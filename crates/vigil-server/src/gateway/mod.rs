@@ -68,9 +68,9 @@ pub(crate) async fn middleware(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let path = request.uri().path().to_owned();
-    let class = classify(route.as_ref().map(MatchedPath::as_str), &path);
+    // Borrowed from the request until the key check is done: no allocation.
+    let route = request.extensions().get::<MatchedPath>();
+    let class = classify(route.map(MatchedPath::as_str), request.uri().path());
     if class == RouteClass::Open {
         return next.run(request).await;
     }
@@ -84,7 +84,7 @@ pub(crate) async fn middleware(
         }
     };
     let key_name = key.map(|key| key.name.clone());
-    if let RouteClass::Model(_) = class {
+    if matches!(class, RouteClass::Model(_)) {
         let key_bucket = key.and_then(|key| key.bucket.as_ref());
         let checks = [
             (key_bucket, ThrottleReason::KeyRate),

@@ -249,6 +249,16 @@ async fn the_global_bucket_throttles_with_retry_after_and_refills_on_the_clock()
     );
     assert_eq!(answer.headers["retry-after"], "2");
     assert_eq!(state.gateway().metrics().throttles(ThrottleReason::Rate), 1);
+    let stats = Request::get("/api/gateway/stats")
+        .body(Body::empty())
+        .expect("request");
+    let stats = send(&state, stats).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.text);
+    assert_eq!(
+        stats.json["counters"][0],
+        serde_json::json!({"name": "Throttles", "reason": "rate", "value": 1})
+    );
+    assert_eq!(stats.json["cache_backend"], "memory");
     // Throttled requests did not reach the cache (nor the model).
     assert_eq!(state.gateway().metrics().snapshot(), {
         let mut expected = misses;
