@@ -13,9 +13,12 @@ use serde::{Deserialize, Serialize};
 use vigil_model::ModelFormat;
 
 mod gateway;
+mod store;
 
 use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
 pub use gateway::{CacheConfig, GatewayConfig, KeyConfig, Roles, parse_key_hash};
+use store::StoreBuilder;
+pub use store::{ENV_STORE_REDACT_KEY, LogConfig};
 
 /// Name of the bundled demo model served when no config is given.
 pub const DEMO_MODEL_NAME: &str = "fraud";
@@ -33,6 +36,8 @@ pub struct Config {
     pub keys: Vec<KeyConfig>,
     /// The `[cache]` table: the prediction cache.
     pub cache: CacheConfig,
+    /// The `[store]` table: the inference log.
+    pub store: LogConfig,
     /// The file this config was loaded from; a reload reads it again.
     pub source: Option<PathBuf>,
 }
@@ -127,8 +132,17 @@ impl Config {
     }
 
     fn from_toml_in(text: &str, base: Option<&Path>) -> anyhow::Result<Config> {
-        let builder: ConfigBuilder =
+        Config::from_toml_with_env(text, base, &process_env)
+    }
+
+    fn from_toml_with_env(
+        text: &str,
+        base: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let mut builder: ConfigBuilder =
             toml::from_str(text).map_err(|err| anyhow::anyhow!("{err}"))?;
+        builder.apply_env(env);
         builder.validate(base).map_err(|problems| {
             anyhow::anyhow!(
                 "{} problem(s) in config:\n  - {}",
@@ -150,6 +164,7 @@ impl Config {
             gateway: GatewayConfig::default(),
             keys: Vec::new(),
             cache: CacheConfig::default(),
+            store: LogConfig::from_env(&process_env),
             source: None,
         }
     }
@@ -157,7 +172,7 @@ impl Config {
     /// A config serving `models` (`--model NAME=PATH`), every other key at its
     /// default. Names are validated like config entries.
     pub fn from_models(models: Vec<(String, PathBuf)>) -> anyhow::Result<Config> {
-        let builder = ConfigBuilder {
+        let mut builder = ConfigBuilder {
             server: ServerBuilder::default(),
             models: models
                 .into_iter()
@@ -169,6 +184,7 @@ impl Config {
                 .collect(),
             ..ConfigBuilder::default()
         };
+        builder.apply_env(&process_env);
         builder
             .validate(None)
             .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))
@@ -212,6 +228,23 @@ struct ConfigBuilder {
     keys: Vec<KeyBuilder>,
     #[serde(default)]
     cache: CacheBuilder,
+    #[serde(default)]
+    store: StoreBuilder,
+}
+
+/// The process environment, read only through [`ConfigBuilder::apply_env`]
+/// (an empty variable counts as unset).
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+impl LogConfig {
+    /// The default `[store]` table with the environment overrides applied.
+    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> LogConfig {
+        let mut builder = StoreBuilder::default();
+        builder.apply_env(env);
+        builder.validate(None, &mut Vec::new()).unwrap_or_default()
+    }
 }
 
 /// `[server]`.
@@ -313,6 +346,12 @@ fn default_labels_vec() -> Vec<String> {
 }
 
 impl ConfigBuilder {
+    /// The one place environment variables override keys of the file:
+    /// `VIGIL_STORE_REDACT_KEY` → `store.redact_hash_key`.
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        self.store.apply_env(env);
+    }
+
     /// Turn the raw file into a [`Config`], collecting every problem.
     fn validate(self, base: Option<&Path>) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
@@ -339,17 +378,21 @@ impl ConfigBuilder {
         }
         let gateway = self.gateway.validate(&mut problems);
         let cache = self.cache.validate(&mut problems);
+        let store = self.store.validate(base, &mut problems);
         let names = models.iter().map(|m| m.name.as_str()).collect();
         let keys = gateway::validate_keys(self.keys, &names, &mut problems);
-        match (server, gateway, cache) {
-            (Some(server), Some(gateway), Some(cache)) if problems.is_empty() => Ok(Config {
-                server,
-                models,
-                gateway,
-                keys,
-                cache,
-                source: None,
-            }),
+        match (server, gateway, cache, store) {
+            (Some(server), Some(gateway), Some(cache), Some(store)) if problems.is_empty() => {
+                Ok(Config {
+                    server,
+                    models,
+                    gateway,
+                    keys,
+                    cache,
+                    store,
+                    source: None,
+                })
+            }
             _ => Err(problems),
         }
     }

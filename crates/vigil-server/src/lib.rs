@@ -18,6 +18,8 @@ pub mod extract;
 pub mod gateway;
 pub mod health_api;
 pub mod infer_api;
+pub mod inference_log;
+pub mod inferences_api;
 pub mod openapi;
 pub mod score_api;
 pub mod state;
@@ -26,16 +28,19 @@ pub mod tls;
 #[cfg(test)]
 mod test_util;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 
 pub use access_log::{AccessLog, LineSink, StdoutLog};
+pub use config::LogConfig;
 pub use config::{
     CacheConfig, Config, GatewayConfig, KeyConfig, ModelConfig, ModelSource, Roles, ServerConfig,
     TlsConfig, UnknownFeatures,
 };
 pub use error::{ApiError, ErrorCode};
+pub use inference_log::InferenceLogHandle;
 pub use openapi::openapi;
 pub use state::{AppState, ModelEntry, Registry};
 
@@ -71,6 +76,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut state = AppState::from_config(&config)?;
+    let store = open_store(&config).await?;
+    if let Some(store) = &store {
+        let log: Arc<dyn vigil_store::InferenceLog> = Arc::clone(store) as _;
+        let redactor = vigil_store::Store::redactor(&config.store.store);
+        state = state.with_inference_log(InferenceLogHandle::new(log, redactor));
+    }
     let stdout_log = if config.server.access_log {
         Some(StdoutLog::start()?)
     } else {
@@ -95,6 +106,12 @@ pub async fn serve(
             .await?;
     }
     reloader.abort();
+    if let Some(store) = store {
+        // Every acknowledged record is already committed; this stops the
+        // replayer and the sweeper after a last spill replay attempt.
+        store.shutdown().await;
+        tracing::info!("inference log closed");
+    }
     if let Some(log) = stdout_log {
         log.flush(Duration::from_secs(1));
         let dropped = log.dropped();
@@ -107,6 +124,31 @@ pub async fn serve(
     }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Open the inference log of `config`, if it is on. Fails fast on a bad
+/// `[store]` table or an unreachable PostgreSQL.
+pub async fn open_store(config: &Config) -> anyhow::Result<Option<Arc<vigil_store::Store>>> {
+    if !config.store.enabled {
+        tracing::info!("inference log is off (store.enabled = false)");
+        return Ok(None);
+    }
+    let store_config = &config.store.store;
+    let store = vigil_store::Store::open(store_config)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot open the inference log: {err}"))?;
+    let backend = if store_config.url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    tracing::info!(
+        backend,
+        data_dir = %store_config.data_dir.display(),
+        durability = ?store_config.durability,
+        "inference log open"
+    );
+    Ok(Some(store))
 }
 
 /// Reload the config on every SIGHUP (the same path as `POST /api/admin/reload`).

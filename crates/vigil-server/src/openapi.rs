@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 use crate::state::AppState;
 use axum::routing::delete;
 
-use crate::{gateway, health_api, infer_api, score_api};
+use crate::{gateway, health_api, infer_api, inferences_api, score_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,8 +35,11 @@ use crate::{gateway, health_api, infer_api, score_api};
         gateway::admin::reload,
         gateway::admin::flush_cache,
         gateway::admin::stats,
+        inferences_api::get_inference,
+        inferences_api::list_inferences,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse)),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
+        inferences_api::InferenceRecordDoc)),
     modifiers(&ApiKeyScheme),
     tags(
         (name = "health", description = "Open Inference Protocol server health and metadata"),
@@ -44,6 +47,7 @@ use crate::{gateway, health_api, infer_api, score_api};
         (name = "scoring", description = "Plain JSON scoring"),
         (name = "meta", description = "This document"),
         (name = "admin", description = "Admin API (needs a key with the admin role)"),
+        (name = "inferences", description = "The inference log (admin API: needs a key with the admin role)"),
     )
 )]
 struct ApiDoc;
@@ -117,6 +121,16 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ("POST", "/api/admin/reload", post(gateway::admin::reload)),
         ("DELETE", "/api/cache", delete(gateway::admin::flush_cache)),
         ("GET", "/api/gateway/stats", get(gateway::admin::stats)),
+        (
+            "GET",
+            "/api/inferences",
+            get(inferences_api::list_inferences),
+        ),
+        (
+            "GET",
+            "/api/inferences/{id}",
+            get(inferences_api::get_inference),
+        ),
     ]
 }
 
@@ -154,7 +168,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 14);
+        assert_eq!(routed.len(), 16);
     }
 
     #[test]
@@ -169,6 +183,9 @@ mod tests {
             "ScoreRequest",
             "ScoreResponse",
             "BatchScoreResponse",
+            "InferencePage",
+            "InferenceRecords",
+            "InferenceRecordDoc",
         ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
         }

@@ -14,6 +14,7 @@ use crate::cache::PredictionCache;
 use crate::config::{Config, ModelConfig, ModelSource, UnknownFeatures};
 use crate::gateway::Gateway;
 use crate::gateway::throttle::GatewayClock;
+use crate::inference_log::InferenceLogHandle;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct AppState {
     pub(crate) max_body_bytes: usize,
     pub(crate) access_log: AccessLog,
     pub(crate) gateway: Arc<Gateway>,
+    /// The inference log; `None` when `store.enabled = false` (or in tests
+    /// that do not need it).
+    pub(crate) log: Option<InferenceLogHandle>,
 }
 
 impl AppState {
@@ -39,6 +43,7 @@ impl AppState {
             max_body_bytes: config.server.max_body_bytes,
             access_log: AccessLog::off(),
             gateway,
+            log: None,
         })
     }
 
@@ -46,6 +51,18 @@ impl AppState {
     pub fn with_access_log(mut self, access_log: AccessLog) -> AppState {
         self.access_log = access_log;
         self
+    }
+
+    /// Log every scoring decision to `log` (opened once by [`crate::serve`]
+    /// and kept across reloads).
+    pub fn with_inference_log(mut self, log: InferenceLogHandle) -> AppState {
+        self.log = Some(log);
+        self
+    }
+
+    /// The inference log, if it is on.
+    pub fn inference_log(&self) -> Option<&InferenceLogHandle> {
+        self.log.as_ref()
     }
 
     /// The models served now.

@@ -17,7 +17,8 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 fn write_config(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
     let path = dir.join("vigil.toml");
     let text = format!(
-        "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"demo.json\"\nversion = \"{version}\"\n"
+        "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"demo.json\"\nversion = \"{version}\"\n\n\
+         [store]\ndata_dir = \"data\"\n"
     );
     std::fs::write(&path, text).expect("write config");
     path

@@ -15,6 +15,8 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn serves_the_demo_model_and_shuts_down_gracefully() {
     let mut config = vigil_server::Config::demo();
     config.server.access_log = false;
+    let data = tempfile::tempdir().expect("tempdir");
+    config.store.store.data_dir = data.path().to_path_buf();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

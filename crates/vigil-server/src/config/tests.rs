@@ -188,13 +188,14 @@ fn builder_keys() -> Vec<String> {
             url: Some("redis://127.0.0.1/".into()),
             ..CacheBuilder::default()
         },
+        store: StoreBuilder::every_key(),
     };
     let value = serde_json::to_value(&builder).expect("serializable");
     let mut keys = Vec::new();
     let tables = value.as_object().expect("object");
     assert_eq!(
         tables.len(),
-        5,
+        6,
         "a new top-level table needs docs and this test"
     );
     for (table, value) in tables {
@@ -212,7 +213,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 29);
+    assert_eq!(keys.len(), 45);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),
@@ -260,4 +261,59 @@ fn tls_paths_are_required_and_resolved_against_the_config_dir() {
         Config::from_toml(minimal()).expect("valid").server.tls,
         None
     );
+}
+
+#[test]
+fn store_table_defaults_validation_and_env_override() {
+    let config = Config::from_toml(minimal()).expect("valid");
+    assert!(config.store.enabled);
+    assert_eq!(config.store.store.data_dir, PathBuf::from("vigil-data"));
+    assert_eq!(config.store.store.fsync_interval_ms, 100);
+
+    let text = format!(
+        "[store]\nenabled = false\ndata_dir = \"log\"\ndurability = \"fsync\"\n\
+         redact = {{ card = \"hash\" }}\n\n{}",
+        minimal()
+    );
+    let no_env = |_: &str| None;
+    let err = Config::from_toml_with_env(&text, Some(Path::new("/etc/vigil")), &no_env)
+        .expect_err("hash rule without key")
+        .to_string();
+    assert!(err.contains("store: `redact` has a `hash` rule"), "{err}");
+
+    let env = |name: &str| (name == ENV_STORE_REDACT_KEY).then(|| "s3cret".to_owned());
+    let config =
+        Config::from_toml_with_env(&text, Some(Path::new("/etc/vigil")), &env).expect("valid");
+    assert!(!config.store.enabled);
+    assert_eq!(config.store.store.data_dir, PathBuf::from("/etc/vigil/log"));
+    assert_eq!(
+        config.store.store.durability,
+        vigil_store::Durability::Fsync
+    );
+    assert_eq!(
+        config.store.store.redact_hash_key.as_deref(),
+        Some("s3cret")
+    );
+
+    let bad = format!(
+        "[store]\nenabled = 1\n\n[cache]\nttl_ms = 1\n\n{}",
+        minimal()
+    );
+    let err = Config::from_toml(&bad).expect_err("bad").to_string();
+    assert!(
+        err.contains("store.enabled: expected true or false"),
+        "{err}"
+    );
+    let typo = format!(
+        "[store]\ndurabilty = \"os\"\nfsync_interval_ms = 0\n\n{}",
+        minimal()
+    );
+    let err = Config::from_toml(&typo).expect_err("typo").to_string();
+    assert!(err.contains("unknown field `durabilty`"), "{err}");
+    let zero = format!(
+        "[store]\nfsync_interval_ms = 0\nurl = \"mysql://x\"\n\n{}",
+        minimal()
+    );
+    let err = Config::from_toml(&zero).expect_err("zero").to_string();
+    assert!(err.contains("2 problem(s)"), "{err}");
 }

@@ -181,6 +181,11 @@ impl Gateway {
                 Some(path) => Config::load(path)?,
                 None => old.config.clone(),
             };
+            if config.store != old.config.store {
+                tracing::warn!(
+                    "[store] changed: the inference log keeps its settings until a restart"
+                );
+            }
             Runtime::build(&config, Some(&old), &clock, &metrics)
         })
         .await??;

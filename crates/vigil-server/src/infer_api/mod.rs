@@ -5,6 +5,7 @@
 //! (any name, features in model order) or one tensor per named feature of
 //! shape `[batch]` or `[batch, 1]` (absent features are missing).
 
+mod answer;
 mod wire;
 
 use std::borrow::Cow;
@@ -16,10 +17,11 @@ use axum::extract::{RawPathParams, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cache::{CACHE_HEADER, CacheControl};
+use crate::cache::CacheControl;
 use crate::config::UnknownFeatures;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::inference_log::LogContext;
 use crate::state::{AppState, Label, ModelEntry};
 use wire::{InferRequest, RequestSeed, Tensor};
 
@@ -289,10 +291,11 @@ pub async fn infer(
     State(state): State<AppState>,
     params: RawPathParams,
     cache: CacheControl,
+    ctx: LogContext,
     body: JsonBody,
 ) -> Result<axum::response::Response, ApiError> {
     let entry = find_model(&state, &params)?;
-    infer_bytes(&state, &entry, cache, &body.0).await
+    infer_bytes(&state, &entry, cache, &ctx, &body.0).await
 }
 
 /// Score tensors with one version.
@@ -306,15 +309,17 @@ pub async fn infer_version(
     State(state): State<AppState>,
     params: RawPathParams,
     cache: CacheControl,
+    ctx: LogContext,
     body: JsonBody,
 ) -> Result<axum::response::Response, ApiError> {
-    infer(State(state), params, cache, body).await
+    infer(State(state), params, cache, ctx, body).await
 }
 
 async fn infer_bytes(
     state: &AppState,
     entry: &ModelEntry,
     cache: CacheControl,
+    ctx: &LogContext,
     body: &[u8],
 ) -> Result<axum::response::Response, ApiError> {
     let current = Cell::new(None);
@@ -334,58 +339,18 @@ async fn infer_bytes(
     });
     let mut request = request?;
     let (rows, batch) = build_rows(entry, &mut request)?;
-    let k = entry.model.num_outputs();
-    let (scores, cache_status) = state
-        .cache()
-        .get_or_score(entry, &rows, cache, || {
-            let mut scores = vec![0.0; batch * k];
-            entry
-                .model
-                .predict_batch(&rows, &mut scores)
-                .map_err(|err| {
-                    ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
-                })?;
-            Ok(scores)
-        })
-        .await?;
-
     let (want_score, want_label) = wanted_outputs(entry, request.outputs.as_deref())?;
-    let mut outputs = Vec::with_capacity(2);
-    if want_score {
-        outputs.push(OutputTensor {
-            name: "score",
-            datatype: "FP64",
-            shape: if entry.is_multiclass() {
-                vec![batch, k]
-            } else {
-                vec![batch]
-            },
-            data: OutputData::Numbers(&scores),
-        });
-    }
-    if want_label {
-        let labels = scores
-            .chunks(k.max(1))
-            .filter_map(|row| entry.label(row))
-            .collect();
-        outputs.push(OutputTensor {
-            name: "label",
-            datatype: "BYTES",
-            shape: vec![batch],
-            data: OutputData::Labels(labels),
-        });
-    }
-    let response = InferResponse {
-        model_name: &entry.name,
-        model_version: &entry.version,
-        id: request.id.as_deref(),
-        outputs,
-    };
-    let mut response = axum::response::IntoResponse::into_response(Json(response));
-    response
-        .headers_mut()
-        .insert(CACHE_HEADER, cache_status.header_value());
-    Ok(response)
+    answer::answer(
+        state,
+        entry,
+        &request,
+        &rows,
+        batch,
+        cache,
+        ctx,
+        (want_score, want_label),
+    )
+    .await
 }
 
 fn wanted_outputs(

@@ -12,10 +12,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cache::{CACHE_HEADER, CacheControl};
+use crate::cache::{CACHE_HEADER, CacheControl, CacheStatus, Scores};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, parse_with};
 use crate::infer_api::path_params;
+use crate::inference_log::{
+    LogContext, Prepared, RowAnswer, RowIds, mark_replayed, set_inference_id,
+};
 use crate::state::{AppState, Label, ModelEntry};
 use wire::RequestSeed;
 
@@ -114,29 +117,89 @@ pub struct BatchScoreResponse<'a> {
     params(("name" = String, Path, description = "model name")),
     request_body(content = ScoreRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "`ScoreResponse` for `features`, `BatchScoreResponse` for `instances`", body = ScoreResponse),
+        (status = 200, description = "`ScoreResponse` for `features`, `BatchScoreResponse` for `instances`. \
+            With the inference log on, the answer is logged before it is sent; a repeated `id` gets the stored \
+            answer with `Vigil-Replayed: true`; `Vigil-Inference-Id` holds the id logged (batch rows: `id#0`, `id#1`…)",
+            body = ScoreResponse),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+        (status = 409, description = "the `id` was used before with a different input", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, description = "the inference log cannot take the record", body = ErrorBody)))]
 pub async fn score(
     State(state): State<AppState>,
     params: RawPathParams,
     cache: CacheControl,
+    ctx: LogContext,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let (name, _) = path_params(&params);
     let entry = state.registry.find(name)?;
     let request = parse_with(&body.0, RequestSeed { entry: &entry })?;
-    let (scores, status) = state
-        .cache()
-        .get_or_score(&entry, &request.rows, cache, || {
-            predict(&entry, &request.rows, request.ids.len())
-        })
+    let Some(log) = &state.log else {
+        let (scores, status) = score_rows(&state, &entry, &request, cache).await?;
+        let answers = fresh_answers(&entry, &scores);
+        let mut response = respond(&entry, &request, &answers, status.is_hit(), &entry.version)?;
+        response
+            .headers_mut()
+            .insert(CACHE_HEADER, status.header_value());
+        return Ok(response);
+    };
+    let ids = if request.batch {
+        RowIds::Batch(&request.ids)
+    } else {
+        RowIds::Single
+    };
+    let (base_id, prepared) = log
+        .prepare(&entry, &ctx, request.id.as_deref(), &request.rows, ids)
         .await?;
-    let mut response = respond(&entry, &request, &scores, status.is_hit())?;
-    response
-        .headers_mut()
-        .insert(CACHE_HEADER, status.header_value());
+    let mut response = match prepared {
+        Prepared::Replay(stored) => {
+            let answers: Vec<RowAnswer<'_>> = stored.iter().map(RowAnswer::stored).collect();
+            let mut response = respond_stored(&entry, &request, &answers, &stored)?;
+            mark_replayed(&mut response);
+            response
+        }
+        Prepared::Fresh(records) => {
+            let (scores, status) = score_rows(&state, &entry, &request, cache).await?;
+            let stored = log
+                .commit(&entry, &ctx, records, &scores, status.is_hit())
+                .await?;
+            let mut answers = fresh_answers(&entry, &scores);
+            let mut replayed = 0;
+            for (answer, stored) in answers.iter_mut().zip(&stored) {
+                if let Some(stored) = stored {
+                    *answer = RowAnswer::stored(stored);
+                    replayed += 1;
+                }
+            }
+            let mut response =
+                respond(&entry, &request, &answers, status.is_hit(), &entry.version)?;
+            response
+                .headers_mut()
+                .insert(CACHE_HEADER, status.header_value());
+            if replayed > 0 && replayed == answers.len() {
+                mark_replayed(&mut response);
+            }
+            response
+        }
+    };
+    set_inference_id(&mut response, &base_id);
     Ok(response)
+}
+
+/// The scores of every row, from the prediction cache or the model.
+async fn score_rows(
+    state: &AppState,
+    entry: &ModelEntry,
+    request: &wire::ScoreRequest<'_>,
+    cache: CacheControl,
+) -> Result<(Scores, CacheStatus), ApiError> {
+    state
+        .cache()
+        .get_or_score(entry, &request.rows, cache, || {
+            predict(entry, &request.rows, request.ids.len())
+        })
+        .await
 }
 
 /// Score `batch` rows with the model.
@@ -151,29 +214,69 @@ fn predict(entry: &ModelEntry, rows: &[f64], batch: usize) -> Result<Vec<f64>, A
     Ok(scores)
 }
 
+/// Each row's answer from freshly computed scores.
+fn fresh_answers<'a>(entry: &'a ModelEntry, scores: &'a [f64]) -> Vec<RowAnswer<'a>> {
+    scores
+        .chunks(entry.model.num_outputs().max(1))
+        .map(|row| RowAnswer {
+            scores: row,
+            label: entry.label(row),
+        })
+        .collect()
+}
+
+/// The answer stored in the log, with the stored version and threshold.
+fn respond_stored(
+    entry: &ModelEntry,
+    request: &wire::ScoreRequest<'_>,
+    answers: &[RowAnswer<'_>],
+    stored: &[vigil_store::InferenceRecord],
+) -> Result<Response, ApiError> {
+    let first = stored
+        .first()
+        .ok_or_else(|| ApiError::internal("a replay without stored records"))?;
+    let cached = stored.iter().all(|r| r.cached);
+    let threshold = first.threshold;
+    respond_with(entry, request, answers, cached, &first.version, threshold)
+}
+
 fn respond(
     entry: &ModelEntry,
     request: &wire::ScoreRequest<'_>,
-    scores: &[f64],
+    answers: &[RowAnswer<'_>],
     cached: bool,
+    version: &str,
 ) -> Result<Response, ApiError> {
-    let k = entry.model.num_outputs();
-    let multiclass = entry.is_multiclass();
     let threshold = entry.has_threshold().then_some(entry.threshold);
-    let predictions = scores
-        .chunks(k.max(1))
-        .zip(&request.ids)
-        .map(|(row, id)| Prediction {
+    respond_with(entry, request, answers, cached, version, threshold)
+}
+
+fn respond_with(
+    entry: &ModelEntry,
+    request: &wire::ScoreRequest<'_>,
+    answers: &[RowAnswer<'_>],
+    cached: bool,
+    version: &str,
+    threshold: Option<f64>,
+) -> Result<Response, ApiError> {
+    let predictions = answers.iter().zip(&request.ids).map(|(answer, id)| {
+        let multiclass = answer.scores.len() > 1;
+        Prediction {
             id: id.as_deref(),
-            score: (!multiclass).then(|| row[0]),
-            scores: multiclass.then_some(row),
-            label: entry.label(row),
-        });
+            score: if multiclass {
+                None
+            } else {
+                answer.scores.first().copied()
+            },
+            scores: multiclass.then_some(answer.scores),
+            label: answer.label,
+        }
+    });
     if request.batch {
         Ok(Json(BatchScoreResponse {
             id: request.id.as_deref(),
             model: &entry.name,
-            version: &entry.version,
+            version,
             threshold,
             predictions: predictions.collect(),
             cached,
@@ -187,7 +290,7 @@ fn respond(
         Ok(Json(ScoreResponse {
             id: request.id.as_deref(),
             model: &entry.name,
-            version: &entry.version,
+            version,
             score: prediction.score,
             scores: prediction.scores,
             label: prediction.label,
