@@ -2,10 +2,11 @@
 //!
 //! `serve` runs the HTTP server, `predict` scores a CSV file in batch and
 //! `bench` is a fixed-rate load generator that corrects for coordinated
-//! omission. The work lives in `vigil-model` and `vigil-server`; this crate
+//! omission; `inferences` reads the inference log of a running server. The work lives in `vigil-model` and `vigil-server`; this crate
 //! only parses flags, sets up the runtime and reports.
 
 mod bench;
+mod inferences;
 mod keys;
 mod predict;
 mod serve;
@@ -23,7 +24,8 @@ use clap::{Parser, Subcommand};
         Examples:\n  \
         vigil serve                                   # demo fraud model on 127.0.0.1:8080\n  \
         vigil predict --model model.json --input tx.csv --output scores.csv\n  \
-        vigil bench --rate 1000 --duration 10         # against the local demo server"
+        vigil bench --rate 1000 --duration 10         # against the local demo server\n  \
+        vigil inferences list --limit 20              # the latest logged decisions"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +38,7 @@ enum Command {
     Predict(predict::PredictArgs),
     Bench(bench::BenchArgs),
     Keys(keys::KeysArgs),
+    Inferences(inferences::InferencesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Inferences(args) => inferences::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -15,7 +15,9 @@ use vigil_server::Config;
         Models come from a TOML config (--config), from --model NAME=PATH flags, or, \
         with neither, the bundled demo fraud model is served as `fraud`. One JSON line \
         goes to stdout when the server listens, then one per request (the access log); \
-        diagnostics go to stderr. SIGTERM or SIGINT \
+        diagnostics go to stderr. Every scoring decision is written to the inference log \
+        ([store]: SQLite in ./vigil-data by default, or PostgreSQL) before it is answered; \
+        read it with `vigil inferences`. SIGTERM or SIGINT \
         stops accepting, finishes the requests in flight and exits 0.\n\n\
         Examples:\n  \
         vigil serve\n  \
@@ -38,6 +40,11 @@ pub struct ServeArgs {
     /// Default: the config's `listen`, else 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+
+    /// Directory of the inference log (SQLite file and spill queue).
+    /// Default: the config's `store.data_dir`, else ./vigil-data.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 
     /// Threads that handle requests.
     #[arg(
@@ -101,6 +108,10 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<(Config, SocketAddr)> {
             config
         }
     };
+    let mut config = config;
+    if let Some(dir) = &args.data_dir {
+        config.store.store.data_dir = dir.clone();
+    }
     let listen = args.listen.unwrap_or(config.server.listen);
     Ok((config, listen))
 }

@@ -14,12 +14,17 @@ use common::{http, workspace};
 struct Replica {
     child: Child,
     addr: String,
+    /// Each replica's own inference log directory (one store per directory).
+    _data: tempfile::TempDir,
 }
 
 impl Replica {
     fn start(config: &std::path::Path) -> Replica {
+        let data = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .arg("--config")
             .arg(config)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -44,7 +49,11 @@ impl Replica {
             let _ = child.kill();
             panic!("vigil serve printed no listening line within 20 s");
         };
-        Replica { child, addr }
+        Replica {
+            child,
+            addr,
+            _data: data,
+        }
     }
 
     fn score(&self, amount: u32) -> serde_json::Value {

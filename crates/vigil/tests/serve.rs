@@ -15,12 +15,16 @@ struct Server {
     child: Child,
     addr: String,
     models: Vec<String>,
+    /// The server's inference log directory, removed with the server.
+    _data: tempfile::TempDir,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -60,6 +64,7 @@ impl Server {
             child,
             addr,
             models,
+            _data: data,
         }
     }
 
@@ -71,6 +76,7 @@ impl Server {
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
         let code = wait_exit(&mut self.child, Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(self._data.path());
         std::mem::forget(self);
         code
     }

@@ -1,0 +1,491 @@
+//! Black-box tests of the inference log through the real binary:
+//! acknowledged ⇒ recorded across `kill -9`, replay by id across restarts,
+//! and a PostgreSQL outage under load (through a TCP proxy the test cuts).
+
+mod common;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Serve, http, score_body, try_http};
+
+const SCORE: &str = "/v1/models/fraud/score";
+
+fn serve_on(data: &Path, extra: &[&str]) -> Serve {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("--data-dir"), data.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    Serve::start(&args)
+}
+
+/// Client threads send unique ids until `stop`; returns every id that got
+/// a complete 200 with its score.
+fn load(
+    addr: &str,
+    threads: usize,
+    prefix: &str,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<(String, f64, Instant)>>> {
+    let next = Arc::new(AtomicU64::new(0));
+    (0..threads)
+        .map(|_| {
+            let (addr, prefix) = (addr.to_owned(), prefix.to_owned());
+            let (next, stop) = (Arc::clone(&next), Arc::clone(stop));
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let id = format!("{prefix}-{n}");
+                    let body = score_body(&id, 10.0 + n as f64 * 0.37);
+                    match try_http(&addr, "POST", SCORE, Some(&body)) {
+                        Ok(reply) if reply.status == 200 => {
+                            let value: serde_json::Value =
+                                serde_json::from_str(&reply.body).expect("json answer");
+                            let score = value["score"].as_f64().expect("score");
+                            acked.push((id, score, Instant::now()));
+                        }
+                        // Refused or cut by the kill: not acknowledged.
+                        Ok(_) | Err(_) => {
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+/// Every acknowledged id is logged exactly once with its exact score.
+fn assert_all_logged(addr: &str, acked: &HashMap<String, f64>) {
+    for (id, score) in acked {
+        let path = format!("/api/inferences/{id}");
+        let (status, body) = http(addr, "GET", &path, None);
+        assert_eq!(status, 200, "acknowledged id {id} is missing: {body}");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let records = value["records"].as_array().expect("records");
+        assert_eq!(
+            records.len(),
+            1,
+            "id {id} is logged {} times",
+            records.len()
+        );
+        assert_eq!(
+            records[0]["scores"][0].as_f64(),
+            Some(*score),
+            "id {id}: logged score differs from the acknowledged one"
+        );
+    }
+}
+
+fn count_logged(addr: &str) -> usize {
+    try_count_logged(addr).expect("the read api answers")
+}
+
+/// The number of logged records, `None` while the read API fails.
+fn try_count_logged(addr: &str) -> Option<usize> {
+    let mut count = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/inferences?limit=1000&cursor={c}"),
+            None => "/api/inferences?limit=1000".to_owned(),
+        };
+        let reply = try_http(addr, "GET", &path, None).ok()?;
+        if reply.status != 200 {
+            eprintln!("read api: {} {}", reply.status, reply.body);
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
+        count += value["records"].as_array().map_or(0, Vec::len);
+        match value["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Some(count),
+        }
+    }
+}
+
+#[test]
+fn every_acknowledged_request_survives_kill_9() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = serve_on(data.path(), &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&server.addr, 6, "k9", &stop);
+    // Kill once enough requests were answered, mid-load.
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if count_logged(&server.addr) >= 300 || started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    server.kill_9();
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = HashMap::new();
+    for worker in workers {
+        for (id, score, _) in worker.join().expect("worker") {
+            assert!(
+                acked.insert(id, score).is_none(),
+                "an id was acknowledged twice"
+            );
+        }
+    }
+    assert!(
+        acked.len() >= 300,
+        "only {} requests were acknowledged",
+        acked.len()
+    );
+
+    let restarted = serve_on(data.path(), &[]);
+    assert_all_logged(&restarted.addr, &acked);
+    let logged = count_logged(&restarted.addr);
+    // Requests cut by the kill may be logged without an answer; never fewer.
+    assert!(
+        logged >= acked.len(),
+        "{logged} logged < {} acknowledged",
+        acked.len()
+    );
+    eprintln!(
+        "kill -9: {} acknowledged, {logged} logged, all acknowledged found exactly once",
+        acked.len()
+    );
+}
+
+#[test]
+fn a_repeated_id_replays_the_stored_answer_across_a_restart() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = serve_on(data.path(), &[]);
+    let body = score_body("pay-1", 950.0);
+    let first = try_http(&server.addr, "POST", SCORE, Some(&body)).expect("answer");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("vigil-replayed"), None);
+    assert_eq!(first.header("vigil-inference-id"), Some("pay-1"));
+    let again = try_http(&server.addr, "POST", SCORE, Some(&body)).expect("answer");
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.header("vigil-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+
+    let other = try_http(
+        &server.addr,
+        "POST",
+        SCORE,
+        Some(&score_body("pay-1", 12.0)),
+    )
+    .expect("answer");
+    assert_eq!(other.status, 409, "{}", other.body);
+    assert!(other.body.contains("`pay-1`"), "{}", other.body);
+
+    assert_eq!(server.terminate(), Some(0), "graceful shutdown exits 0");
+    let restarted = serve_on(data.path(), &[]);
+    let after = try_http(&restarted.addr, "POST", SCORE, Some(&body)).expect("answer");
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(after.header("vigil-replayed"), Some("true"));
+    assert_eq!(after.body, first.body);
+    let long = "z".repeat(129);
+    let (status, text) = http(
+        &restarted.addr,
+        "POST",
+        SCORE,
+        Some(&score_body(&long, 1.0)),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("128 bytes"), "{text}");
+}
+
+/// Forwards a local port to `upstream` while `up` is set; clearing it
+/// closes every live connection and refuses new ones.
+fn proxy(upstream: String, up: Arc<AtomicBool>) -> u16 {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let port = listener.local_addr().expect("addr").port();
+    let live: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+    {
+        let (up, live) = (Arc::clone(&up), Arc::clone(&live));
+        std::thread::spawn(move || {
+            let mut was_up = true;
+            loop {
+                let now_up = up.load(Ordering::Relaxed);
+                if was_up && !now_up {
+                    for stream in live.lock().expect("lock").drain(..) {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                }
+                was_up = now_up;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            if !up.load(Ordering::Relaxed) {
+                drop(client);
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            let pipes = [
+                (client.try_clone(), server.try_clone()),
+                (server.try_clone(), client.try_clone()),
+            ];
+            if let Ok(mut live) = live.lock() {
+                for stream in [client.try_clone(), server.try_clone()]
+                    .into_iter()
+                    .flatten()
+                {
+                    live.push(stream);
+                }
+            }
+            for pipe in pipes {
+                if let (Ok(mut from), Ok(mut to)) = pipe {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        }
+    });
+    port
+}
+
+/// A fresh database on the server of `base`; its URL.
+fn fresh_database(base: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let name = format!(
+        "vigil_bb_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() % 1_000_000_000)
+    );
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+            .await
+            .expect("connect to VIGIL_TEST_POSTGRES_URL");
+        let driver = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        drop(client);
+        let _ = driver.await;
+    });
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let host_part = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+#[test]
+fn a_postgres_outage_under_load_loses_nothing_acknowledged() {
+    let base = match std::env::var("VIGIL_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "VIGIL_TEST_POSTGRES_URL must be set in CI (.ci/services.sh starts postgresql)"
+            );
+            eprintln!("skipped: VIGIL_TEST_POSTGRES_URL is not set");
+            return;
+        }
+    };
+    let url = fresh_database(&base);
+    let pg: tokio_postgres::Config = url.parse().expect("postgres url");
+    let (host, port) = match (pg.get_hosts().first(), pg.get_ports().first()) {
+        (Some(tokio_postgres::config::Host::Tcp(host)), Some(port)) => (host.clone(), *port),
+        _ => panic!("VIGIL_TEST_POSTGRES_URL must name a TCP host and port"),
+    };
+    let up = Arc::new(AtomicBool::new(true));
+    let proxy_port = proxy(format!("{host}:{port}"), Arc::clone(&up));
+    let proxied = url.replacen(&format!(":{port}/"), &format!(":{proxy_port}/"), 1);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("vigil.toml");
+    let model = common::workspace().join("crates/vigil-server/assets/demo-fraud.json");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"{}\"\n\n\
+             [store]\nurl = \"{proxied}\"\nspill_replay_interval_ms = 100\nconnect_timeout_ms = 500\n",
+            model.display()
+        ),
+    )
+    .expect("write config");
+    let server = serve_on(
+        &dir.path().join("data"),
+        &["--config", config.to_str().expect("utf-8 path")],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&server.addr, 4, "pg", &stop);
+    std::thread::sleep(Duration::from_millis(1000));
+    up.store(false, Ordering::Relaxed);
+    let cut = Instant::now();
+    std::thread::sleep(Duration::from_millis(3000));
+    up.store(true, Ordering::Relaxed);
+    let restored = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = HashMap::new();
+    let mut during_outage = 0;
+    for worker in workers {
+        for (id, score, at) in worker.join().expect("worker") {
+            // Answered while postgres was unreachable: it went to the spill.
+            if at > cut + Duration::from_millis(500) && at < restored {
+                during_outage += 1;
+            }
+            assert!(
+                acked.insert(id, score).is_none(),
+                "an id was acknowledged twice"
+            );
+        }
+    }
+    assert!(acked.len() > 100, "only {} acknowledged", acked.len());
+    assert!(
+        during_outage > 50,
+        "scoring stopped during the outage ({during_outage} answers)"
+    );
+
+    // The spill drains in the background: wait until everything acknowledged
+    // is readable, then check each record exactly.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while try_count_logged(&server.addr).is_none_or(|n| n < acked.len()) {
+        assert!(Instant::now() < deadline, "the spill was never replayed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_all_logged(&server.addr, &acked);
+    eprintln!(
+        "postgres outage: {} acknowledged ({during_outage} while postgres was cut), all in postgres exactly once",
+        acked.len()
+    );
+}
+
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env_remove("VIGIL_API_KEY")
+        .output()
+        .expect("run vigil");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_gets_lists_and_exports_through_the_http_api() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = serve_on(data.path(), &[]);
+    let url = format!("http://{}", server.addr);
+    let mut scores = HashMap::new();
+    for i in 0..25 {
+        let id = format!("cli-{i}");
+        let (status, body) = http(
+            &server.addr,
+            "POST",
+            SCORE,
+            Some(&score_body(&id, 10.0 * f64::from(i))),
+        );
+        assert_eq!(status, 200, "{body}");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+        scores.insert(id, value["score"].as_f64().expect("score"));
+    }
+
+    let (ok, out, err) = cli(&["inferences", "--url", &url, "get", "cli-7"]);
+    assert!(ok, "{err}");
+    let value: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        value["records"][0]["scores"][0].as_f64(),
+        Some(scores["cli-7"])
+    );
+    let (ok, _, err) = cli(&["inferences", "--url", &url, "get", "nope"]);
+    assert!(!ok);
+    assert!(err.contains("404") && err.contains("`nope`"), "{err}");
+
+    let (ok, out, err) = cli(&[
+        "inferences",
+        "list",
+        "--url",
+        &url,
+        "--limit",
+        "3",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let ids: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .map(|v| v["request_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids, ["cli-24", "cli-23", "cli-22"]);
+    let (ok, out, err) = cli(&["inferences", "list", "--url", &url, "--limit", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3, "header and two rows: {out}");
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.contains("cli-24")),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&["inferences", "list", "--url", &url, "--from", "soon"]);
+    assert!(!ok);
+    assert!(err.contains("`from`"), "{err}");
+
+    let csv_path = data.path().join("out.csv");
+    let (ok, _, err) = cli(&[
+        "inferences",
+        "export",
+        "--url",
+        &url,
+        "--from",
+        "0",
+        "--format",
+        "csv",
+        "--output",
+        csv_path.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&csv_path).expect("export written");
+    let mut lines = text.lines();
+    assert!(lines.next().is_some_and(|h| h.starts_with("request_id,")));
+    assert_eq!(lines.count(), 25);
+    let jsonl_path = data.path().join("out.jsonl");
+    let (ok, _, err) = cli(&[
+        "inferences",
+        "export",
+        "--url",
+        &url,
+        "--output",
+        jsonl_path.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{err}");
+    let exported: HashMap<String, f64> = std::fs::read_to_string(&jsonl_path)
+        .expect("export written")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .map(|v| {
+            (
+                v["request_id"].as_str().unwrap_or_default().to_owned(),
+                v["scores"][0].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(exported, scores);
+}
