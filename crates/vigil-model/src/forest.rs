@@ -47,6 +47,13 @@ pub(crate) const MAX_NODES: usize = 1 << 26;
 pub(crate) trait Float:
     Copy + Default + PartialOrd + std::ops::AddAssign + std::fmt::Debug + Send + Sync + 'static
 {
+    /// A row's live leaves in a [`Bitvec`] tree: as wide as `Self`, so
+    /// comparisons and masks line up and the optimiser can vectorise them.
+    type Word: Word;
+    /// Whether batches score small trees in [`Bitvec`] form. Not for f64:
+    /// the optimiser turns its comparisons into branches there, which is
+    /// slower than walking.
+    const BITVEC: bool;
     const NAN: Self;
     const INFINITY: Self;
     /// Whether +inf standing in for a missing value goes right at `threshold`.
@@ -64,6 +71,8 @@ pub(crate) trait Float:
 }
 
 impl Float for f32 {
+    type Word = u32;
+    const BITVEC: bool = true;
     const NAN: Self = f32::NAN;
     const INFINITY: Self = f32::INFINITY;
     #[inline(always)]
@@ -90,6 +99,8 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
+    type Word = u64;
+    const BITVEC: bool = false;
     const NAN: Self = f64::NAN;
     const INFINITY: Self = f64::INFINITY;
     #[inline(always)]
@@ -113,6 +124,57 @@ impl Float for f64 {
     fn to_index(self) -> usize {
         // Only ever holds a u32 written by `from_index`.
         usize::try_from(self.to_bits()).unwrap_or(usize::MAX)
+    }
+}
+
+/// A set of leaves of a [`Bitvec`] tree, one bit each.
+pub(crate) trait Word:
+    Copy
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::Not<Output = Self>
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const ONES: Self;
+    const BITS: u32;
+    /// All ones if `right`, else zero.
+    fn all_if(right: bool) -> Self;
+    /// The `width` leaves from `start`.
+    fn range(start: u32, width: u32) -> Self;
+    fn trailing_zeros(self) -> u32;
+}
+
+impl Word for u32 {
+    const ONES: Self = u32::MAX;
+    const BITS: u32 = u32::BITS;
+    #[inline(always)]
+    fn all_if(right: bool) -> Self {
+        u32::from(right).wrapping_neg()
+    }
+    fn range(start: u32, width: u32) -> Self {
+        (u64::MAX.checked_shl(width).map_or(u64::MAX, |m| !m) << start) as u32
+    }
+    #[inline(always)]
+    fn trailing_zeros(self) -> u32 {
+        self.trailing_zeros()
+    }
+}
+
+impl Word for u64 {
+    const ONES: Self = u64::MAX;
+    const BITS: u32 = u64::BITS;
+    #[inline(always)]
+    fn all_if(right: bool) -> Self {
+        u64::from(right).wrapping_neg()
+    }
+    fn range(start: u32, width: u32) -> Self {
+        (u128::MAX.checked_shl(width).map_or(u128::MAX, |m| !m) << start) as u64
+    }
+    #[inline(always)]
+    fn trailing_zeros(self) -> u32 {
+        self.trailing_zeros()
     }
 }
 
@@ -178,6 +240,33 @@ pub(crate) struct TreeMeta {
     pub(crate) layout: Layout,
     pub(crate) depth: u32,
     pub(crate) output: u32,
+    /// The tree's bitvector form, if it has one (see [`Bitvec`]).
+    pub(crate) bitvec: Option<Bitvec>,
+}
+
+/// A tree in QuickScorer's bitvector form, which a batch uses instead of
+/// walking it: its leaves are numbered left to right, every row starts with
+/// all of them alive, and every split that sends the row right kills the
+/// leaves of its left subtree. The leftmost leaf left alive is the one a
+/// walk would reach. A block of rows then costs one vectorisable pass over
+/// the tree's real splits (no padding, no dependent loads), which beats
+/// walking it when trees are small and sparse, as boosted trees are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bitvec {
+    /// The tree's splits are `len` entries from `nodes` in
+    /// [`Forest::bitvec_nodes`], its leaf values from `leaves` in
+    /// [`Forest::bitvec_leaves`] in left-to-right order.
+    pub(crate) nodes: u32,
+    pub(crate) len: u32,
+    pub(crate) leaves: u32,
+}
+
+/// A split of a [`Bitvec`] tree: `kill` holds the leaves of its left
+/// subtree, killed when a row goes right.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BitvecNode<F: Float> {
+    pub(crate) split: Split<F>,
+    pub(crate) kill: F::Word,
 }
 
 /// Deepest tree stored complete. Deeper or sparse trees are linked.
@@ -188,7 +277,7 @@ const PERFECT_MAX_BLOWUP: usize = 8;
 
 /// A compiled ensemble: sums tree outputs per output slot, in tree order.
 #[derive(Debug, Clone)]
-pub(crate) struct Forest<F> {
+pub(crate) struct Forest<F: Float> {
     pub(crate) perfect: Vec<Split<F>>,
     /// `perfect.len()` is `1 << perfect_log2` once built.
     pub(crate) perfect_log2: u32,
@@ -197,6 +286,8 @@ pub(crate) struct Forest<F> {
     /// Leaf values of linked trees, parallel to `linked`.
     pub(crate) linked_values: Vec<F>,
     pub(crate) trees: Vec<TreeMeta>,
+    pub(crate) bitvec_nodes: Vec<BitvecNode<F>>,
+    pub(crate) bitvec_leaves: Vec<F>,
     pub(crate) specials: Vec<Special>,
     pub(crate) num_features: usize,
     pub(crate) num_outputs: usize,
@@ -204,7 +295,7 @@ pub(crate) struct Forest<F> {
 
 /// Builds a [`Forest`] one tree at a time, validating as it goes.
 #[derive(Debug)]
-pub(crate) struct ForestBuilder<F> {
+pub(crate) struct ForestBuilder<F: Float> {
     forest: Forest<F>,
 }
 
@@ -228,6 +319,8 @@ impl<F: Float> ForestBuilder<F> {
                 linked: Vec::new(),
                 linked_values: Vec::new(),
                 trees: Vec::new(),
+                bitvec_nodes: Vec::new(),
+                bitvec_leaves: Vec::new(),
                 specials: Vec::new(),
                 num_features,
                 num_outputs,
@@ -268,10 +361,12 @@ impl<F: Float> ForestBuilder<F> {
             self.emit_linked(raw)
         }
         .map_err(err)?;
+        let bitvec = self.emit_bitvec(raw);
         self.forest.trees.push(TreeMeta {
             layout,
             depth: depth as u32,
             output: output as u32,
+            bitvec,
         });
         Ok(())
     }
@@ -284,36 +379,109 @@ impl<F: Float> ForestBuilder<F> {
         nan_left: bool,
         special: &Option<Special>,
     ) -> Result<Split<F>, String> {
-        let f = &mut self.forest;
         let special = match special {
-            Some(s) => Some(s.clone()),
-            None if !nan_left && !F::infinity_goes_right(threshold) => Some(Special::LgbNanRight {
-                threshold: threshold.to_f64(),
-            }),
-            None => None,
+            Some(s) => s.clone(),
+            None => match self.plain(feature, threshold, nan_left) {
+                Some(split) => return Ok(split),
+                // +inf standing in for a missing value would go left.
+                None => Special::LgbNanRight {
+                    threshold: threshold.to_f64(),
+                },
+            },
         };
-        Ok(match special {
-            Some(s) => {
-                let i = u32::try_from(f.specials.len())
-                    .map_err(|_| "too many special splits".to_owned())?;
-                f.specials.push(s);
-                let flags = SPECIAL | if nan_left { NAN_LEFT } else { 0 };
-                Split {
-                    threshold: F::from_index(i),
-                    feat: feature as u32 | flags,
+        let f = &mut self.forest;
+        let i =
+            u32::try_from(f.specials.len()).map_err(|_| "too many special splits".to_owned())?;
+        f.specials.push(special);
+        let flags = SPECIAL | if nan_left { NAN_LEFT } else { 0 };
+        Ok(Split {
+            threshold: F::from_index(i),
+            feat: feature as u32 | flags,
+        })
+    }
+
+    /// The scorer's form of a split that needs no special handling, if it
+    /// is one. Missing values going right read the NaN-as-+inf copy; the
+    /// index is premultiplied for the block layout (see `walk`).
+    fn plain(&self, feature: usize, threshold: F, nan_left: bool) -> Option<Split<F>> {
+        let copy = if nan_left {
+            0
+        } else if F::infinity_goes_right(threshold) {
+            self.forest.num_features
+        } else {
+            return None;
+        };
+        Some(Split {
+            threshold,
+            feat: ((feature + copy) * ROW_BLOCK) as u32,
+        })
+    }
+
+    /// The bitvector form of a tree (see [`Bitvec`]), if it has at most
+    /// `F::Word::BITS` leaves and only plain splits. `validate` has shown
+    /// `raw` is a tree.
+    fn emit_bitvec(&mut self, raw: &[RawNode<F>]) -> Option<Bitvec> {
+        if !F::BITVEC {
+            return None;
+        }
+        // Breadth-first order; more than 2 * BITS - 1 nodes means too many
+        // leaves.
+        let mut order = vec![0usize];
+        let mut i = 0;
+        while let Some(&n) = order.get(i) {
+            if let RawNode::Split { left, right, .. } = raw.get(n)? {
+                order.extend([*left, *right]);
+                if order.len() >= 2 * F::Word::BITS as usize {
+                    return None;
                 }
             }
-            // Missing values going right read the NaN-as-+inf copy; the
-            // index is premultiplied for the block layout (see `walk`).
-            None if nan_left => Split {
-                threshold,
-                feat: (feature * ROW_BLOCK) as u32,
-            },
-            None => Split {
-                threshold,
-                feat: ((feature + f.num_features) * ROW_BLOCK) as u32,
-            },
-        })
+            i += 1;
+        }
+        // Leaves under each node, then the number of the first of them.
+        let mut count = vec![0u32; raw.len()];
+        for &n in order.iter().rev() {
+            count[n] = match raw.get(n)? {
+                RawNode::Leaf(_) => 1,
+                RawNode::Split { left, right, .. } => count.get(*left)? + count.get(*right)?,
+            };
+        }
+        let mut first = vec![0u32; raw.len()];
+        let mut nodes = Vec::new();
+        let mut leaves = vec![F::default(); *count.first()? as usize];
+        for &n in &order {
+            match raw.get(n)? {
+                RawNode::Leaf(value) => *leaves.get_mut(first[n] as usize)? = *value,
+                RawNode::Split {
+                    feature,
+                    threshold,
+                    nan_left,
+                    special,
+                    left,
+                    right,
+                } => {
+                    if special.is_some() {
+                        return None;
+                    }
+                    let split = self.plain(*feature, *threshold, *nan_left)?;
+                    let (start, width) = (first[n], count[*left]);
+                    *first.get_mut(*left)? = start;
+                    *first.get_mut(*right)? = start + width;
+                    nodes.push(BitvecNode {
+                        split,
+                        kill: F::Word::range(start, width),
+                    });
+                }
+            }
+        }
+        let f = &mut self.forest;
+        let bitvec = Bitvec {
+            nodes: u32::try_from(f.bitvec_nodes.len()).ok()?,
+            len: u32::try_from(nodes.len()).ok()?,
+            leaves: u32::try_from(f.bitvec_leaves.len()).ok()?,
+        };
+        f.bitvec_nodes.extend(nodes);
+        f.bitvec_leaves.extend(leaves);
+        Some(bitvec)
     }
 
     fn emit_perfect(&mut self, raw: &[RawNode<F>], depth: usize) -> Result<Layout, String> {
@@ -617,6 +785,70 @@ mod tests {
                 let mut acc = [0.0];
                 f.accumulate_row(&row, 1, &mut acc);
                 assert_eq!(acc[0], want, "depth {depth}, x = {x}");
+            }
+        }
+    }
+
+    #[test]
+    fn leaf_ranges() {
+        assert_eq!(<u32 as Word>::range(0, 32), u32::MAX);
+        assert_eq!(<u32 as Word>::range(3, 2), 0b11000);
+        assert_eq!(<u64 as Word>::range(0, 64), u64::MAX);
+        assert_eq!(<u64 as Word>::range(63, 1), 1 << 63);
+    }
+
+    #[test]
+    fn bitvec_trees_score_like_walks() {
+        // A chain of depth 20 has 21 leaves (bitvector form in f32), one of
+        // depth 40 has 41 (walked). Both must score a block like single rows.
+        for (depth, bitvec) in [(20, true), (40, false)] {
+            let raw: Vec<RawNode<f32>> = chain(depth)
+                .into_iter()
+                .map(|n| match n {
+                    RawNode::Leaf(v) => RawNode::Leaf(v as f32),
+                    RawNode::Split {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                        ..
+                    } => RawNode::Split {
+                        feature,
+                        threshold: threshold as f32,
+                        nan_left: left % 4 == 1,
+                        special: None,
+                        left,
+                        right,
+                    },
+                })
+                .collect();
+            let mut b = ForestBuilder::<f32>::new(1, 1).expect("builder");
+            b.add_tree(0, &raw, 0).expect("valid tree");
+            let f = b.finish();
+            assert_eq!(f.trees[0].bitvec.is_some(), bitvec, "depth {depth}");
+            let xs: Vec<f64> = (0..ROW_BLOCK)
+                .map(|r| match r {
+                    0 => f64::NAN,
+                    1 => f64::INFINITY,
+                    2 => f64::NEG_INFINITY,
+                    _ => r as f64 * 2.7 - 3.0,
+                })
+                .collect();
+            let mut block = vec![f32::NAN; 2 * ROW_BLOCK];
+            for (r, x) in xs.iter().enumerate() {
+                let mut row = [0.0f32; 2];
+                prepare_row(&[*x], &mut row);
+                block[r] = row[0];
+                block[ROW_BLOCK + r] = row[1];
+            }
+            let mut acc = vec![0.0f32; ROW_BLOCK];
+            f.accumulate_block(&block, 5, &mut acc);
+            for (x, got) in xs.iter().zip(&acc) {
+                let mut row = [0.0f32; 2];
+                prepare_row(&[*x], &mut row);
+                let mut want = [0.0f32];
+                f.accumulate_row(&row, 1, &mut want);
+                assert_eq!(got.to_bits(), want[0].to_bits(), "depth {depth}, x = {x}");
             }
         }
     }

@@ -9,8 +9,15 @@
 //! so one base pointer serves every row, and plain splits store their
 //! feature index already multiplied by `ROW_BLOCK`. Buffers have
 //! power-of-two lengths so indices are masked rather than bounds-checked.
+//!
+//! In a batch, a tree with few enough leaves is not walked at all but
+//! scored from its bitvector form ([`crate::forest::Bitvec`]): one pass over
+//! its real splits, each comparing 16 contiguous values, which the optimiser
+//! vectorises.
 
-use crate::forest::{FEATURE_MASK, Float, Forest, Layout, NAN_LEFT, SPECIAL, Split, TreeMeta};
+use crate::forest::{
+    Bitvec, FEATURE_MASK, Float, Forest, Layout, NAN_LEFT, SPECIAL, Split, TreeMeta, Word,
+};
 
 /// Walks run in lockstep: trees for one row, rows for one tree in a batch.
 const LANES: usize = 8;
@@ -213,52 +220,103 @@ impl<F: Float> Forest<F> {
     }
 
     fn accumulate_block_impl<const SPECIALS: bool>(&self, p: &[Split<F>], x: &[F], acc: &mut [F]) {
-        let k = self.num_outputs;
         for t in &self.trees {
-            let mut at = [Self::start(t); ROW_BLOCK];
-            match t.layout {
-                Layout::Perfect { nodes, leaves } => {
-                    let start = nodes as usize;
-                    let mut vals = [F::default(); ROW_BLOCK];
-                    let first_leaf = (1u32 << t.depth) - 1;
-                    let tree_leaves = self.leaves.get(leaves as usize..).unwrap_or_default();
-                    // Eight rows at a time keep every cursor in a register.
-                    for (half, v) in vals.chunks_exact_mut(LANES).enumerate() {
-                        let mut cur = [0u32; LANES];
-                        for _ in 0..t.depth {
-                            for (l, a) in cur.iter_mut().enumerate() {
-                                let s = masked(p, start + *a as usize);
-                                let right =
-                                    self.goes_right::<SPECIALS, true>(s, x, half * LANES + l);
-                                *a = 2 * *a + 1 + u32::from(right);
-                            }
-                        }
-                        for (v, a) in v.iter_mut().zip(cur) {
-                            let leaf = a.wrapping_sub(first_leaf);
-                            *v = tree_leaves.get(leaf as usize).copied().unwrap_or_default();
-                        }
-                    }
-                    let out = t.output as usize;
-                    for (r, v) in vals.into_iter().enumerate() {
-                        if let Some(o) = acc.get_mut(r * k + out) {
-                            *o += v;
-                        }
-                    }
-                    continue;
-                }
-                Layout::Linked { .. } => {
+            self.tree_block::<SPECIALS>(t, p, x, acc);
+        }
+    }
+
+    /// Add tree `t`'s output for the `ROW_BLOCK` rows of `x` into `acc` (see
+    /// [`Forest::accumulate_block`]; `p` is `self.perfect` cut by [`pow2`]).
+    #[inline]
+    pub(crate) fn tree_block<const SPECIALS: bool>(
+        &self,
+        t: &TreeMeta,
+        p: &[Split<F>],
+        x: &[F],
+        acc: &mut [F],
+    ) {
+        let k = self.num_outputs;
+        let out = t.output as usize;
+        if let Some(b) = t.bitvec {
+            self.bitvec_block(b, out, x, acc);
+            return;
+        }
+        let mut at = [Self::start(t); ROW_BLOCK];
+        match t.layout {
+            Layout::Perfect { nodes, leaves } => {
+                let start = nodes as usize;
+                let mut vals = [F::default(); ROW_BLOCK];
+                let first_leaf = (1u32 << t.depth) - 1;
+                let tree_leaves = self.leaves.get(leaves as usize..).unwrap_or_default();
+                // Eight rows at a time keep every cursor in a register.
+                for (half, v) in vals.chunks_exact_mut(LANES).enumerate() {
+                    let mut cur = [0u32; LANES];
                     for _ in 0..t.depth {
-                        for (r, a) in at.iter_mut().enumerate() {
-                            *a = self.linked_step::<SPECIALS, true>(*a, x, r);
+                        for (l, a) in cur.iter_mut().enumerate() {
+                            let s = masked(p, start + *a as usize);
+                            let right = self.goes_right::<SPECIALS, true>(s, x, half * LANES + l);
+                            *a = 2 * *a + 1 + u32::from(right);
                         }
+                    }
+                    for (v, a) in v.iter_mut().zip(cur) {
+                        let leaf = a.wrapping_sub(first_leaf);
+                        *v = tree_leaves.get(leaf as usize).copied().unwrap_or_default();
+                    }
+                }
+                for (r, v) in vals.into_iter().enumerate() {
+                    if let Some(o) = acc.get_mut(r * k + out) {
+                        *o += v;
                     }
                 }
             }
-            let out = t.output as usize;
-            for (r, a) in at.iter().enumerate() {
-                if let Some(o) = acc.get_mut(r * k + out) {
-                    *o += self.leaf(t, *a);
+            Layout::Linked { .. } => {
+                for _ in 0..t.depth {
+                    for (r, a) in at.iter_mut().enumerate() {
+                        *a = self.linked_step::<SPECIALS, true>(*a, x, r);
+                    }
                 }
+                for (r, a) in at.iter().enumerate() {
+                    if let Some(o) = acc.get_mut(r * k + out) {
+                        *o += self.leaf(t, *a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Add the output of a tree in bitvector form for the `ROW_BLOCK` rows
+    /// of `x` into output `out` of `acc`: every row starts with all leaves
+    /// alive, each split that sends it right kills its left subtree's
+    /// leaves, and the leftmost leaf alive is the one a walk would reach.
+    #[inline]
+    fn bitvec_block(&self, b: Bitvec, out: usize, x: &[F], acc: &mut [F]) {
+        let k = self.num_outputs;
+        let first = b.nodes as usize;
+        let nodes = self
+            .bitvec_nodes
+            .get(first..first + b.len as usize)
+            .unwrap_or_default();
+        let mut alive = [F::Word::ONES; ROW_BLOCK];
+        for n in nodes {
+            // The split's value for every row of the block, side by side.
+            let f = n.split.feat as usize;
+            let Some(xs) = x.get(f..).and_then(|x| x.first_chunk::<ROW_BLOCK>()) else {
+                continue;
+            };
+            let (t, kill) = (n.split.threshold, n.kill);
+            for (a, v) in alive.iter_mut().zip(xs) {
+                // Branch-free, so the optimiser can vectorise it.
+                *a = *a & !(kill & F::Word::all_if(F::goes_right(*v, t)));
+            }
+        }
+        let leaves = self
+            .bitvec_leaves
+            .get(b.leaves as usize..)
+            .unwrap_or_default();
+        for (r, a) in alive.into_iter().enumerate() {
+            let v = leaves.get(a.trailing_zeros() as usize);
+            if let (Some(o), Some(v)) = (acc.get_mut(r * k + out), v) {
+                *o += *v;
             }
         }
     }
@@ -267,7 +325,7 @@ impl<F: Float> Forest<F> {
 /// `s` cut to `1 << log2` values, so the optimiser knows its length is a
 /// power of two and [`masked`] needs no bounds check.
 #[inline(always)]
-fn pow2<T>(s: &[T], log2: u32) -> Option<&[T]> {
+pub(crate) fn pow2<T>(s: &[T], log2: u32) -> Option<&[T]> {
     s.get(..1usize.checked_shl(log2)?)
 }
 
