@@ -313,10 +313,24 @@ impl<F: Float> Forest<F> {
             .bitvec_leaves
             .get(b.leaves as usize..)
             .unwrap_or_default();
-        for (r, a) in alive.into_iter().enumerate() {
-            let v = leaves.get(a.trailing_zeros() as usize);
-            if let (Some(o), Some(v)) = (acc.get_mut(r * k + out), v) {
-                *o += *v;
+        let mut vals = [F::default(); ROW_BLOCK];
+        for (v, a) in vals.iter_mut().zip(alive) {
+            *v = leaves
+                .get(a.trailing_zeros() as usize)
+                .copied()
+                .unwrap_or_default();
+        }
+        if k == 1
+            && let Some(acc) = acc.first_chunk_mut::<ROW_BLOCK>()
+        {
+            for (o, v) in acc.iter_mut().zip(vals) {
+                *o += v;
+            }
+            return;
+        }
+        for (r, v) in vals.into_iter().enumerate() {
+            if let Some(o) = acc.get_mut(r * k + out) {
+                *o += v;
             }
         }
     }
