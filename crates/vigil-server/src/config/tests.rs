@@ -1,6 +1,7 @@
 use super::*;
 
 const DOC: &str = include_str!("../../../../docs/config.md");
+const README: &str = include_str!("../../../../README.md");
 
 fn minimal() -> &'static str {
     "[[models]]\nname = \"fraud\"\npath = \"models/fraud.json\"\n"
@@ -218,6 +219,10 @@ fn every_key_is_documented() {
         assert!(
             DOC.contains(&format!("| `{key}` |")),
             "docs/config.md does not document `{key}`"
+        );
+        assert!(
+            README.contains(&format!("`{key}`")),
+            "README.md's configuration list misses `{key}`"
         );
     }
 }
