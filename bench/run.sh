@@ -6,7 +6,10 @@
 #   TARGETS="floor vigil" DURATION=5 bench/run.sh
 #
 # Environment (defaults in brackets):
-#   TARGETS   [floor vigil fastapi mlserver]  which servers, in this order
+#   TARGETS   [floor vigil fastapi mlserver]  which servers, in this order;
+#             `vigil-nolog` is Vigil with the inference log off (store.enabled =
+#             false), for the log-on vs log-off comparison:
+#             TARGETS="vigil vigil-nolog" bench/run.sh
 #   DURATION  [10]     seconds per wrk run and per fixed-rate run
 #   WARMUP    [3]      seconds of wrk load before each target's measured runs
 #   RATE      [10000]  req/s of the fixed-rate run (floor and vigil only)
@@ -25,14 +28,14 @@ OUT=bench/results
 WORK=$OUT/work
 VENV=bench/.venv
 
-declare -A PORT=([floor]=18090 [vigil]=18091 [fastapi]=18092 [mlserver]=18093)
-declare -A KIND=([floor]=floor [vigil]=v1 [fastapi]=v1 [mlserver]=oip)
+declare -A PORT=([floor]=18090 [vigil]=18091 [fastapi]=18092 [mlserver]=18093 [vigil-nolog]=18094)
+declare -A KIND=([floor]=floor [vigil]=v1 [fastapi]=v1 [mlserver]=oip [vigil-nolog]=v1)
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 for t in $TARGETS; do
-  [[ -n "${PORT[$t]:-}" ]] || die "unknown target $t (known: floor vigil fastapi mlserver)"
+  [[ -n "${PORT[$t]:-}" ]] || die "unknown target $t (known: floor vigil vigil-nolog fastapi mlserver)"
 done
 [[ -f $MODEL ]] || die "no model at $MODEL"
 [[ -f $CASES ]] || die "no cases file at $CASES (its first row is the request body)"
@@ -100,10 +103,14 @@ EXPECT=$(cat "$WORK/expected.txt")
 
 # Vigil's config: the gateway's global token bucket (10,000 req/s by default)
 # and the prediction cache are off, so every request is scored, never
-# throttled or answered from cache (the body never changes).
-cat > "$WORK/vigil.toml" <<EOF
+# throttled or answered from cache (the body never changes). The inference
+# log is on with its defaults (SQLite, durability "os") in a fresh data
+# directory; the body has no `id`, so every request gets a new UUIDv7 and is
+# written (no replay). `vigil-nolog` is the same with the log off.
+vigil_config() { # port store-table
+  cat <<EOF
 [server]
-listen = "127.0.0.1:${PORT[vigil]}"
+listen = "127.0.0.1:$1"
 
 [gateway]
 rate_per_s = 0
@@ -111,10 +118,17 @@ rate_per_s = 0
 [cache]
 max_entries = 0
 
+[store]
+$2
+
 [[models]]
 name = "fraud"
 path = "$(realpath "$MODEL")"
 EOF
+}
+rm -rf "$WORK/vigil-data"
+vigil_config "${PORT[vigil]}" "data_dir = \"$(realpath "$WORK")/vigil-data\"" > "$WORK/vigil.toml"
+vigil_config "${PORT[vigil-nolog]}" "enabled = false" > "$WORK/vigil-nolog.toml"
 
 # --- per-target commands -----------------------------------------------------
 url_of() {
@@ -129,7 +143,7 @@ body_of() { if [[ $1 == mlserver ]]; then echo "$WORK/oip.json"; else echo "$WOR
 cmd_of() {
   case $1 in
     floor) printf '%s\n' "$FLOOR" "127.0.0.1:${PORT[floor]}" ;;
-    vigil) printf '%s\n' "$VIGIL" serve --config "$WORK/vigil.toml" ;;
+    vigil | vigil-nolog) printf '%s\n' "$VIGIL" serve --config "$WORK/$1.toml" ;;
     fastapi) printf '%s\n' env "VIGIL_BENCH_MODEL=$MODEL" "$VENV/bin/python" -m uvicorn \
       --app-dir bench/peers fastapi_app:app --host 127.0.0.1 --port "${PORT[fastapi]}" \
       --workers 1 --loop uvloop --http httptools --no-access-log --log-level warning ;;
@@ -207,7 +221,7 @@ for t in $TARGETS; do
     echo "$t c$conns $result" >&2
     record "$t" "c$conns" "$result"
   done
-  if [[ $t == floor || $t == vigil ]]; then
+  if [[ $t == floor || $t == vigil || $t == vigil-nolog ]]; then
     result=$("$VIGIL" bench --url "$(url_of "$t")" --body "$(body_of "$t")" --rate "$RATE" \
       --duration "$DURATION" --warmup 2 --connections 32 --json)
     echo "$t rate $result" >&2

@@ -21,7 +21,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use serde_json::{Map, Number, Value};
-use vigil_store::{AppendOutcome, InferenceLog, InferenceRecord, Redactor, StoreError};
+use vigil_store::{AppendOutcome, InferenceLog, InferenceRecord, Redactor, Store, StoreError};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::gateway::KeyName;
@@ -40,6 +40,8 @@ pub const INFERENCE_ID_HEADER: &str = "vigil-inference-id";
 pub struct InferenceLogHandle {
     log: Arc<dyn InferenceLog>,
     redactor: Arc<Redactor>,
+    /// The opened store and its backend's name, for the counters.
+    store: Option<(Arc<Store>, &'static str)>,
 }
 
 /// What a request brings to its records besides the rows.
@@ -126,7 +128,25 @@ impl InferenceLogHandle {
         InferenceLogHandle {
             log,
             redactor: Arc::new(redactor),
+            store: None,
         }
+    }
+
+    /// Wraps an opened [`Store`] (its counters are served too); `backend`
+    /// is `sqlite` or `postgres`.
+    pub fn from_store(store: Arc<Store>, backend: &'static str, redactor: Redactor) -> Self {
+        let log: Arc<dyn InferenceLog> = Arc::clone(&store) as _;
+        InferenceLogHandle {
+            store: Some((store, backend)),
+            ..InferenceLogHandle::new(log, redactor)
+        }
+    }
+
+    /// The opened store and its backend's name, when there is one.
+    pub fn store(&self) -> Option<(&Arc<Store>, &'static str)> {
+        self.store
+            .as_ref()
+            .map(|(store, backend)| (store, *backend))
     }
 
     /// The store, for the read API.
@@ -222,6 +242,9 @@ impl InferenceLogHandle {
         scores: &[f64],
         cached: bool,
     ) -> Result<Vec<Option<Box<InferenceRecord>>>, ApiError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
         let k = entry.model.num_outputs().max(1);
         let threshold = entry.has_threshold().then_some(entry.threshold);
         let latency_us = i64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(i64::MAX);

@@ -78,9 +78,17 @@ pub async fn serve(
     let mut state = AppState::from_config(&config)?;
     let store = open_store(&config).await?;
     if let Some(store) = &store {
-        let log: Arc<dyn vigil_store::InferenceLog> = Arc::clone(store) as _;
+        let backend = if config.store.store.url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
         let redactor = vigil_store::Store::redactor(&config.store.store);
-        state = state.with_inference_log(InferenceLogHandle::new(log, redactor));
+        state = state.with_inference_log(InferenceLogHandle::from_store(
+            Arc::clone(store),
+            backend,
+            redactor,
+        ));
     }
     let stdout_log = if config.server.access_log {
         Some(StdoutLog::start()?)

@@ -37,6 +37,7 @@ use crate::{gateway, health_api, infer_api, inferences_api, score_api};
         gateway::admin::stats,
         inferences_api::get_inference,
         inferences_api::list_inferences,
+        inferences_api::stats::store_stats,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc)),
@@ -131,6 +132,11 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             "/api/inferences/{id}",
             get(inferences_api::get_inference),
         ),
+        (
+            "GET",
+            "/api/store/stats",
+            get(inferences_api::stats::store_stats),
+        ),
     ]
 }
 
@@ -168,7 +174,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 16);
+        assert_eq!(routed.len(), 17);
     }
 
     #[test]

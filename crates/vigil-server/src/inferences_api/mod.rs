@@ -6,6 +6,7 @@
 //! `from` and `to` take RFC 3339 (`2026-11-23T21:00:00Z`, any offset) or
 //! Unix milliseconds; `from` is inclusive, `to` exclusive.
 
+pub mod stats;
 mod wire;
 
 use axum::Json;
@@ -16,6 +17,7 @@ use vigil_store::{ListQuery, StoreError};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::inference_log::store_error;
 use crate::state::AppState;
+pub use stats::{LatencyBucket, StoreCounter, StoreStatsBody};
 pub use wire::{InferencePage, InferenceRecordDoc, InferenceRecords, RecordView};
 
 /// Every record with this id (one per model that logged it), newest first.

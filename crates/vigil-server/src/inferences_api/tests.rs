@@ -27,11 +27,11 @@ async fn open(config: &Config, dir: &std::path::Path) -> Arc<Store> {
 }
 
 fn attach(config: &Config, store: &Arc<Store>) -> AppState {
-    let log: Arc<dyn InferenceLog> = Arc::clone(store) as _;
     AppState::from_config(config)
         .expect("state")
-        .with_inference_log(InferenceLogHandle::new(
-            log,
+        .with_inference_log(InferenceLogHandle::from_store(
+            Arc::clone(store),
+            "sqlite",
             Store::redactor(&config.store.store),
         ))
 }
@@ -140,6 +140,19 @@ async fn same_id_replays_the_stored_answer_and_another_input_conflicts() {
 
     let page = t.store.list(&ListQuery::default()).await.expect("list");
     assert_eq!(page.records.len(), 1, "a replay writes nothing");
+
+    let stats = call(&t.state, "GET", "/api/store/stats", None).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.text);
+    assert_eq!(stats.json["backend"], "sqlite");
+    assert_eq!(stats.json["degraded"], false);
+    let counter = |name: &str| {
+        stats.json["counters"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["value"].as_u64())
+    };
+    assert_eq!(counter("vigil_store_records_written_total"), Some(1));
+    assert_eq!(counter("vigil_store_write_latency_count"), Some(1));
 }
 
 #[tokio::test]
