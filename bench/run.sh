@@ -93,6 +93,10 @@ values = [float(v) for v in row[: len(names)]]
 expect = float(row[header.index("out_0")])
 with open(f"{work}/v1.json", "w") as f:
     json.dump({"id": "bench-1", "features": dict(zip(names, values))}, f)
+# Vigil logs each request under its `id`: a fixed id would make every request
+# after the first a replay, so Vigil's body has none (each gets a new UUIDv7).
+with open(f"{work}/v1-noid.json", "w") as f:
+    json.dump({"features": dict(zip(names, values))}, f)
 with open(f"{work}/oip.json", "w") as f:
     json.dump({"id": "bench-1", "inputs": [{"name": "input-0", "shape": [1, len(values)],
                "datatype": "FP64", "data": values}]}, f)
@@ -105,8 +109,9 @@ EXPECT=$(cat "$WORK/expected.txt")
 # and the prediction cache are off, so every request is scored, never
 # throttled or answered from cache (the body never changes). The inference
 # log is on with its defaults (SQLite, durability "os") in a fresh data
-# directory; the body has no `id`, so every request gets a new UUIDv7 and is
-# written (no replay). `vigil-nolog` is the same with the log off.
+# directory; its body has no `id` (v1-noid.json), so every request gets a new
+# UUIDv7 and is written, never replayed. `vigil-nolog` is the same with the
+# log off.
 vigil_config() { # port store-table
   cat <<EOF
 [server]
@@ -137,7 +142,13 @@ url_of() {
     *) echo "http://127.0.0.1:${PORT[$1]}/v1/models/fraud/score" ;;
   esac
 }
-body_of() { if [[ $1 == mlserver ]]; then echo "$WORK/oip.json"; else echo "$WORK/v1.json"; fi; }
+body_of() {
+  case $1 in
+    mlserver) echo "$WORK/oip.json" ;;
+    vigil | vigil-nolog) echo "$WORK/v1-noid.json" ;;
+    *) echo "$WORK/v1.json" ;;
+  esac
+}
 
 # Prints the command (one word per line) that starts target $1.
 cmd_of() {
