@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{http, workspace};
@@ -21,34 +20,14 @@ struct Replica {
 impl Replica {
     fn start(config: &std::path::Path) -> Replica {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vigil serve");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if value["msg"] == "listening"
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(value["addr"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            panic!("vigil serve printed no listening line within 20 s");
-        };
+        let args = [
+            std::ffi::OsStr::new("--data-dir"),
+            data.path().as_os_str(),
+            std::ffi::OsStr::new("--config"),
+            config.as_os_str(),
+        ];
+        let (child, line) = common::launch(&args);
+        let addr = line["addr"].as_str().unwrap_or_default().to_owned();
         Replica {
             child,
             addr,

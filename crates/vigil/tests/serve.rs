@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{http, wait_exit};
@@ -22,37 +21,9 @@ struct Server {
 impl Server {
     fn start(extra: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vigil serve");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining stdout (the access log) so the server never blocks on it.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if value["msg"] == "listening"
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(value);
-                }
-            }
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("vigil serve printed no listening line within 20 s");
-            }
-        };
+        let mut args = vec![std::ffi::OsStr::new("--data-dir"), data.path().as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (child, line) = common::launch(&args);
         let addr = line["addr"].as_str().expect("addr is a string").to_string();
         let models = line["models"]
             .as_array()

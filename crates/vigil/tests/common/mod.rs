@@ -154,6 +154,42 @@ pub fn try_http(
     })
 }
 
+/// Spawn `vigil serve --listen 127.0.0.1:0 ARGS...` and return it with its
+/// JSON listening line; stdout (the access log) is drained on a thread so
+/// the server never blocks on it.
+#[allow(dead_code)] // each test binary uses its own subset of this module
+pub fn launch(args: &[&std::ffi::OsStr]) -> (Child, serde_json::Value) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn vigil serve");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if value["msg"] == "listening"
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(value);
+            }
+        }
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+        let _ = child.kill();
+        panic!("vigil serve printed no listening line within 20 s");
+    };
+    (child, line)
+}
+
 /// A running `vigil serve` on port 0 with its own data directory argument;
 /// killed (SIGKILL) when dropped.
 pub struct Serve {
@@ -163,36 +199,10 @@ pub struct Serve {
 
 impl Serve {
     /// Start `vigil serve --listen 127.0.0.1:0 ARGS...` and wait for its
-    /// listening line (stdout is drained on a thread so it never blocks).
+    /// listening line.
     pub fn start(args: &[&std::ffi::OsStr]) -> Serve {
-        use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vigil serve");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if value["msg"] == "listening"
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(value["addr"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            panic!("vigil serve printed no listening line within 20 s");
-        };
+        let (child, line) = launch(args);
+        let addr = line["addr"].as_str().unwrap_or_default().to_owned();
         Serve { child, addr }
     }
 
