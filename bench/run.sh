@@ -6,7 +6,7 @@
 #   TARGETS="floor vigil" DURATION=5 bench/run.sh
 #
 # Environment (defaults in brackets):
-#   TARGETS   [floor vigil fastapi mlserver]  which servers, in this order;
+#   TARGETS   [floor vigil vigil-nolog fastapi mlserver]  which servers, in this order;
 #             `vigil-nolog` is Vigil with the inference log off (store.enabled =
 #             false), for the log-on vs log-off comparison:
 #             TARGETS="vigil vigil-nolog" bench/run.sh
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=${TARGETS:-"floor vigil fastapi mlserver"}
+TARGETS=${TARGETS:-"floor vigil vigil-nolog fastapi mlserver"}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 RATE=${RATE:-10000}
