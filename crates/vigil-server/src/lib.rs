@@ -75,6 +75,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_ready(config, listener, shutdown, |_| {}).await
+}
+
+/// [`serve`], calling `ready` with the bound address once every model is
+/// loaded and the inference log is open, just before the first request is
+/// accepted: a "listening" message printed there means the server is ready.
+pub async fn serve_with_ready(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
     let mut state = AppState::from_config(&config)?;
     let store = open_store(&config).await?;
     if let Some(store) = &store {
@@ -103,6 +115,7 @@ pub async fn serve(
     let reloader = tokio::spawn(reload_on_sighup(std::sync::Arc::clone(state.gateway())));
     let tls = config.server.tls.is_some();
     tracing::info!(%addr, tls, models = config.models.len(), "serving");
+    ready(addr);
     if tls {
         let listener = tls::TlsListener::new(listener, std::sync::Arc::clone(state.gateway()))?;
         axum::serve(listener, app(state))

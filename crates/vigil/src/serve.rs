@@ -1,4 +1,4 @@
-//! `vigil serve`: load the models, bind the listener, serve until a signal.
+//! `vigil serve`: bind the listener, load the models, announce, serve until a signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,8 +83,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        announce(addr, &model_names(&config));
-        vigil_server::serve(config, listener, shutdown_signal()).await
+        let models = model_names(&config);
+        vigil_server::serve_with_ready(config, listener, shutdown_signal(), |_| {
+            announce(addr, &models);
+        })
+        .await
     })
 }
 

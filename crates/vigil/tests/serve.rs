@@ -192,5 +192,9 @@ fn a_bad_model_flag_fails_fast_with_a_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/m.json"), "stderr: {stderr}");
+    // The listening line means ready, so a server that never got ready
+    // must not print it.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("listening"), "stdout: {stdout}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
