@@ -5,7 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[allow(dead_code)] // the crash test uses only `read_all`
+mod support;
+
 use std::collections::HashMap;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vigil_store::{AppendOutcome, InferenceLog, InferenceRecord, ListQuery, Store, StoreConfig};
+use vigil_store::{AppendOutcome, InferenceLog, InferenceRecord, Store, StoreConfig};
 
 const CHILD_ENV: &str = "VIGIL_STORE_CRASH_CHILD_DIR";
 
@@ -113,24 +117,7 @@ fn kill_9_mid_load_loses_nothing_acknowledged() {
         let store = Store::open(&StoreConfig::with_data_dir(&data))
             .await
             .unwrap();
-        let mut stored: HashMap<String, InferenceRecord> = HashMap::new();
-        let mut query = ListQuery {
-            limit: Some(1000),
-            ..ListQuery::default()
-        };
-        loop {
-            let page = store.list(&query).await.unwrap();
-            for r in page.records {
-                assert!(
-                    stored.insert(r.request_id.clone(), r).is_none(),
-                    "duplicate row"
-                );
-            }
-            match page.next_cursor {
-                Some(c) => query.cursor = Some(c),
-                None => break,
-            }
-        }
+        let stored = support::read_all(store.as_ref()).await;
         for (id, bits) in &acked {
             let r = stored
                 .get(&format!("k-{id}"))

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use vigil_store::{AppendOutcome, InferenceLog, InferenceRecord, ListQuery, Store};
+use vigil_store::{AppendOutcome, InferenceLog, InferenceRecord, Store};
 
 /// Forwards 127.0.0.1:<port> to `upstream` while `up` is true; going down
 /// closes every live connection.
@@ -135,24 +135,7 @@ async fn postgres_outage_under_load_loses_nothing_acknowledged() {
 
     // Read back through a direct connection, not the proxy.
     let direct = Store::open(&h.config).await.unwrap();
-    let mut stored = HashMap::new();
-    let mut query = ListQuery {
-        limit: Some(1000),
-        ..ListQuery::default()
-    };
-    loop {
-        let page = direct.list(&query).await.unwrap();
-        for r in page.records {
-            assert!(
-                stored.insert(r.request_id.clone(), r).is_none(),
-                "duplicate row"
-            );
-        }
-        match page.next_cursor {
-            Some(c) => query.cursor = Some(c),
-            None => break,
-        }
-    }
+    let stored = support::read_all(direct.as_ref()).await;
     for (id, r) in &acked {
         let s = stored
             .get(id)

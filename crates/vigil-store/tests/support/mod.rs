@@ -167,3 +167,27 @@ fn database_name_is_replaced() {
         "postgres://h/x?sslmode=disable"
     );
 }
+
+/// Every record in `log`, by request id, paging with the cursor; panics on a
+/// request id stored twice.
+#[allow(dead_code)] // each test binary uses its own subset of this module
+pub async fn read_all(
+    log: &dyn InferenceLog,
+) -> std::collections::HashMap<String, InferenceRecord> {
+    let mut stored = std::collections::HashMap::new();
+    let mut query = ListQuery {
+        limit: Some(1000),
+        ..ListQuery::default()
+    };
+    loop {
+        let page = log.list(&query).await.unwrap();
+        for r in page.records {
+            let id = r.request_id.clone();
+            assert!(stored.insert(id.clone(), r).is_none(), "{id} stored twice");
+        }
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return stored,
+        }
+    }
+}
