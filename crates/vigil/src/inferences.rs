@@ -74,14 +74,16 @@ enum InferencesCommand {
         Example:\n  vigil inferences list --model fraud --label fraud --limit 20"
     )]
     List(ListArgs),
-    /// Write every record of a time range to a file (JSON Lines or CSV).
+    /// Write every record of a time range to a file (JSON Lines, CSV or Parquet).
     #[command(
         long_about = "Write every record of a time range to a file, newest first: \
-        JSON Lines (one record per line, as the API returns it) or CSV (input and scores \
-        as JSON text). Pages through the API with its cursor; a progress counter shows on \
-        stderr when it is a terminal. Parquet is not supported yet.\n\n\
+        JSON Lines (one record per line, as the API returns it), CSV (input and scores \
+        as JSON text) or Parquet (typed columns named as the CSV header: received_at_us \
+        a UTC microsecond timestamp, scores a list of doubles, input JSON text; \
+        Snappy-compressed). Pages through the API with its cursor; a \
+        progress counter shows on stderr when it is a terminal.\n\n\
         Example:\n  vigil inferences export --from 2026-11-01T00:00:00Z --to 1764547200000 \\\n    \
-        --format jsonl --output november.jsonl"
+        --format parquet --output november.parquet"
     )]
     Export(ExportArgs),
 }
@@ -149,6 +151,7 @@ struct ExportArgs {
 enum Format {
     Jsonl,
     Csv,
+    Parquet,
 }
 
 /// One page as the server sends it.
@@ -224,9 +227,17 @@ async fn run_export(api: &Api, args: &ExportArgs) -> anyhow::Result<()> {
     let format = match args.format {
         Format::Jsonl => ExportFormat::Jsonl,
         Format::Csv => ExportFormat::Csv,
+        Format::Parquet => ExportFormat::Parquet,
     };
-    let out: Box<dyn Write> = if args.output.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
+    let out: Box<dyn Write + Send> = if args.output.as_os_str() == "-" {
+        if format == ExportFormat::Parquet && std::io::stdout().is_terminal() {
+            bail!(
+                "parquet is binary: not written to a terminal; redirect stdout or use --output FILE"
+            );
+        }
+        // Unlocked: the Parquet writer needs a `Send` sink, and the
+        // `BufWriter` below takes the lock once per buffer anyway.
+        Box::new(std::io::stdout())
     } else {
         let file = std::fs::File::create(&args.output)
             .with_context(|| format!("cannot create {}", args.output.display()))?;

@@ -489,3 +489,90 @@ fn the_cli_gets_lists_and_exports_through_the_http_api() {
         .collect();
     assert_eq!(exported, scores);
 }
+
+#[test]
+fn the_cli_exports_parquet_to_a_file_and_to_stdout() {
+    use vigil_store::export::parquet::file::reader::{FileReader, SerializedFileReader};
+    use vigil_store::export::parquet::record::{Field, ListAccessor, RowAccessor};
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = serve_on(data.path(), &[]);
+    let url = format!("http://{}", server.addr);
+    let mut scores = HashMap::new();
+    for i in 0..30 {
+        let id = format!("pq-{i}");
+        let (status, body) = http(
+            &server.addr,
+            "POST",
+            SCORE,
+            Some(&score_body(&id, 7.0 * f64::from(i))),
+        );
+        assert_eq!(status, 200, "{body}");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+        scores.insert(id, value["score"].as_f64().expect("score"));
+    }
+
+    // Each row back as (request_id, first score), checking the typed columns.
+    let read = |file: std::fs::File| -> HashMap<String, f64> {
+        let reader = SerializedFileReader::new(file).expect("a parquet file");
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 30);
+        reader
+            .get_row_iter(None)
+            .expect("rows")
+            .map(|row| {
+                let row = row.expect("row");
+                let fields: HashMap<&str, &Field> = row
+                    .get_column_iter()
+                    .map(|(n, f)| (n.as_str(), f))
+                    .collect();
+                assert!(
+                    matches!(fields["received_at_us"], Field::TimestampMicros(t) if *t > 0),
+                    "{row}"
+                );
+                assert_eq!(fields["model"], &Field::Str("fraud".into()), "{row}");
+                let input = row.get_string(4).expect("input");
+                let input: serde_json::Value = serde_json::from_str(input).expect("json input");
+                assert_eq!(input["merchant_category"].as_f64(), Some(5.0), "{row}");
+                let scores = row.get_list(6).expect("scores");
+                assert_eq!(scores.len(), 1, "{row}");
+                let id = row.get_string(0).expect("request_id").clone();
+                (id, scores.get_double(0).expect("a double score"))
+            })
+            .collect()
+    };
+
+    let path = data.path().join("out.parquet");
+    let (ok, _, err) = cli(&[
+        "inferences",
+        "export",
+        "--url",
+        &url,
+        "--format",
+        "parquet",
+        "--output",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        read(std::fs::File::open(&path).expect("export written")),
+        scores
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["inferences", "export", "--url", &url, "--format", "parquet"])
+        .args(["--from", "0", "--output", "-"])
+        .env_remove("VIGIL_API_KEY")
+        .output()
+        .expect("run vigil");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let piped = data.path().join("piped.parquet");
+    std::fs::write(&piped, &output.stdout).expect("write the piped export");
+    assert_eq!(
+        read(std::fs::File::open(&piped).expect("piped file")),
+        scores
+    );
+}
