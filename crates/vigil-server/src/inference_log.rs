@@ -20,8 +20,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
-use serde_json::{Map, Number, Value};
-use vigil_store::{AppendOutcome, InferenceLog, InferenceRecord, Redactor, Store, StoreError};
+use vigil_store::{
+    AppendOutcome, InferenceLog, InferenceRecord, Input, InputWriter, RedactRule, Redactor, Store,
+    StoreError,
+};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::gateway::KeyName;
@@ -196,10 +198,7 @@ impl InferenceLogHandle {
                     id
                 }
             };
-            let mut input = input_map(entry, row);
-            if !self.redactor.is_noop() {
-                self.redactor.apply(&mut input);
-            }
+            let input = self.input(entry, row);
             records.push(InferenceRecord::new(
                 id,
                 ctx.received_at_us,
@@ -276,15 +275,30 @@ impl InferenceLogHandle {
     }
 }
 
-/// Feature name → value of one row; missing values are left out.
-fn input_map(entry: &ModelEntry, row: &[f64]) -> Map<String, Value> {
-    let mut input = Map::new();
-    for (name, &value) in entry.model.feature_names().iter().zip(row) {
-        if let Some(number) = Number::from_f64(value) {
-            input.insert(name.clone(), Value::Number(number));
+impl InferenceLogHandle {
+    /// One row as a logged input: feature name → value, missing values left
+    /// out, after redaction.
+    fn input(&self, entry: &ModelEntry, row: &[f64]) -> Input {
+        let keys = entry.log_keys();
+        let mut input = InputWriter::with_features(keys.len());
+        let redact = !self.redactor.is_noop();
+        for key in keys {
+            let value = row.get(key.index).copied().unwrap_or(f64::NAN);
+            if !value.is_finite() {
+                continue;
+            }
+            match if redact {
+                self.redactor.rule(&key.name)
+            } else {
+                RedactRule::Keep
+            } {
+                RedactRule::Keep => input.number(&key.json, value),
+                RedactRule::Drop => {}
+                RedactRule::Hash => input.string(&key.json, &self.redactor.hash_number(value)),
+            }
         }
+        input.finish()
     }
-    input
 }
 
 fn id_error(field: &str, err: &StoreError) -> ApiError {

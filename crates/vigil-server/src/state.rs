@@ -147,9 +147,42 @@ pub struct ModelEntry {
     pub unknown_features: UnknownFeatures,
     /// Feature name → position, so that a request needs no linear search.
     feature_lookup: HashMap<Box<str>, usize>,
+    /// The features in the inference log's key order (sorted by name), so
+    /// that a logged input is written without sorting or escaping.
+    log_keys: Vec<LogKey>,
     /// Unique per load: the in-process cache keys on it, so a reloaded
     /// model never sees the scores of the one it replaced.
     pub load_id: u64,
+}
+
+/// One feature as the inference log writes it.
+#[derive(Debug, Clone)]
+pub struct LogKey {
+    /// Position in a feature row.
+    pub index: usize,
+    /// The feature's name.
+    pub name: Box<str>,
+    /// The name as a JSON string literal.
+    pub json: Box<str>,
+}
+
+/// Features sorted by name (a name given twice keeps its last position, as
+/// a JSON object would).
+fn log_keys(names: &[String]) -> Vec<LogKey> {
+    let mut keys: Vec<LogKey> = names
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(index, name)| LogKey {
+            index,
+            name: name.as_str().into(),
+            json: vigil_store::input::json_key(name).into(),
+        })
+        .collect();
+    // Stable: among equal names the last position (first after `rev`) wins.
+    keys.sort_by(|a, b| a.name.cmp(&b.name));
+    keys.dedup_by(|later, earlier| later.name == earlier.name);
+    keys
 }
 
 impl ModelEntry {
@@ -172,6 +205,7 @@ impl ModelEntry {
             .enumerate()
             .map(|(i, name)| (name.as_str().into(), i))
             .collect();
+        let log_keys = log_keys(model.feature_names());
         ModelEntry {
             name: config.name.as_str().into(),
             version: config.version.clone(),
@@ -180,11 +214,17 @@ impl ModelEntry {
             labels: config.labels.clone(),
             unknown_features: config.unknown_features,
             feature_lookup,
+            log_keys,
             load_id: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             },
         }
+    }
+
+    /// The features in the order the inference log writes them.
+    pub fn log_keys(&self) -> &[LogKey] {
+        &self.log_keys
     }
 
     /// Position of a feature by name.

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod input;
 pub mod postgres;
 pub mod record;
 pub mod redact;
@@ -29,10 +30,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, SpillPolicy, StoreConfig};
 pub use error::{ErrorCode, Result, StoreError};
 
+pub use input::{Input, InputWriter};
 pub use postgres::PostgresLog;
 pub use record::{
-    AppendOutcome, Cursor, InferenceRecord, ListQuery, Page, input_fingerprint, new_request_id,
-    validate_request_id,
+    AppendOutcome, Cursor, InferenceRecord, ListQuery, Page, new_request_id, validate_request_id,
 };
 pub use redact::{RedactRule, Redactor};
 pub use sqlite::SqliteLog;

@@ -15,9 +15,10 @@ use tokio_postgres::{Client, NoTls, Row};
 use crate::InferenceLog;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
+use crate::input::Input;
 use crate::record::{
-    AppendOutcome, InferenceRecord, ListQuery, Page, input_from_text, input_to_text,
-    page_from_rows, scores_from_bytes, scores_to_bytes,
+    AppendOutcome, InferenceRecord, ListQuery, Page, page_from_rows, scores_from_bytes,
+    scores_to_bytes,
 };
 use crate::sql::{COLUMNS, Param, first_occurrences, list_sql};
 use crate::sqlite::judge;
@@ -210,7 +211,7 @@ async fn insert_all(client: &Client, records: &[InferenceRecord]) -> Result<Vec<
         let times: Vec<i64> = chunk.iter().map(|r| r.received_at_us).collect();
         let models: Vec<&str> = chunk.iter().map(|r| r.model.as_str()).collect();
         let versions: Vec<&str> = chunk.iter().map(|r| r.version.as_str()).collect();
-        let inputs: Vec<String> = chunk.iter().map(|r| input_to_text(&r.input)).collect();
+        let inputs: Vec<&str> = chunk.iter().map(|r| r.input.as_str()).collect();
         let prints: Vec<&str> = chunk.iter().map(|r| r.input_fingerprint.as_str()).collect();
         let scores: Vec<Vec<u8>> = chunk.iter().map(|r| scores_to_bytes(&r.scores)).collect();
         let labels: Vec<Option<&str>> = chunk.iter().map(|r| r.label.as_deref()).collect();
@@ -293,7 +294,7 @@ fn from_row(row: &Row) -> Result<InferenceRecord> {
         received_at_us: row.try_get(1)?,
         model: row.try_get(2)?,
         version: row.try_get(3)?,
-        input: input_from_text(&input)?,
+        input: Input::from_stored(input),
         input_fingerprint: row.try_get(5)?,
         scores: scores_from_bytes(&scores)?,
         label: row.try_get(7)?,

@@ -3,10 +3,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
+use crate::input::Input;
 
 /// The longest request id accepted, in bytes.
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
@@ -29,9 +28,9 @@ pub struct InferenceRecord {
     /// The model's version that produced the scores.
     pub version: String,
     /// The input features as received, after redaction.
-    pub input: Map<String, Value>,
+    pub input: Input,
     /// Hex SHA-256 of the canonical input; two requests with the same id
-    /// and different fingerprints conflict. See [`input_fingerprint`].
+    /// and different fingerprints conflict. See [`Input::fingerprint`].
     pub input_fingerprint: String,
     /// The model's output scores.
     pub scores: Vec<f64>,
@@ -57,9 +56,10 @@ impl InferenceRecord {
         received_at_us: i64,
         model: impl Into<String>,
         version: impl Into<String>,
-        input: Map<String, Value>,
+        input: impl Into<Input>,
     ) -> Self {
-        let input_fingerprint = input_fingerprint(&input);
+        let input = input.into();
+        let input_fingerprint = input.fingerprint();
         InferenceRecord {
             request_id: request_id.into(),
             received_at_us,
@@ -79,7 +79,7 @@ impl InferenceRecord {
 
     /// Recomputes the fingerprint after `input` was changed.
     pub fn refresh_fingerprint(&mut self) {
-        self.input_fingerprint = input_fingerprint(&self.input);
+        self.input_fingerprint = self.input.fingerprint();
     }
 
     /// Checks what a backend cannot store: a bad id, an empty model name or
@@ -270,72 +270,6 @@ pub fn new_request_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Hex SHA-256 of the canonical form of `input`: keys sorted, and numbers
-/// compared by value (`1` and `1.0` are the same input).
-pub fn input_fingerprint(input: &Map<String, Value>) -> String {
-    let mut canonical = String::with_capacity(256);
-    write_canonical_object(input, &mut canonical);
-    let digest = Sha256::digest(canonical.as_bytes());
-    hex(&digest)
-}
-
-fn write_canonical_object(map: &Map<String, Value>, out: &mut String) {
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort_unstable();
-    out.push('{');
-    for (i, key) in keys.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_canonical_string(key, out);
-        out.push(':');
-        if let Some(value) = map.get(key) {
-            write_canonical(value, out);
-        }
-    }
-    out.push('}');
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    use std::fmt::Write as _;
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                let _ = write!(out, "{i}");
-            } else if let Some(u) = n.as_u64() {
-                let _ = write!(out, "{u}");
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                // Whole floats print like integers so `1.0` matches `1`.
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    let _ = write!(out, "{}", f as i64);
-                } else {
-                    let _ = write!(out, "{f:?}");
-                }
-            }
-        }
-        Value::String(s) => write_canonical_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => write_canonical_object(map, out),
-    }
-}
-
-fn write_canonical_string(s: &str, out: &mut String) {
-    // serde_json's string escaping is deterministic; writing a &str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
-}
-
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -367,38 +301,9 @@ pub(crate) fn scores_from_bytes(bytes: &[u8]) -> Result<Vec<f64>> {
         .collect())
 }
 
-/// Parses a stored input object.
-pub(crate) fn input_from_text(text: &str) -> Result<Map<String, Value>> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("input json: {e}")))
-}
-
-/// Serialises an input object for storage.
-pub(crate) fn input_to_text(input: &Map<String, Value>) -> String {
-    // A map of JSON values always serialises.
-    serde_json::to_string(input).unwrap_or_else(|_| "{}".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("not an object"),
-        }
-    }
-
-    #[test]
-    fn fingerprint_ignores_key_order_and_number_form() {
-        let a = obj(json!({"amount": 10, "country": "FR", "nested": {"b": 1, "a": 2.5}}));
-        let b = obj(json!({"nested": {"a": 2.5, "b": 1.0}, "country": "FR", "amount": 10.0}));
-        assert_eq!(input_fingerprint(&a), input_fingerprint(&b));
-        let c = obj(json!({"amount": 11, "country": "FR", "nested": {"b": 1, "a": 2.5}}));
-        assert_ne!(input_fingerprint(&a), input_fingerprint(&c));
-        assert_eq!(input_fingerprint(&a).len(), 64);
-    }
 
     #[test]
     fn request_ids_are_validated() {
@@ -466,17 +371,6 @@ mod tests {
         }
 
         #[test]
-        fn fingerprint_ignores_insertion_order(
-            pairs in proptest::collection::btree_map("[a-z]{1,6}", -1.0e6f64..1.0e6, 0..8)
-        ) {
-            let forward: Map<String, Value> =
-                pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-            let backward: Map<String, Value> =
-                pairs.iter().rev().map(|(k, v)| (k.clone(), json!(v))).collect();
-            proptest::prop_assert_eq!(input_fingerprint(&forward), input_fingerprint(&backward));
-        }
-
-        #[test]
         fn request_id_validation_matches_rules(id in "\\PC{0,70}|.{0,200}") {
             let ok = !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control);
             proptest::prop_assert_eq!(validate_request_id(&id).is_ok(), ok);
@@ -485,7 +379,7 @@ mod tests {
 
     #[test]
     fn records_are_validated() {
-        let mut r = InferenceRecord::new("a", 1, "m", "1", Map::new());
+        let mut r = InferenceRecord::new("a", 1, "m", "1", Input::default());
         assert!(r.validate().is_ok());
         r.scores = vec![f64::NAN];
         assert!(r.validate().is_err());

@@ -56,6 +56,19 @@ impl Redactor {
     pub fn apply(&self, input: &mut Map<String, Value>) {
         redact(input, &self.rules, &self.key);
     }
+
+    /// The rule for one feature (`Keep` when none is configured).
+    pub fn rule(&self, feature: &str) -> RedactRule {
+        self.rules.get(feature).copied().unwrap_or(RedactRule::Keep)
+    }
+
+    /// The `hash` rule's replacement for a number: the same as
+    /// [`Redactor::apply`] gives for that number in a map.
+    pub fn hash_number(&self, value: f64) -> String {
+        let mut text = String::with_capacity(24);
+        crate::input::write_number(value, &mut text);
+        keyed_hash_bytes(&self.key, text.as_bytes())
+    }
 }
 
 /// Applies `rules` to `input` in place; features without a rule are kept.
@@ -76,16 +89,29 @@ pub fn redact(input: &mut Map<String, Value>, rules: &BTreeMap<String, RedactRul
 }
 
 fn keyed_hash(key: &[u8], value: &Value) -> String {
+    match value {
+        // Hash a string's bytes, not its JSON quoting, and a number's
+        // canonical spelling (`1.0` and `1` alike), so the digest is
+        // reproducible by anyone holding the key.
+        Value::String(s) => keyed_hash_bytes(key, s.as_bytes()),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => {
+                let mut text = String::with_capacity(24);
+                crate::input::write_number(f, &mut text);
+                keyed_hash_bytes(key, text.as_bytes())
+            }
+            _ => keyed_hash_bytes(key, n.to_string().as_bytes()),
+        },
+        other => keyed_hash_bytes(key, other.to_string().as_bytes()),
+    }
+}
+
+fn keyed_hash_bytes(key: &[u8], bytes: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
         return String::new();
     };
-    match value {
-        // Hash a string's bytes, not its JSON quoting, so the digest is
-        // reproducible by anyone holding the key.
-        Value::String(s) => mac.update(s.as_bytes()),
-        other => mac.update(other.to_string().as_bytes()),
-    }
+    mac.update(bytes);
     hex(&mac.finalize().into_bytes())
 }
 
@@ -144,6 +170,17 @@ mod tests {
             got,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn numbers_hash_by_value() {
+        let r = Redactor::new(rules(), b"k".to_vec());
+        assert_eq!(r.hash_number(12.0), keyed_hash(b"k", &json!(12)));
+        assert_eq!(r.hash_number(12.0), keyed_hash(b"k", &json!(12.0)));
+        assert_eq!(r.hash_number(0.25), keyed_hash(b"k", &json!(0.25)));
+        assert_ne!(r.hash_number(0.25), r.hash_number(0.5));
+        assert_eq!(r.rule("card"), RedactRule::Drop);
+        assert_eq!(r.rule("unlisted"), RedactRule::Keep);
     }
 
     #[test]

@@ -417,7 +417,7 @@ mod tests {
     use super::*;
 
     fn rec(id: &str) -> InferenceRecord {
-        let mut r = InferenceRecord::new(id, 1, "fraud", "1", Default::default());
+        let mut r = InferenceRecord::new(id, 1, "fraud", "1", crate::Input::default());
         r.scores = vec![0.25];
         r
     }

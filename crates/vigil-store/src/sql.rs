@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn duplicates_point_to_first() {
-        let r = |id: &str, m: &str| InferenceRecord::new(id, 0, m, "1", Default::default());
+        let r = |id: &str, m: &str| InferenceRecord::new(id, 0, m, "1", crate::Input::default());
         let batch = vec![r("a", "m"), r("b", "m"), r("a", "m"), r("a", "n")];
         assert_eq!(first_occurrences(&batch), vec![0, 1, 0, 3]);
     }

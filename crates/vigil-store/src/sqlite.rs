@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::InferenceLog;
 use crate::config::{Durability, StoreConfig};
 use crate::error::{Result, StoreError};
+use crate::input::Input;
 use crate::record::{
-    AppendOutcome, InferenceRecord, ListQuery, Page, input_from_text, input_to_text,
-    page_from_rows, scores_from_bytes, scores_to_bytes,
+    AppendOutcome, InferenceRecord, ListQuery, Page, page_from_rows, scores_from_bytes,
+    scores_to_bytes,
 };
 use crate::sql::{COLUMNS, Param, list_sql};
 
@@ -46,39 +47,160 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE inferences (
     );
     CREATE INDEX inferences_received_at ON inferences (received_at_us, request_id, model);"];
 
-/// A record with its JSON and blob columns encoded by the caller, so the
-/// single writer thread only runs SQLite.
+/// A record with its blob column encoded by the caller, so the single
+/// writer thread only runs SQLite.
 struct EncodedRecord {
     record: InferenceRecord,
-    input: String,
     scores: Vec<u8>,
 }
 
-enum WriteCmd {
-    Append {
-        records: Vec<EncodedRecord>,
-        ack: oneshot::Sender<Result<Vec<AppendOutcome>>>,
-    },
-    Delete {
-        before_us: i64,
-        batch_size: usize,
-        ack: oneshot::Sender<Result<u64>>,
-    },
-    Shutdown,
+type Ack = oneshot::Sender<Result<Vec<AppendOutcome>>>;
+
+/// The group-commit writer: appends queue up, and the first one finding no
+/// commit scheduled schedules one, which writes everything queued by then
+/// in one transaction (see [`Writer::schedule`]).
+struct Writer {
+    queue: Mutex<Queue>,
+    conn: Mutex<Connection>,
+    /// True while a commit is scheduled or running.
+    leading: AtomicBool,
+    /// Wakes appenders waiting for room in a full queue.
+    room: tokio::sync::Notify,
+    /// Set after every commit; the maintenance thread clears it.
+    dirty: AtomicBool,
+    max_batch: usize,
+    capacity: usize,
+    inline: bool,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<(Vec<EncodedRecord>, Ack)>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("max_batch", &self.max_batch)
+            .field("capacity", &self.capacity)
+            .field("inline", &self.inline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Queues one append and makes sure a leader will commit it.
+    async fn append(self: &Arc<Self>, records: Vec<EncodedRecord>) -> Result<Vec<AppendOutcome>> {
+        let (ack, done) = oneshot::channel();
+        let mut item = Some((records, ack));
+        while let Some(next) = item.take() {
+            let room = self.room.notified();
+            {
+                let mut queue = self.queue.lock().map_err(|_| poisoned())?;
+                if queue.closed {
+                    return Err(StoreError::Closed);
+                }
+                if queue.pending.len() < self.capacity {
+                    queue.pending.push(next);
+                } else {
+                    item = Some(next);
+                }
+            }
+            if item.is_some() {
+                // Full: wait for a commit to make room.
+                room.await;
+            }
+        }
+        self.schedule();
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Starts a commit of what is queued, unless one is already on its way.
+    ///
+    /// In `os` mode the commit is a task that first yields: every request
+    /// already runnable on this worker gets to queue its record before it
+    /// runs, so one commit serves them all (group commit with no timer and
+    /// no thread hand-off). In `fsync` mode it runs on the blocking pool.
+    fn schedule(self: &Arc<Self>) {
+        if self.leading.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let writer = Arc::clone(self);
+        if self.inline {
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                writer.commit_queued();
+            });
+        } else {
+            tokio::task::spawn_blocking(move || writer.commit_queued());
+        }
+    }
+
+    /// Commits one batch, then schedules the next if more is queued. Runs
+    /// only while `leading` is held.
+    fn commit_queued(self: &Arc<Self>) {
+        if let Some(batch) = self.take_batch() {
+            match self.conn.lock() {
+                Ok(mut conn) => commit_appends(&mut conn, batch),
+                Err(_) => fail_all(batch, "sqlite writer poisoned"),
+            }
+            self.dirty.store(true, Ordering::Release);
+            self.room.notify_waiters();
+        }
+        self.leading.store(false, Ordering::SeqCst);
+        // An append queued after the take saw `leading` set and left the
+        // commit to us.
+        let more = self.queue.lock().is_ok_and(|q| !q.pending.is_empty());
+        if more {
+            self.schedule();
+        }
+    }
+
+    /// Up to `max_batch` records' worth of queued appends (at least one).
+    fn take_batch(&self) -> Option<Vec<Pending>> {
+        let mut queue = self.queue.lock().ok()?;
+        if queue.pending.is_empty() {
+            return None;
+        }
+        let mut records = 0;
+        let mut take = 0;
+        for (encoded, _) in &queue.pending {
+            if take > 0 && records + encoded.len() > self.max_batch {
+                break;
+            }
+            records += encoded.len();
+            take += 1;
+        }
+        Some(queue.pending.drain(..take).collect())
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("sqlite writer poisoned".into())
+}
+
+fn fail_all(batch: Vec<Pending>, msg: &str) {
+    for (_, ack) in batch {
+        let _ = ack.send(Err(StoreError::Unavailable(msg.to_owned())));
+    }
 }
 
 /// The SQLite inference log.
 #[derive(Debug)]
 pub struct SqliteLog {
     path: PathBuf,
-    tx: mpsc::Sender<WriteCmd>,
+    writer: Arc<Writer>,
+    /// Dropped with the log: stops the maintenance thread after a last
+    /// fsync and checkpoint.
+    _fsync_stop: std::sync::mpsc::Sender<()>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
 
 impl SqliteLog {
     /// Opens (creating if needed) `inferences.db` in the configured data
-    /// directory, applies migrations and starts the writer thread.
+    /// directory, applies migrations and starts the maintenance thread.
     pub async fn open(config: &StoreConfig) -> Result<Self> {
         let config = config.clone();
         tokio::task::spawn_blocking(move || Self::open_blocking(&config))
@@ -97,9 +219,8 @@ impl SqliteLog {
             Durability::Fsync => "FULL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
-        // Checkpoints run on their own thread; the writer only checkpoints
-        // as a safety net when the WAL grows past ~64 MiB.
-        conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+        // Checkpoints run on the maintenance thread, never in a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&mut conn)?;
         let checkpointer = Connection::open(&path)?;
         checkpointer.busy_timeout(Duration::from_millis(100))?;
@@ -115,27 +236,31 @@ impl SqliteLog {
             readers.push(Mutex::new(reader));
         }
 
-        let (tx, rx) = mpsc::channel(config.writer_queue_capacity);
-        let dirty = Arc::new(AtomicBool::new(false));
+        let writer = Arc::new(Writer {
+            queue: Mutex::new(Queue::default()),
+            conn: Mutex::new(conn),
+            leading: AtomicBool::new(false),
+            room: tokio::sync::Notify::new(),
+            dirty: AtomicBool::new(false),
+            max_batch: config.max_batch_records.max(1),
+            capacity: config.writer_queue_capacity.max(1),
+            inline: config.durability == Durability::Os,
+        });
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         {
             let wal = wal_path(&path);
             let interval = Duration::from_millis(config.fsync_interval_ms);
-            let dirty = Arc::clone(&dirty);
+            let writer = Arc::clone(&writer);
             std::thread::Builder::new()
-                .name("vigil-store-fsync".into())
-                .spawn(move || fsync_loop(&checkpointer, &wal, interval, &dirty, &stop_rx))?;
+                .name("vigil-store-sync".into())
+                .spawn(move || {
+                    maintenance_loop(&checkpointer, &writer, &wal, interval, &stop_rx)
+                })?;
         }
-        let max_batch = config.max_batch_records;
-        std::thread::Builder::new()
-            .name("vigil-store-writer".into())
-            .spawn(move || {
-                writer_loop(conn, rx, max_batch, &dirty);
-                drop(stop_tx);
-            })?;
         Ok(SqliteLog {
             path,
-            tx,
+            writer,
+            _fsync_stop: stop_tx,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
@@ -149,7 +274,9 @@ impl SqliteLog {
     /// Stops the writer after the appends already queued; later calls fail
     /// with [`StoreError::Closed`].
     pub async fn close(&self) {
-        let _ = self.tx.send(WriteCmd::Shutdown).await;
+        if let Ok(mut queue) = self.writer.queue.lock() {
+            queue.closed = true;
+        }
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -197,17 +324,11 @@ impl InferenceLog for SqliteLog {
         let records = records
             .into_iter()
             .map(|record| EncodedRecord {
-                input: input_to_text(&record.input),
                 scores: scores_to_bytes(&record.scores),
                 record,
             })
             .collect();
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(WriteCmd::Append { records, ack })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        done.await.map_err(|_| StoreError::Closed)?
+        self.writer.append(records).await
     }
 
     async fn get(&self, request_id: &str) -> Result<Vec<InferenceRecord>> {
@@ -247,16 +368,15 @@ impl InferenceLog for SqliteLog {
     }
 
     async fn delete_expired(&self, before_us: i64, batch_size: usize) -> Result<u64> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(WriteCmd::Delete {
-                before_us,
-                batch_size,
-                ack,
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        done.await.map_err(|_| StoreError::Closed)?
+        let writer = Arc::clone(&self.writer);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.conn.lock().map_err(|_| poisoned())?;
+            let deleted = delete_batch(&mut conn, before_us, batch_size)?;
+            writer.dirty.store(true, Ordering::Release);
+            Ok(deleted)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("delete task failed: {e}")))?
     }
 }
 
@@ -294,33 +414,55 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// Every `interval` while commits are pending (and once more when the
-/// writer stops): fsyncs the WAL, which is what `os` durability promises,
-/// then runs a passive checkpoint so the writer rarely has to.
-fn fsync_loop(
+/// The WAL is fsynced at least this often while commits are pending, even
+/// when `fsync_interval_ms` is longer: small, frequent flushes keep each
+/// fsync short, and a long one stalls the commits writing the WAL meanwhile.
+const MAX_SYNC_TICK: Duration = Duration::from_millis(10);
+
+/// WAL size past which the maintenance thread restarts the WAL, so it is
+/// overwritten in place instead of growing.
+const WAL_RESTART_BYTES: i64 = 64 << 20;
+
+/// The maintenance thread: fsyncs the WAL while commits are pending (what
+/// `os` durability promises, at least every `interval`), checkpoints it into
+/// the database every `interval`, and keeps it from growing; once more when
+/// the log is dropped. The writer itself never checkpoints.
+fn maintenance_loop(
     checkpointer: &Connection,
+    writer: &Writer,
     wal: &Path,
     interval: Duration,
-    dirty: &AtomicBool,
     stop: &std::sync::mpsc::Receiver<()>,
 ) {
+    let tick = interval.min(MAX_SYNC_TICK);
+    let page_size: i64 = checkpointer
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap_or(4096);
+    let restart_frames = WAL_RESTART_BYTES / page_size.max(512);
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut unchecked = false;
     loop {
         let stopping = !matches!(
-            stop.recv_timeout(interval),
+            stop.recv_timeout(tick),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout)
         );
-        if dirty.swap(false, Ordering::AcqRel) {
+        if writer.dirty.swap(false, Ordering::AcqRel) {
             // fsync applies to the file, not the descriptor, so a separate
             // handle flushes what the writer's connection wrote.
             let synced = std::fs::File::open(wal).and_then(|f| f.sync_data());
             if let Err(err) = synced {
                 tracing::warn!(error = %err, "wal fsync failed");
-                dirty.store(true, Ordering::Release);
+                writer.dirty.store(true, Ordering::Release);
             }
-            let checkpoint =
-                checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            if let Err(err) = checkpoint {
-                tracing::debug!(error = %err, "passive wal checkpoint failed");
+            unchecked = true;
+        }
+        if unchecked && (stopping || last_checkpoint.elapsed() >= interval) {
+            last_checkpoint = std::time::Instant::now();
+            unchecked = false;
+            match passive_checkpoint(checkpointer) {
+                Ok(frames) if frames >= restart_frames => restart_wal(checkpointer, writer),
+                Ok(_) => {}
+                Err(err) => tracing::debug!(error = %err, "passive wal checkpoint failed"),
             }
         }
         if stopping {
@@ -329,60 +471,30 @@ fn fsync_loop(
     }
 }
 
-fn writer_loop(
-    mut conn: Connection,
-    mut rx: mpsc::Receiver<WriteCmd>,
-    max_batch: usize,
-    dirty: &AtomicBool,
-) {
-    let mut appends = Vec::new();
-    let mut deletes = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
-        let mut shutdown = false;
-        let mut count = 0;
-        let mut next = Some(first);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                WriteCmd::Append { records, ack } => {
-                    count += records.len();
-                    appends.push((records, ack));
-                }
-                WriteCmd::Delete {
-                    before_us,
-                    batch_size,
-                    ack,
-                } => deletes.push((before_us, batch_size, ack)),
-                WriteCmd::Shutdown => {
-                    shutdown = true;
-                    break;
-                }
-            }
-            if count < max_batch {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !appends.is_empty() {
-            commit_appends(&mut conn, &mut appends);
-            dirty.store(true, Ordering::Release);
-        }
-        for (before_us, batch_size, ack) in deletes.drain(..) {
-            let _ = ack.send(delete_batch(&mut conn, before_us, batch_size));
-            dirty.store(true, Ordering::Release);
-        }
-        if shutdown {
-            break;
-        }
+/// Copies committed WAL frames into the database without blocking the
+/// writer; returns the WAL's length in frames.
+fn passive_checkpoint(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?)
+}
+
+/// Checkpoints the few frames written since the last checkpoint while the
+/// writer waits, so the WAL is fully copied and the next commit starts it
+/// over from the beginning. Under steady load this is the only moment the
+/// WAL is ever complete; it costs the writer one short pause per 64 MiB.
+fn restart_wal(checkpointer: &Connection, writer: &Writer) {
+    let Ok(_paused) = writer.conn.lock() else {
+        return;
+    };
+    if let Err(err) = passive_checkpoint(checkpointer) {
+        tracing::debug!(error = %err, "wal restart checkpoint failed");
     }
 }
 
-type Pending = (
-    Vec<EncodedRecord>,
-    oneshot::Sender<Result<Vec<AppendOutcome>>>,
-);
+type Pending = (Vec<EncodedRecord>, Ack);
 
 /// Writes every queued append in one transaction, then acknowledges each.
-fn commit_appends(conn: &mut Connection, appends: &mut Vec<Pending>) {
-    match insert_all(conn, appends) {
+fn commit_appends(conn: &mut Connection, mut appends: Vec<Pending>) {
+    match insert_all(conn, &appends) {
         Ok(outcomes) => {
             for ((_, ack), outcome) in appends.drain(..).zip(outcomes) {
                 let _ = ack.send(Ok(outcome));
@@ -398,49 +510,69 @@ fn commit_appends(conn: &mut Connection, appends: &mut Vec<Pending>) {
     }
 }
 
+/// The conditional insert, built once.
+static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO inferences ({COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (request_id, model) DO NOTHING"
+    )
+});
+
 fn insert_all(conn: &mut Connection, appends: &[Pending]) -> Result<Vec<Vec<AppendOutcome>>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut all = Vec::with_capacity(appends.len());
+    // Cached statements: a group commit parses no SQL.
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let result = insert_in_transaction(conn, appends).and_then(|all| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(all)
+    });
+    if result.is_err()
+        && !conn.is_autocommit()
+        && let Err(err) = conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut s| s.execute([]))
     {
-        let insert_sql = format!(
-            "INSERT INTO inferences ({COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-             ON CONFLICT (request_id, model) DO NOTHING"
-        );
-        let mut insert = tx.prepare_cached(&insert_sql)?;
-        for (records, _) in appends {
-            let mut outcomes = Vec::with_capacity(records.len());
-            for encoded in records {
-                let r = &encoded.record;
-                let inserted = insert.execute(params![
-                    r.request_id,
-                    r.received_at_us,
-                    r.model,
-                    r.version,
-                    encoded.input,
-                    r.input_fingerprint,
-                    encoded.scores,
-                    r.label,
-                    r.threshold,
-                    r.latency_us,
-                    r.cached,
-                    r.api_key_name,
-                    r.trace_id,
-                ])?;
-                let outcome = if inserted == 1 {
-                    AppendOutcome::Inserted
-                } else {
-                    let existing = select_one(&tx, &r.model, &r.request_id)?.ok_or_else(|| {
-                        StoreError::Unavailable("conflicting row vanished".into())
-                    })?;
-                    judge(r, existing)
-                };
-                outcomes.push(outcome);
-            }
-            all.push(outcomes);
-        }
+        tracing::warn!(error = %err, "sqlite rollback failed");
     }
-    tx.commit()?;
+    result
+}
+
+fn insert_in_transaction(
+    conn: &Connection,
+    appends: &[Pending],
+) -> Result<Vec<Vec<AppendOutcome>>> {
+    let mut all = Vec::with_capacity(appends.len());
+    let mut insert = conn.prepare_cached(&INSERT_SQL)?;
+    for (records, _) in appends {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for encoded in records {
+            let r = &encoded.record;
+            let inserted = insert.execute(params![
+                r.request_id,
+                r.received_at_us,
+                r.model,
+                r.version,
+                r.input.as_str(),
+                r.input_fingerprint,
+                encoded.scores,
+                r.label,
+                r.threshold,
+                r.latency_us,
+                r.cached,
+                r.api_key_name,
+                r.trace_id,
+            ])?;
+            let outcome = if inserted == 1 {
+                AppendOutcome::Inserted
+            } else {
+                let existing = select_one(conn, &r.model, &r.request_id)?
+                    .ok_or_else(|| StoreError::Unavailable("conflicting row vanished".into()))?;
+                judge(r, existing)
+            };
+            outcomes.push(outcome);
+        }
+        all.push(outcomes);
+    }
     Ok(all)
 }
 
@@ -471,10 +603,9 @@ fn select_one(conn: &Connection, model: &str, request_id: &str) -> Result<Option
         .transpose()
 }
 
-/// A row as read, before the JSON and blob columns are decoded.
+/// A row as read, before the scores blob is decoded.
 struct RawRow {
     record: InferenceRecord,
-    input: String,
     scores: Vec<u8>,
 }
 
@@ -485,7 +616,7 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
             received_at_us: row.get(1)?,
             model: row.get(2)?,
             version: row.get(3)?,
-            input: serde_json::Map::new(),
+            input: Input::from_stored(row.get(4)?),
             input_fingerprint: row.get(5)?,
             scores: Vec::new(),
             label: row.get(7)?,
@@ -495,14 +626,12 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
             api_key_name: row.get(11)?,
             trace_id: row.get(12)?,
         },
-        input: row.get(4)?,
         scores: row.get(6)?,
     })
 }
 
 fn into_record(raw: RawRow) -> Result<InferenceRecord> {
     let mut record = raw.record;
-    record.input = input_from_text(&raw.input)?;
     record.scores = scores_from_bytes(&raw.scores)?;
     Ok(record)
 }
