@@ -2,7 +2,8 @@
 //! request id.
 //!
 //! - [`InferenceLog`] is the trait the server holds as `Arc<dyn InferenceLog>`.
-//! - [`SqliteLog`] (embedded default, WAL + one group-commit writer thread) and
+//! - [`SqliteLog`] (embedded default, WAL, group commits run by the appending
+//!   tasks themselves, a maintenance thread for fsyncs and checkpoints) and
 //!   [`PostgresLog`] (scale-out) implement it with the database's conditional
 //!   insert, so retries and replicas never produce two records for one id.
 //! - [`Store`] wraps a backend with the spill queue (backend outage), the
