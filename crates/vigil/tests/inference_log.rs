@@ -391,24 +391,31 @@ fn cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn the_cli_gets_lists_and_exports_through_the_http_api() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let server = serve_on(data.path(), &[]);
-    let url = format!("http://{}", server.addr);
+/// Scores `n` requests with ids `{prefix}-{i}` and amounts `step * i`;
+/// returns id → score.
+fn score_many(addr: &str, prefix: &str, n: u32, step: f64) -> HashMap<String, f64> {
     let mut scores = HashMap::new();
-    for i in 0..25 {
-        let id = format!("cli-{i}");
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
         let (status, body) = http(
-            &server.addr,
+            addr,
             "POST",
             SCORE,
-            Some(&score_body(&id, 10.0 * f64::from(i))),
+            Some(&score_body(&id, step * f64::from(i))),
         );
         assert_eq!(status, 200, "{body}");
         let value: serde_json::Value = serde_json::from_str(&body).expect("json");
         scores.insert(id, value["score"].as_f64().expect("score"));
     }
+    scores
+}
+
+#[test]
+fn the_cli_gets_lists_and_exports_through_the_http_api() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = serve_on(data.path(), &[]);
+    let url = format!("http://{}", server.addr);
+    let scores = score_many(&server.addr, "cli", 25, 10.0);
 
     let (ok, out, err) = cli(&["inferences", "--url", &url, "get", "cli-7"]);
     assert!(ok, "{err}");
@@ -498,19 +505,7 @@ fn the_cli_exports_parquet_to_a_file_and_to_stdout() {
     let data = tempfile::tempdir().expect("tempdir");
     let server = serve_on(data.path(), &[]);
     let url = format!("http://{}", server.addr);
-    let mut scores = HashMap::new();
-    for i in 0..30 {
-        let id = format!("pq-{i}");
-        let (status, body) = http(
-            &server.addr,
-            "POST",
-            SCORE,
-            Some(&score_body(&id, 7.0 * f64::from(i))),
-        );
-        assert_eq!(status, 200, "{body}");
-        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
-        scores.insert(id, value["score"].as_f64().expect("score"));
-    }
+    let scores = score_many(&server.addr, "pq", 30, 7.0);
 
     // Each row back as (request_id, first score), checking the typed columns.
     let read = |file: std::fs::File| -> HashMap<String, f64> {
