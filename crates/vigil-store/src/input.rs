@@ -54,7 +54,7 @@ impl Input {
     /// Hex SHA-256 of the text: two requests with the same id and different
     /// fingerprints conflict.
     pub fn fingerprint(&self) -> String {
-        crate::record::hex(&Sha256::digest(self.0.as_bytes()))
+        hex(&Sha256::digest(self.0.as_bytes()))
     }
 }
 
@@ -143,6 +143,17 @@ pub fn write_number(value: f64, out: &mut String) {
     } else {
         out.push_str(ryu::Buffer::new().format_finite(value));
     }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 fn write_object(map: &Map<String, Value>, out: &mut String) {

@@ -270,17 +270,6 @@ pub fn new_request_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
 /// Scores as little-endian f64 bytes: exact, and the same in both backends.
 pub(crate) fn scores_to_bytes(scores: &[f64]) -> Vec<u8> {
     scores.iter().flat_map(|s| s.to_le_bytes()).collect()
