@@ -1,5 +1,6 @@
-//! The embedded backend: one SQLite file in WAL mode, one writer thread
-//! doing group commits, and a small pool of read-only connections.
+//! The embedded backend: one SQLite file in WAL mode, group commits run by
+//! the appending tasks (see [`Writer`]), a maintenance thread for fsyncs and
+//! checkpoints, and a small pool of read-only connections.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -47,8 +48,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE inferences (
     );
     CREATE INDEX inferences_received_at ON inferences (received_at_us, request_id, model);"];
 
-/// A record with its blob column encoded by the caller, so the single
-/// writer thread only runs SQLite.
+/// A record with its blob column encoded by the caller, so a commit only
+/// runs SQLite.
 struct EncodedRecord {
     record: InferenceRecord,
     scores: Vec<u8>,

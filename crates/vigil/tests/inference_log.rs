@@ -283,16 +283,7 @@ fn fresh_database(base: &str) -> String {
         drop(client);
         let _ = driver.await;
     });
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h, format!("?{q}")),
-        None => (base, String::new()),
-    };
-    let scheme_end = head.find("://").map_or(0, |i| i + 3);
-    let host_part = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    format!("{host_part}/{name}{query}")
+    vigil_store::postgres::url_with_database(base, &name)
 }
 
 #[test]

@@ -82,21 +82,9 @@ pub async fn postgres_harness() -> Option<Harness> {
         .unwrap();
     drop(client);
     let _ = driver.await;
-    Some(Harness::new(Some(with_database(&base, &name))))
-}
-
-/// `base` with its database name replaced by `db`.
-fn with_database(base: &str, db: &str) -> String {
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h, format!("?{q}")),
-        None => (base, String::new()),
-    };
-    let scheme_end = head.find("://").map_or(0, |i| i + 3);
-    let host_part = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    format!("{host_part}/{db}{query}")
+    Some(Harness::new(Some(
+        vigil_store::postgres::url_with_database(&base, &name),
+    )))
 }
 
 /// A backend that fails every call while `fail` is set, as a stopped
@@ -153,19 +141,6 @@ impl InferenceLog for FlakyLog {
         self.check()?;
         self.inner.delete_expired(before, batch).await
     }
-}
-
-#[test]
-fn database_name_is_replaced() {
-    assert_eq!(
-        with_database("postgres://u@127.0.0.1:5432/postgres", "x"),
-        "postgres://u@127.0.0.1:5432/x"
-    );
-    assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-    assert_eq!(
-        with_database("postgres://h/db?sslmode=disable", "x"),
-        "postgres://h/x?sslmode=disable"
-    );
 }
 
 /// Every record in `log`, by request id, paging with the cursor; panics on a

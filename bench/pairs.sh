@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Log-on vs log-off throughput in interleaved pairs: on a machine whose speed
+# drifts, a ratio from back-to-back runs of the two is the one to trust.
+# Uses the configs, bodies and binary that bench/run.sh prepared, so run that
+# once first (e.g. TARGETS="vigil vigil-nolog" DURATION=2 bench/run.sh).
+#
+#   bench/pairs.sh                 # 3 pairs, 6 s of wrk at 64 conns each
+#   ROUNDS=5 DURATION=10 bench/pairs.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-6}
+CONNS=${CONNS:-64}
+WORK=bench/results/work
+VIGIL=${CARGO_TARGET_DIR:-target}/release/vigil
+for f in "$VIGIL" "$WORK/vigil.toml" "$WORK/vigil-nolog.toml" "$WORK/v1-noid.json"; do
+  [[ -e $f ]] || { echo "pairs: $f is missing: run bench/run.sh once first" >&2; exit 1; }
+done
+
+# Prints the req/s of one fresh server from config $1 on port $2.
+one_run() {
+  rm -rf "$WORK/vigil-data"
+  setsid "$VIGIL" serve --config "$1" >/dev/null 2>>"$WORK/pairs.log" &
+  local pid=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break; sleep 0.05; done
+  local url="http://127.0.0.1:$2/v1/models/fraud/score"
+  BODY_FILE=$WORK/v1-noid.json wrk -t1 -c"$CONNS" -d2s -s bench/post.lua "$url" >/dev/null
+  BODY_FILE=$WORK/v1-noid.json wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/post.lua "$url" |
+    sed -n 's/^RESULT .*"rps":\([0-9.]*\).*/\1/p'
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+off_sum=0 on_sum=0
+for round in $(seq "$ROUNDS"); do
+  off=$(one_run "$WORK/vigil-nolog.toml" 18094)
+  on=$(one_run "$WORK/vigil.toml" 18091)
+  printf 'pair %d: log off %8.0f req/s, log on %8.0f req/s, ratio %.2f\n' \
+    "$round" "$off" "$on" "$(echo "$on / $off" | bc -l)"
+  off_sum=$(echo "$off_sum + $off" | bc -l)
+  on_sum=$(echo "$on_sum + $on" | bc -l)
+done
+printf 'mean: log off %.0f req/s, log on %.0f req/s, ratio %.2f (%d pairs, %d conns, %d s)\n' \
+  "$(echo "$off_sum / $ROUNDS" | bc -l)" "$(echo "$on_sum / $ROUNDS" | bc -l)" \
+  "$(echo "$on_sum / $off_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
