@@ -281,17 +281,13 @@ impl InferenceLogHandle {
     fn input(&self, entry: &ModelEntry, row: &[f64]) -> Input {
         let keys = entry.log_keys();
         let mut input = InputWriter::with_features(keys.len());
-        let redact = !self.redactor.is_noop();
         for key in keys {
             let value = row.get(key.index).copied().unwrap_or(f64::NAN);
             if !value.is_finite() {
                 continue;
             }
-            match if redact {
-                self.redactor.rule(&key.name)
-            } else {
-                RedactRule::Keep
-            } {
+            // With no rules this is a lookup in an empty map.
+            match self.redactor.rule(&key.name) {
                 RedactRule::Keep => input.number(&key.json, value),
                 RedactRule::Drop => {}
                 RedactRule::Hash => input.string(&key.json, &self.redactor.hash_number(value)),
