@@ -215,7 +215,7 @@ impl InferenceLogHandle {
         for record in &records {
             match self.log.lookup(&record.model, &record.request_id).await {
                 Ok(Some(existing)) => {
-                    if existing.input_fingerprint != record.input_fingerprint {
+                    if existing.input != record.input {
                         return Err(conflict(&record.request_id));
                     }
                     stored.push(existing);
@@ -288,9 +288,9 @@ impl InferenceLogHandle {
             }
             // With no rules this is a lookup in an empty map.
             match self.redactor.rule(&key.name) {
-                RedactRule::Keep => input.number(&key.json, value),
+                RedactRule::Keep => input.number(&key.name, value),
                 RedactRule::Drop => {}
-                RedactRule::Hash => input.string(&key.json, &self.redactor.hash_number(value)),
+                RedactRule::Hash => input.string(&key.name, &self.redactor.hash_number(value)),
             }
         }
         input.finish()

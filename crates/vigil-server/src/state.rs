@@ -148,7 +148,7 @@ pub struct ModelEntry {
     /// Feature name → position, so that a request needs no linear search.
     feature_lookup: HashMap<Box<str>, usize>,
     /// The features in the inference log's key order (sorted by name), so
-    /// that a logged input is written without sorting or escaping.
+    /// that a logged input is written without sorting.
     log_keys: Vec<LogKey>,
     /// Unique per load: the in-process cache keys on it, so a reloaded
     /// model never sees the scores of the one it replaced.
@@ -162,8 +162,6 @@ pub struct LogKey {
     pub index: usize,
     /// The feature's name.
     pub name: Box<str>,
-    /// The name as a JSON string literal.
-    pub json: Box<str>,
 }
 
 /// Features sorted by name (a name given twice keeps its last position, as
@@ -176,7 +174,6 @@ fn log_keys(names: &[String]) -> Vec<LogKey> {
         .map(|(index, name)| LogKey {
             index,
             name: name.as_str().into(),
-            json: vigil_store::input::json_key(name).into(),
         })
         .collect();
     // Stable: among equal names the last position (first after `rev`) wins.

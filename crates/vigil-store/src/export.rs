@@ -62,6 +62,14 @@ pub const CSV_HEADER: [&str; 13] = [
 /// with the same version.
 pub use parquet;
 
+/// A JSON Lines row: the record and its input's fingerprint.
+#[derive(Serialize)]
+struct WithFingerprint<'a> {
+    #[serde(flatten)]
+    record: &'a InferenceRecord,
+    input_fingerprint: String,
+}
+
 /// Writes records one at a time in a format.
 pub struct Exporter<W: Write> {
     format: ExportFormat,
@@ -112,7 +120,11 @@ impl<W: Write + Send> Exporter<W> {
     pub fn write(&mut self, r: &InferenceRecord) -> Result<()> {
         match &mut self.inner {
             ExporterInner::Jsonl(out) => {
-                serde_json::to_writer(&mut *out, r).map_err(io_err)?;
+                let line = WithFingerprint {
+                    record: r,
+                    input_fingerprint: r.input.fingerprint(),
+                };
+                serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
                 out.write_all(b"\n")?;
             }
             ExporterInner::Csv(w) => {
@@ -122,8 +134,8 @@ impl<W: Write + Send> Exporter<W> {
                     r.received_at_us.to_string(),
                     r.model.clone(),
                     r.version.clone(),
-                    serde_json::to_string(&r.input).map_err(io_err)?,
-                    r.input_fingerprint.clone(),
+                    r.input.to_json(),
+                    r.input.fingerprint(),
                     serde_json::to_string(&r.scores).map_err(io_err)?,
                     opt(&r.label),
                     r.threshold.map(|t| t.to_string()).unwrap_or_default(),

@@ -27,7 +27,8 @@ use crate::sqlite::judge;
 const MIGRATION_LOCK: i64 = 0x5649_4749_4c53; // "VIGILS"
 
 /// Migrations, applied in order; the index is the schema version minus one.
-const MIGRATIONS: &[&str] = &[r#"CREATE TABLE inferences (
+const MIGRATIONS: &[&str] = &[
+    r#"CREATE TABLE inferences (
         request_id TEXT COLLATE "C" NOT NULL,
         received_at_us BIGINT NOT NULL,
         model TEXT COLLATE "C" NOT NULL,
@@ -43,7 +44,12 @@ const MIGRATIONS: &[&str] = &[r#"CREATE TABLE inferences (
         trace_id TEXT,
         PRIMARY KEY (request_id, model)
     );
-    CREATE INDEX inferences_received_at ON inferences (received_at_us, request_id, model);"#];
+    CREATE INDEX inferences_received_at ON inferences (received_at_us, request_id, model);"#,
+    // v2: inputs in binary form (rows written as JSON text keep it, as
+    // UTF-8 bytes, and stay readable); no stored fingerprint.
+    "ALTER TABLE inferences DROP COLUMN input_fingerprint;
+    ALTER TABLE inferences ALTER COLUMN input TYPE BYTEA USING convert_to(input, 'UTF8');",
+];
 
 type Ack = oneshot::Sender<Result<Vec<AppendOutcome>>>;
 
@@ -202,17 +208,16 @@ async fn insert_all(client: &Client, records: &[InferenceRecord]) -> Result<Vec<
     for chunk in unique.chunks(2000) {
         let sql = format!(
             "INSERT INTO inferences ({COLUMNS}) \
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], \
-                 $6::text[], $7::bytea[], $8::text[], $9::float8[], $10::int8[], $11::bool[], \
-                 $12::text[], $13::text[]) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::bytea[], \
+                 $6::bytea[], $7::text[], $8::float8[], $9::int8[], $10::bool[], $11::text[], \
+                 $12::text[]) \
              ON CONFLICT (request_id, model) DO NOTHING RETURNING request_id, model"
         );
         let ids: Vec<&str> = chunk.iter().map(|r| r.request_id.as_str()).collect();
         let times: Vec<i64> = chunk.iter().map(|r| r.received_at_us).collect();
         let models: Vec<&str> = chunk.iter().map(|r| r.model.as_str()).collect();
         let versions: Vec<&str> = chunk.iter().map(|r| r.version.as_str()).collect();
-        let inputs: Vec<&str> = chunk.iter().map(|r| r.input.as_str()).collect();
-        let prints: Vec<&str> = chunk.iter().map(|r| r.input_fingerprint.as_str()).collect();
+        let inputs: Vec<&[u8]> = chunk.iter().map(|r| r.input.as_bytes()).collect();
         let scores: Vec<Vec<u8>> = chunk.iter().map(|r| scores_to_bytes(&r.scores)).collect();
         let labels: Vec<Option<&str>> = chunk.iter().map(|r| r.label.as_deref()).collect();
         let thresholds: Vec<Option<f64>> = chunk.iter().map(|r| r.threshold).collect();
@@ -229,7 +234,6 @@ async fn insert_all(client: &Client, records: &[InferenceRecord]) -> Result<Vec<
                     &models,
                     &versions,
                     &inputs,
-                    &prints,
                     &scores,
                     &labels,
                     &thresholds,
@@ -287,22 +291,21 @@ async fn insert_all(client: &Client, records: &[InferenceRecord]) -> Result<Vec<
 }
 
 fn from_row(row: &Row) -> Result<InferenceRecord> {
-    let input: String = row.try_get(4)?;
-    let scores: Vec<u8> = row.try_get(6)?;
+    let input: Vec<u8> = row.try_get(4)?;
+    let scores: Vec<u8> = row.try_get(5)?;
     Ok(InferenceRecord {
         request_id: row.try_get(0)?,
         received_at_us: row.try_get(1)?,
         model: row.try_get(2)?,
         version: row.try_get(3)?,
-        input: Input::from_stored(input),
-        input_fingerprint: row.try_get(5)?,
+        input: Input::from_stored(input)?,
         scores: scores_from_bytes(&scores)?,
-        label: row.try_get(7)?,
-        threshold: row.try_get(8)?,
-        latency_us: row.try_get(9)?,
-        cached: row.try_get(10)?,
-        api_key_name: row.try_get(11)?,
-        trace_id: row.try_get(12)?,
+        label: row.try_get(6)?,
+        threshold: row.try_get(7)?,
+        latency_us: row.try_get(8)?,
+        cached: row.try_get(9)?,
+        api_key_name: row.try_get(10)?,
+        trace_id: row.try_get(11)?,
     })
 }
 

@@ -1,4 +1,4 @@
-//! The inference record, its input fingerprint, request ids and list cursors.
+//! The inference record, request ids and list cursors.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,11 +27,9 @@ pub struct InferenceRecord {
     pub model: String,
     /// The model's version that produced the scores.
     pub version: String,
-    /// The input features as received, after redaction.
+    /// The input features as received, after redaction. Two requests with
+    /// the same id and different inputs conflict.
     pub input: Input,
-    /// Hex SHA-256 of the canonical input; two requests with the same id
-    /// and different fingerprints conflict. See [`Input::fingerprint`].
-    pub input_fingerprint: String,
     /// The model's output scores.
     pub scores: Vec<f64>,
     /// The decision label, when the model has a threshold.
@@ -49,8 +47,7 @@ pub struct InferenceRecord {
 }
 
 impl InferenceRecord {
-    /// A record with its fingerprint computed from `input` and empty outputs;
-    /// fill the output fields before appending it.
+    /// A record with empty outputs; fill them in before appending it.
     pub fn new(
         request_id: impl Into<String>,
         received_at_us: i64,
@@ -58,15 +55,12 @@ impl InferenceRecord {
         version: impl Into<String>,
         input: impl Into<Input>,
     ) -> Self {
-        let input = input.into();
-        let input_fingerprint = input.fingerprint();
         InferenceRecord {
             request_id: request_id.into(),
             received_at_us,
             model: model.into(),
             version: version.into(),
-            input,
-            input_fingerprint,
+            input: input.into(),
             scores: Vec::new(),
             label: None,
             threshold: None,
@@ -75,11 +69,6 @@ impl InferenceRecord {
             api_key_name: None,
             trace_id: None,
         }
-    }
-
-    /// Recomputes the fingerprint after `input` was changed.
-    pub fn refresh_fingerprint(&mut self) {
-        self.input_fingerprint = self.input.fingerprint();
     }
 
     /// Checks what a backend cannot store: a bad id, an empty model name or

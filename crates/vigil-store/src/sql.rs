@@ -5,7 +5,7 @@ use crate::record::{InferenceRecord, ListQuery};
 
 /// The columns of `inferences`, in the order rows are read and written.
 pub(crate) const COLUMNS: &str = "request_id, received_at_us, model, version, input, \
-     input_fingerprint, scores, label, threshold, latency_us, cached, api_key_name, trace_id";
+     scores, label, threshold, latency_us, cached, api_key_name, trace_id";
 
 /// A bound parameter of a generated query.
 #[derive(Debug, Clone, PartialEq)]

@@ -141,7 +141,7 @@ async fn postgres_outage_under_load_loses_nothing_acknowledged() {
             .get(id)
             .unwrap_or_else(|| panic!("acknowledged {id} is missing"));
         assert_eq!(s.scores, r.scores);
-        assert_eq!(s.input_fingerprint, r.input_fingerprint);
+        assert_eq!(s.input, r.input);
     }
     let stats = store.stats_snapshot();
     assert_eq!(stats.records_unspilled, spilled);

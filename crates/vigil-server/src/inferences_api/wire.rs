@@ -5,13 +5,16 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use vigil_store::InferenceRecord;
 
-/// A record as the API returns it: every stored field, and `received_at`.
+/// A record as the API returns it: every stored field, `received_at` and
+/// `input_fingerprint`.
 #[derive(Debug, Serialize)]
 pub struct RecordView<'a> {
     #[serde(flatten)]
     record: &'a InferenceRecord,
     /// `received_at_us` in RFC 3339 (UTC, microseconds).
     received_at: String,
+    /// Hex SHA-256 of the canonical input JSON.
+    input_fingerprint: String,
 }
 
 impl<'a> RecordView<'a> {
@@ -20,6 +23,7 @@ impl<'a> RecordView<'a> {
         RecordView {
             record,
             received_at: rfc3339_us(record.received_at_us),
+            input_fingerprint: record.input.fingerprint(),
         }
     }
 }
@@ -71,7 +75,7 @@ pub struct InferenceRecordDoc {
     /// The features the model scored, by name, after redaction (missing ones left out).
     #[schema(value_type = Object)]
     input: (),
-    /// Hex SHA-256 of the canonical input; the idempotency check compares it.
+    /// Hex SHA-256 of the canonical input JSON: equal fingerprints, equal inputs.
     input_fingerprint: String,
     /// The scores (one, or one per class).
     scores: Vec<f64>,

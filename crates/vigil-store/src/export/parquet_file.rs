@@ -120,14 +120,9 @@ impl<T> Levels<T> {
 
 impl Columns {
     fn push(&mut self, r: &InferenceRecord) -> Result<()> {
-        let input = serde_json::to_string(&r.input).map_err(io_err)?;
-        let texts = [
-            &r.request_id,
-            &r.model,
-            &r.version,
-            &input,
-            &r.input_fingerprint,
-        ];
+        let input = r.input.to_json();
+        let fingerprint = r.input.fingerprint();
+        let texts = [&r.request_id, &r.model, &r.version, &input, &fingerprint];
         let options = [&r.label, &r.api_key_name, &r.trace_id];
         self.text_bytes += texts.iter().map(|s| s.len()).sum::<usize>()
             + options
@@ -141,8 +136,7 @@ impl Columns {
         self.model.push(r.model.as_str().into());
         self.version.push(r.version.as_str().into());
         self.input.push(input.into_bytes().into());
-        self.input_fingerprint
-            .push(r.input_fingerprint.as_str().into());
+        self.input_fingerprint.push(fingerprint.into_bytes().into());
         self.scores.push_list(r.scores.iter().copied());
         self.label.push_option(opt(&r.label));
         self.threshold.push_option(r.threshold);
@@ -331,7 +325,11 @@ mod tests {
             .collect();
         let expected: Vec<serde_json::Value> = records
             .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .map(|r| {
+                let mut value = serde_json::to_value(r).unwrap_or_default();
+                value["input_fingerprint"] = json!(r.input.fingerprint());
+                value
+            })
             .collect();
         assert_eq!(rows, expected);
         assert_eq!(rows[1]["scores"], json!([0.1, 0.7, 0.2]));
