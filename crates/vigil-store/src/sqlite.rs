@@ -437,6 +437,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
         if version > current {
+            if current > 0 {
+                // v2 rewrites the table: say why a large log takes a while to open.
+                tracing::info!(
+                    from = current,
+                    to = version,
+                    "migrating the inference log schema"
+                );
+            }
             tx.execute_batch(sql)?;
             tx.execute(
                 "INSERT INTO schema_version (version, applied_at_us) VALUES (?1, ?2)",

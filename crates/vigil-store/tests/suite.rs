@@ -435,3 +435,71 @@ fn clock_is_injected() {
     let h = vigil_store::ManualClock::new(5);
     assert_eq!(h.now_us(), 5);
 }
+
+/// A PostgreSQL database written by schema v1 (inputs as JSON text, a
+/// stored fingerprint) is migrated at connect: its records read back the
+/// same, and replays and conflicts are judged against them.
+#[tokio::test]
+async fn postgres_schema_v1_records_survive_the_migration() {
+    let Some(h) = support::postgres_harness().await else {
+        return;
+    };
+    let url = h.config.url.clone().unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    // Schema v1 as the first release created it, with one record.
+    client
+        .batch_execute(
+            r#"CREATE TABLE schema_version (
+                version INTEGER PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+            INSERT INTO schema_version (version) VALUES (1);
+            CREATE TABLE inferences (
+                request_id TEXT COLLATE "C" NOT NULL,
+                received_at_us BIGINT NOT NULL,
+                model TEXT COLLATE "C" NOT NULL,
+                version TEXT NOT NULL,
+                input TEXT NOT NULL,
+                input_fingerprint TEXT NOT NULL,
+                scores BYTEA NOT NULL,
+                label TEXT,
+                threshold DOUBLE PRECISION,
+                latency_us BIGINT NOT NULL,
+                cached BOOLEAN NOT NULL,
+                api_key_name TEXT,
+                trace_id TEXT,
+                PRIMARY KEY (request_id, model));
+            CREATE INDEX inferences_received_at ON inferences (received_at_us, request_id, model);
+            INSERT INTO inferences VALUES ('old', 5, 'fraud', '1',
+                '{"amount":12.0,"country":"FR"}', 'ignored', '\x000000000000d03f'::bytea,
+                'legit', 0.5, 7, false, NULL, NULL);"#,
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let _ = driver.await;
+
+    let log = h.backend().await;
+    let old = log.lookup("fraud", "old").await.unwrap().unwrap();
+    assert_eq!(old.scores, vec![0.25]);
+    assert_eq!(old.input.to_json(), r#"{"amount":12,"country":"FR"}"#);
+    let mut again = record("old", "fraud", 9, 12.0);
+    assert!(matches!(
+        append_one(log.as_ref(), again.clone()).await,
+        AppendOutcome::Replayed(stored) if stored.version == "1"
+    ));
+    again.input = vigil_store::Input::default();
+    assert!(matches!(
+        append_one(log.as_ref(), again).await,
+        AppendOutcome::Conflict(_)
+    ));
+    assert_eq!(
+        append_one(log.as_ref(), record("new", "fraud", 10, 3.0)).await,
+        AppendOutcome::Inserted
+    );
+    let page = log.list(&ListQuery::default()).await.unwrap();
+    let ids: Vec<&str> = page.records.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["new", "old"]);
+}
