@@ -6,12 +6,15 @@
 #
 #   bench/pairs.sh                 # 3 pairs, 6 s of wrk at 64 conns each
 #   ROUNDS=5 DURATION=10 bench/pairs.sh
+#   RATE=10000 bench/pairs.sh      # fixed-rate pairs instead: p50/p99 of each
+#                                  # (`vigil bench`, open loop, 32 conns)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-6}
 CONNS=${CONNS:-64}
+RATE=${RATE:-}
 WORK=bench/results/work
 VIGIL=${CARGO_TARGET_DIR:-target}/release/vigil
 for f in "$VIGIL" "$WORK/vigil.toml" "$WORK/vigil-nolog.toml" "$WORK/v1-noid.json"; do
@@ -25,12 +28,29 @@ one_run() {
   local pid=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break; sleep 0.05; done
   local url="http://127.0.0.1:$2/v1/models/fraud/score"
-  BODY_FILE=$WORK/v1-noid.json wrk -t1 -c"$CONNS" -d2s -s bench/post.lua "$url" >/dev/null
-  BODY_FILE=$WORK/v1-noid.json wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/post.lua "$url" |
-    sed -n 's/^RESULT .*"rps":\([0-9.]*\).*/\1/p'
+  if [[ -n $RATE ]]; then
+    # Prints "p50 p99" in ms.
+    "$VIGIL" bench --url "$url" --body "$WORK/v1-noid.json" --rate "$RATE" \
+      --duration "$DURATION" --warmup 2 --connections 32 --json |
+      python3 -c 'import json,sys; l=json.load(sys.stdin)["latency_us"]; print(l["p50"]/1e3, l["p99"]/1e3)'
+  else
+    BODY_FILE=$WORK/v1-noid.json wrk -t1 -c"$CONNS" -d2s -s bench/post.lua "$url" >/dev/null
+    BODY_FILE=$WORK/v1-noid.json wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/post.lua "$url" |
+      sed -n 's/^RESULT .*"rps":\([0-9.]*\).*/\1/p'
+  fi
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
 }
+
+if [[ -n $RATE ]]; then
+  for round in $(seq "$ROUNDS"); do
+    read -r off50 off99 < <(one_run "$WORK/vigil-nolog.toml" 18094)
+    read -r on50 on99 < <(one_run "$WORK/vigil.toml" 18091)
+    printf 'pair %d at %d req/s: log off p50 %.2f ms p99 %.2f ms, log on p50 %.2f ms p99 %.2f ms\n' \
+      "$round" "$RATE" "$off50" "$off99" "$on50" "$on99"
+  done
+  exit 0
+fi
 
 off_sum=0 on_sum=0
 for round in $(seq "$ROUNDS"); do
