@@ -3,8 +3,8 @@
 //!
 //! The binary form is what the backends store: a format byte, then per
 //! feature, in key order, the key and a tagged value (a number is its eight
-//! IEEE bytes). For the fraud model's 30 features that is about 390 bytes
-//! where the JSON text is about 750, and writing it formats no floats.
+//! IEEE bytes). For a 30-feature fraud row that is 386 bytes where the
+//! JSON text is 702, and writing it formats no floats.
 //!
 //! Canonical means keys sorted by their bytes and every number held one way
 //! (`-0` as `0`; JSON integers as numbers while exactly representable), so
@@ -453,6 +453,31 @@ mod tests {
             Input::from_stored(vec![FORMAT]).ok(),
             Some(Input::default())
         );
+    }
+
+    /// The size claim of the README: a real fraud row (the 30 ULB features
+    /// of the first golden case) in binary and as JSON text.
+    #[test]
+    fn a_fraud_row_is_about_half_its_json_size() {
+        let csv = include_str!("../../vigil-model/tests/fixtures/ulb_xgb_200.cases.csv");
+        let mut lines = csv.lines();
+        let names = lines.next().unwrap_or_default().split(',');
+        let values = lines.next().unwrap_or_default().split(',');
+        let row: Map<String, Value> = names
+            .zip(values)
+            .filter(|(name, _)| !name.starts_with("out_"))
+            .map(|(name, value)| {
+                (
+                    name.to_owned(),
+                    json!(value.parse::<f64>().unwrap_or(f64::NAN)),
+                )
+            })
+            .collect();
+        assert_eq!(row.len(), 30);
+        let input = Input::from_map(&row);
+        let (binary, text) = (input.as_bytes().len(), input.to_json().len());
+        assert!((380..=400).contains(&binary), "binary form: {binary} bytes");
+        assert!((700..=800).contains(&text), "JSON text: {text} bytes");
     }
 
     #[test]

@@ -51,7 +51,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX inferences_received_at ON inferences (received_at_us, request_id, model);",
     // v2: inputs in binary form (rows written as JSON text stay readable),
     // no stored fingerprint, and a time index of times alone (SQLite adds the
-    // rowid): a fraud-model row is about 590 bytes instead of about 1,000.
+    // rowid): for a fraud row the input alone shrinks from 702 to 386 bytes
+    // and the 64-byte fingerprint goes.
     "CREATE TABLE inferences_v2 (
         request_id TEXT NOT NULL,
         received_at_us INTEGER NOT NULL,
