@@ -26,8 +26,8 @@ use vigil_store::{
 };
 
 use crate::error::{ApiError, ErrorCode};
-use crate::gateway::KeyName;
-use crate::state::{Label, ModelEntry};
+use crate::gateway::keys::KeyName;
+use crate::registry::{Label, ModelEntry};
 
 /// Response header set to `true` when the answer is a stored one.
 pub const REPLAYED_HEADER: &str = "vigil-replayed";

@@ -21,6 +21,7 @@ pub mod infer_api;
 pub mod inference_log;
 pub mod inferences_api;
 pub mod openapi;
+pub mod registry;
 pub mod score_api;
 pub mod state;
 pub mod tls;
@@ -42,7 +43,8 @@ pub use config::{
 pub use error::{ApiError, ErrorCode};
 pub use inference_log::InferenceLogHandle;
 pub use openapi::openapi;
-pub use state::{AppState, ModelEntry, Registry};
+pub use registry::{ModelEntry, Registry};
+pub use state::AppState;
 
 /// The bundled demo fraud model (XGBoost JSON), served as `fraud` when no
 /// config is given.
@@ -117,7 +119,7 @@ pub async fn serve_with_ready(
     tracing::info!(%addr, tls, models = config.models.len(), "serving");
     ready(addr);
     if tls {
-        let listener = tls::TlsListener::new(listener, std::sync::Arc::clone(state.gateway()))?;
+        let listener = tls::TlsListener::new(listener, state.gateway().clone())?;
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown)
             .await?;

@@ -23,8 +23,6 @@ use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::server::TlsStream;
 
-use crate::gateway::Gateway;
-
 /// Longest a client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for the server to take them.
@@ -64,24 +62,33 @@ pub fn load_certified_key(cert_path: &Path, key_path: &Path) -> anyhow::Result<A
     Ok(Arc::new(certified))
 }
 
-/// Hands every handshake the current runtime's certificate.
+/// Where each handshake gets its certificate: the gateway's current runtime,
+/// so a reload changes it for new connections.
+pub trait CertificateSource: Send + Sync + std::fmt::Debug {
+    /// The certificate to present now.
+    fn current_certificate(&self) -> Option<Arc<CertifiedKey>>;
+}
+
+/// Hands every handshake the source's current certificate.
 #[derive(Debug)]
-struct CurrentCertificate(Arc<Gateway>);
+struct CurrentCertificate(Arc<dyn CertificateSource>);
 
 impl ResolvesServerCert for CurrentCertificate {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.0.runtime().tls.clone()
+        self.0.current_certificate()
     }
 }
 
 /// The rustls server config: TLS 1.2 and 1.3, `h2` and `http/1.1` by ALPN.
-fn server_config(gateway: Arc<Gateway>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+fn server_config(
+    certificates: Arc<dyn CertificateSource>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("tls protocol versions")?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(CurrentCertificate(gateway)));
+        .with_cert_resolver(Arc::new(CurrentCertificate(certificates)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -95,10 +102,14 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Terminate TLS on `listener` with the gateway's current certificate.
-    pub fn new(listener: TcpListener, gateway: Arc<Gateway>) -> anyhow::Result<TlsListener> {
+    /// Terminate TLS on `listener` with the certificate `certificates`
+    /// holds at each handshake (the gateway, in the server).
+    pub fn new(
+        listener: TcpListener,
+        certificates: Arc<dyn CertificateSource>,
+    ) -> anyhow::Result<TlsListener> {
         let local = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(server_config(gateway)?);
+        let acceptor = TlsAcceptor::from(server_config(certificates)?);
         let (tx, ready) = mpsc::channel(READY_QUEUE);
         let acceptor_task = tokio::spawn(accept_loop(listener, acceptor, tx));
         Ok(TlsListener {

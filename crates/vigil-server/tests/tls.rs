@@ -76,7 +76,7 @@ async fn serves_https_and_reloads_the_certificate() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let listener =
-        vigil_server::tls::TlsListener::new(listener, Arc::clone(state.gateway())).expect("tls");
+        vigil_server::tls::TlsListener::new(listener, state.gateway().clone()).expect("tls");
     let server = tokio::spawn(async move {
         axum::serve(listener, vigil_server::app(state.clone()))
             .await
@@ -128,8 +128,7 @@ async fn a_reload_picks_up_a_new_certificate_and_a_broken_one_is_rejected() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let listener =
-        vigil_server::tls::TlsListener::new(listener, Arc::clone(&gateway)).expect("tls");
+    let listener = vigil_server::tls::TlsListener::new(listener, gateway.clone()).expect("tls");
     tokio::spawn(async move {
         let _ = axum::serve(listener, vigil_server::app(state)).await;
     });

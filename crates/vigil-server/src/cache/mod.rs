@@ -23,8 +23,8 @@ use axum::http::request::Parts;
 
 use crate::config::CacheConfig;
 use crate::error::ApiError;
-use crate::gateway::GatewayMetrics;
-use crate::state::ModelEntry;
+use crate::gateway::metrics::GatewayMetrics;
+use crate::registry::ModelEntry;
 
 /// Response header saying what the cache did.
 pub const CACHE_HEADER: &str = "vigil-cache";

@@ -20,7 +20,7 @@ use redis::aio::MultiplexedConnection;
 use sha2::{Digest, Sha256};
 
 use crate::config::CacheConfig;
-use crate::gateway::GatewayMetrics;
+use crate::gateway::metrics::GatewayMetrics;
 
 /// Consecutive failures that open the breaker.
 pub const TRIP_AFTER: u32 = 3;

@@ -2,7 +2,7 @@
 //! from a [`Config`] by one function that start-up and reload both call.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -14,7 +14,8 @@ use crate::error::ErrorCode;
 use crate::gateway::keys::{ApiKey, KeyTable};
 use crate::gateway::metrics::GatewayMetrics;
 use crate::gateway::throttle::{Bucket, GatewayClock, bucket_for};
-use crate::state::Registry;
+use crate::registry::Registry;
+use crate::tls::{CertificateSource, load_certified_key};
 
 /// One consistent generation of everything reloadable.
 #[derive(Debug)]
@@ -53,10 +54,7 @@ impl Runtime {
     ) -> anyhow::Result<Runtime> {
         let registry = Arc::new(Registry::load(config)?);
         let tls = match &config.server.tls {
-            Some(tls) => Some(crate::tls::load_certified_key(
-                &tls.cert_path,
-                &tls.key_path,
-            )?),
+            Some(tls) => Some(load_certified_key(&tls.cert_path, &tls.key_path)?),
             None => None,
         };
         let gateway = &config.gateway;
@@ -203,6 +201,26 @@ impl Gateway {
         self.runtime.store(Arc::new(new));
         tracing::info!(models = ?summary.models, keys = summary.keys, "config reloaded");
         Ok(summary)
+    }
+}
+
+impl Gateway {
+    /// Whether the server listens on a loopback address only.
+    pub fn is_loopback(&self) -> bool {
+        self.loopback.load(Ordering::Relaxed)
+    }
+
+    /// Record the address actually bound (the admin API is open without
+    /// keys only on loopback).
+    pub fn set_listen_addr(&self, addr: std::net::SocketAddr) {
+        self.loopback
+            .store(addr.ip().is_loopback(), Ordering::Relaxed);
+    }
+}
+
+impl CertificateSource for Gateway {
+    fn current_certificate(&self) -> Option<Arc<tokio_rustls::rustls::sign::CertifiedKey>> {
+        self.runtime().tls.clone()
     }
 }
 

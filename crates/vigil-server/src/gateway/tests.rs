@@ -13,6 +13,7 @@ use super::throttle::GatewayClock;
 use super::*;
 use crate::access_log::AccessLog;
 use crate::config::Config;
+use crate::state::AppState;
 use crate::test_util::{DEMO_ROW, MemorySink, assert_error, demo_features, send};
 
 pub(crate) const SCORE_KEY: &str = "vgl_score_key";

@@ -10,7 +10,8 @@ use crate::error::ApiError;
 use crate::inference_log::{
     LogContext, Prepared, RowAnswer, RowIds, mark_replayed, set_inference_id,
 };
-use crate::state::{AppState, ModelEntry};
+use crate::registry::ModelEntry;
+use crate::state::AppState;
 
 /// Scores `rows` (`batch` rows in model order) and answers, logging first
 /// when the log is on.

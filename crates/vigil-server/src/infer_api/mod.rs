@@ -22,7 +22,8 @@ use crate::config::UnknownFeatures;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::inference_log::LogContext;
-use crate::state::{AppState, Label, ModelEntry};
+use crate::registry::{Label, ModelEntry};
+use crate::state::AppState;
 use wire::{InferRequest, RequestSeed, Tensor};
 
 /// Datatypes accepted for input tensors.

@@ -19,7 +19,8 @@ use crate::infer_api::path_params;
 use crate::inference_log::{
     LogContext, Prepared, RowAnswer, RowIds, mark_replayed, set_inference_id,
 };
-use crate::state::{AppState, Label, ModelEntry};
+use crate::registry::{Label, ModelEntry};
+use crate::state::AppState;
 use wire::RequestSeed;
 
 /// One row's features (documentation of the wire form; parsing is streaming).

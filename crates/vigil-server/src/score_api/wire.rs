@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 
 use crate::config::UnknownFeatures;
 use crate::extract::CowStr;
-use crate::state::ModelEntry;
+use crate::registry::ModelEntry;
 
 /// A parsed request: `rows` holds `ids.len()` rows of `num_features` values.
 #[derive(Debug)]
