@@ -6,7 +6,8 @@
 #
 #   bench/pairs.sh                 # 3 pairs, 6 s of wrk at 64 conns each
 #   ROUNDS=5 DURATION=10 bench/pairs.sh
-#   RATE=10000 bench/pairs.sh      # fixed-rate pairs instead: p50/p99 of each
+#   RATE=10000 bench/pairs.sh      # fixed-rate rounds instead: p50/p99 of the
+#                                  # bare axum floor, log off and log on
 #                                  # (`vigil bench`, open loop, 32 conns)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,19 +18,24 @@ CONNS=${CONNS:-64}
 RATE=${RATE:-}
 WORK=bench/results/work
 VIGIL=${CARGO_TARGET_DIR:-target}/release/vigil
-for f in "$VIGIL" "$WORK/vigil.toml" "$WORK/vigil-nolog.toml" "$WORK/v1-noid.json"; do
+FLOOR=${CARGO_TARGET_DIR:-target}/release/vigil-floor
+for f in "$VIGIL" "$FLOOR" "$WORK/vigil.toml" "$WORK/vigil-nolog.toml" "$WORK/v1-noid.json"; do
   [[ -e $f ]] || { echo "pairs: $f is missing: run bench/run.sh once first" >&2; exit 1; }
 done
 
-# Prints the req/s of one fresh server from config $1 on port $2.
+# Prints the req/s (or, with RATE, "p50 p99" in ms) of one fresh server on
+# port $2: Vigil with config $1, or the floor when $1 is "floor".
 one_run() {
   rm -rf "$WORK/vigil-data"
-  setsid "$VIGIL" serve --config "$1" >/dev/null 2>>"$WORK/pairs.log" &
+  if [[ $1 == floor ]]; then
+    setsid "$FLOOR" "127.0.0.1:$2" >/dev/null 2>>"$WORK/pairs.log" &
+  else
+    setsid "$VIGIL" serve --config "$1" >/dev/null 2>>"$WORK/pairs.log" &
+  fi
   local pid=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break; sleep 0.05; done
   local url="http://127.0.0.1:$2/v1/models/fraud/score"
   if [[ -n $RATE ]]; then
-    # Prints "p50 p99" in ms.
     "$VIGIL" bench --url "$url" --body "$WORK/v1-noid.json" --rate "$RATE" \
       --duration "$DURATION" --warmup 2 --connections 32 --json |
       python3 -c 'import json,sys; l=json.load(sys.stdin)["latency_us"]; print(l["p50"]/1e3, l["p99"]/1e3)'
@@ -43,11 +49,14 @@ one_run() {
 }
 
 if [[ -n $RATE ]]; then
+  # The floor runs in every round too: its p99 shows what the machine and
+  # the load generator on the same cores allow in that moment.
   for round in $(seq "$ROUNDS"); do
+    read -r fl50 fl99 < <(one_run floor 18090)
     read -r off50 off99 < <(one_run "$WORK/vigil-nolog.toml" 18094)
     read -r on50 on99 < <(one_run "$WORK/vigil.toml" 18091)
-    printf 'pair %d at %d req/s: log off p50 %.2f ms p99 %.2f ms, log on p50 %.2f ms p99 %.2f ms\n' \
-      "$round" "$RATE" "$off50" "$off99" "$on50" "$on99"
+    printf 'round %d at %d req/s, p50 / p99 in ms: floor %.2f / %.2f, log off %.2f / %.2f, log on %.2f / %.2f\n' \
+      "$round" "$RATE" "$fl50" "$fl99" "$off50" "$off99" "$on50" "$on99"
   done
   exit 0
 fi
