@@ -25,7 +25,11 @@
 
 use crate::ModelError;
 pub(crate) use crate::special::Special;
-use crate::walk::ROW_BLOCK;
+
+/// Rows scored together in a batch (a multiple of the walk's lanes). Split
+/// nodes store their feature index already multiplied by it, since a block
+/// of rows is laid out feature-major.
+pub(crate) const ROW_BLOCK: usize = 16;
 
 /// Feature index bits of [`Split::feat`] for special splits.
 pub(crate) const FEATURE_MASK: u32 = (1 << 30) - 1;

@@ -2,8 +2,7 @@
 //! values into the library's numeric type in stack buffers, start from the
 //! base margin, let the forest add its trees, then apply the link.
 
-use crate::forest::{Float, Forest, prepare_row};
-use crate::walk::ROW_BLOCK;
+use crate::forest::{Float, Forest, ROW_BLOCK, prepare_row};
 
 /// Values kept on the stack for one prepared row, two per feature (larger
 /// models use the heap).

@@ -16,13 +16,13 @@
 //! vectorises.
 
 use crate::forest::{
-    Bitvec, FEATURE_MASK, Float, Forest, Layout, NAN_LEFT, SPECIAL, Split, TreeMeta, Word,
+    Bitvec, FEATURE_MASK, Float, Forest, Layout, NAN_LEFT, ROW_BLOCK, SPECIAL, Split, TreeMeta,
+    Word,
 };
 
 /// Walks run in lockstep: trees for one row, rows for one tree in a batch.
 const LANES: usize = 8;
-/// Rows scored together in a batch (a multiple of `LANES`).
-pub(crate) const ROW_BLOCK: usize = 16;
+const _: () = assert!(ROW_BLOCK.is_multiple_of(LANES), "a row block is whole lanes");
 
 impl<F: Float> Forest<F> {
     /// Whether split `s` sends row `r` of `x` right.
