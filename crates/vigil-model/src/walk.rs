@@ -22,7 +22,10 @@ use crate::forest::{
 
 /// Walks run in lockstep: trees for one row, rows for one tree in a batch.
 const LANES: usize = 8;
-const _: () = assert!(ROW_BLOCK.is_multiple_of(LANES), "a row block is whole lanes");
+const _: () = assert!(
+    ROW_BLOCK.is_multiple_of(LANES),
+    "a row block is whole lanes"
+);
 
 impl<F: Float> Forest<F> {
     /// Whether split `s` sends row `r` of `x` right.

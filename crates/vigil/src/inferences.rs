@@ -3,16 +3,21 @@
 //! remote Vigil as well as a local one.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Empty};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use vigil_store::InferenceRecord;
 use vigil_store::export::{ExportFormat, Exporter};
 
@@ -31,10 +36,11 @@ const PAGE: usize = 1000;
         vigil inferences list --model fraud --label fraud --from 2026-11-23T00:00:00Z --limit 50\n  \
         vigil inferences export --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z \\\n    \
         --format csv --output november.csv\n  \
-        vigil inferences --url http://vigil.internal:8080 --api-key \"$KEY\" list --json"
+        vigil inferences --url https://vigil.internal:8443 --api-key \"$KEY\" list --json\n  \
+        vigil inferences --url https://localhost:8443 --ca-cert server.pem get tx-1042"
 )]
 pub struct InferencesArgs {
-    /// The server's base URL (http only).
+    /// The server's base URL, `http://` or `https://`.
     #[arg(
         long,
         global = true,
@@ -52,6 +58,12 @@ pub struct InferencesArgs {
         hide_env_values = true
     )]
     api_key: Option<String>,
+
+    /// PEM certificate(s) to trust for an `https://` URL, besides the
+    /// system's trusted roots: the server's own certificate when it is
+    /// self-signed, or the private CA that signed it.
+    #[arg(long, global = true, value_name = "FILE", env = "VIGIL_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 
     #[command(subcommand)]
     command: InferencesCommand,
@@ -167,7 +179,7 @@ pub fn run(args: InferencesArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let api = Api::new(&args.url, args.api_key.clone())?;
+    let api = Api::new(&args.url, args.api_key.clone(), args.ca_cert.as_deref())?;
     runtime.block_on(async move {
         match args.command {
             InferencesCommand::Get(get) => run_get(&api, &get).await,
@@ -372,21 +384,32 @@ fn encode(text: &str) -> String {
 
 /// The server's admin API.
 struct Api {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     base: String,
     api_key: Option<String>,
 }
 
 impl Api {
-    fn new(url: &str, api_key: Option<String>) -> anyhow::Result<Api> {
+    fn new(url: &str, api_key: Option<String>, ca_cert: Option<&Path>) -> anyhow::Result<Api> {
         let uri: hyper::Uri = url
             .parse()
             .with_context(|| format!("invalid --url {url:?}"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("--url must start with http:// (https is not supported by the cli yet)");
-        }
+        let tls = match uri.scheme_str() {
+            Some("https") => tls_config(ca_cert)?,
+            Some("http") => ClientConfig::builder_with_provider(crypto_provider())
+                .with_safe_default_protocol_versions()
+                .context("tls protocol versions")?
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth(),
+            _ => bail!("--url must start with http:// or https://, not {url:?}"),
+        };
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
         Ok(Api {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
             base: url.trim_end_matches('/').to_owned(),
             api_key,
         })
@@ -422,6 +445,42 @@ impl Api {
         }
         Ok(body)
     }
+}
+
+fn crypto_provider() -> Arc<tokio_rustls::rustls::crypto::CryptoProvider> {
+    Arc::new(tokio_rustls::rustls::crypto::ring::default_provider())
+}
+
+/// TLS for `https://` URLs: the system's trusted roots plus `--ca-cert`.
+fn tls_config(ca_cert: Option<&Path>) -> anyhow::Result<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    // A system certificate that does not parse is skipped, as browsers do.
+    let (_, _) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_cert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|err| anyhow::anyhow!("{err}"))
+            .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
+        if certs.is_empty() {
+            bail!("--ca-cert: no PEM certificate in {}", path.display());
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .with_context(|| format!("--ca-cert: a certificate in {}", path.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        bail!(
+            "no trusted certificates for https: the system has none (install the \
+             ca-certificates package) and no --ca-cert was given"
+        );
+    }
+    Ok(ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .context("tls protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 #[cfg(test)]
