@@ -12,6 +12,7 @@
 //!
 //! Any other difference in bits is a different key.
 
+mod breaker;
 mod redis;
 
 use std::sync::Arc;

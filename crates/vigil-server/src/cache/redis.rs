@@ -4,7 +4,8 @@
 //! a slow or failed command counts as a cache error and the request is
 //! scored without the cache. After [`TRIP_AFTER`] failures in a row the
 //! breaker opens and Redis is not asked for `cache.breaker_open_ms`; then
-//! one request tries again. The connection is made in the background.
+//! one request tries again, and its failure opens it again at once (see
+//! [`Breaker`]). The connection is made in the background.
 //!
 //! Keys: `vigil:cache:{model}:{version}:{sha256 of the canonical row}`;
 //! values: the scores as little-endian f64s, with `PX ttl_ms`. The version
@@ -12,13 +13,14 @@
 //! replicas share a cache.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use sha2::{Digest, Sha256};
 
+use super::breaker::Breaker;
 use crate::config::CacheConfig;
 use crate::gateway::metrics::GatewayMetrics;
 
@@ -36,10 +38,8 @@ struct Shared {
     connecting: AtomicBool,
     timeout: Duration,
     ttl_ms: u64,
-    breaker_open: Duration,
-    failures: AtomicU32,
-    /// Nanoseconds since `epoch` until which the breaker is open (0 = closed).
-    open_until: AtomicU64,
+    /// On nanoseconds since `epoch`.
+    breaker: Breaker,
     epoch: Instant,
     metrics: Arc<GatewayMetrics>,
 }
@@ -86,9 +86,7 @@ impl RedisCache {
                 connecting: AtomicBool::new(false),
                 timeout: Duration::from_millis(config.timeout_ms),
                 ttl_ms: config.ttl_ms,
-                breaker_open: Duration::from_millis(config.breaker_open_ms),
-                failures: AtomicU32::new(0),
-                open_until: AtomicU64::new(0),
+                breaker: Breaker::new(TRIP_AFTER, Duration::from_millis(config.breaker_open_ms)),
                 epoch: Instant::now(),
                 metrics,
             }),
@@ -190,15 +188,15 @@ impl Shared {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    #[cfg(test)]
     fn breaker_is_open(&self) -> bool {
-        let until = self.open_until.load(Ordering::Relaxed);
-        until != 0 && self.now_nanos() < until
+        self.breaker.is_open(self.now_nanos())
     }
 
     /// A connection to use now, or `None` (breaker open, not connected yet:
     /// then a background connect is started).
     fn usable(self: &Arc<Self>) -> Option<MultiplexedConnection> {
-        if self.breaker_is_open() {
+        if !self.breaker.admits(self.now_nanos()) {
             return None;
         }
         if let Some(conn) = self.connection.load_full() {
@@ -224,7 +222,10 @@ impl Shared {
             )
             .await;
             match attempt {
-                Ok(Ok(conn)) => shared.connection.store(Some(Arc::new(conn))),
+                Ok(Ok(conn)) => {
+                    shared.connection.store(Some(Arc::new(conn)));
+                    shared.breaker.succeeded();
+                }
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "cannot connect to the redis cache");
                     shared.failed();
@@ -245,8 +246,7 @@ impl Shared {
     ) -> Option<T> {
         match reply {
             Ok(Ok(value)) => {
-                self.failures.store(0, Ordering::Relaxed);
-                self.open_until.store(0, Ordering::Relaxed);
+                self.breaker.succeeded();
                 Some(value)
             }
             Ok(Err(err)) => {
@@ -265,13 +265,6 @@ impl Shared {
 
     fn failed(&self) {
         self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
-        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= TRIP_AFTER {
-            let until = self
-                .now_nanos()
-                .saturating_add(u64::try_from(self.breaker_open.as_nanos()).unwrap_or(u64::MAX));
-            self.open_until.store(until.max(1), Ordering::Relaxed);
-            self.failures.store(0, Ordering::Relaxed);
-        }
+        self.breaker.failed(self.now_nanos());
     }
 }
