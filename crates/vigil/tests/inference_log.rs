@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Serve, http, score_body, try_http};
+use common::{Serve, cli, http, score_body, try_http};
 
 const SCORE: &str = "/v1/models/fraud/score";
 
@@ -367,19 +367,6 @@ fn a_postgres_outage_under_load_loses_nothing_acknowledged() {
         "postgres outage: {} acknowledged ({during_outage} while postgres was cut), all in postgres exactly once",
         acked.len()
     );
-}
-
-fn cli(args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env_remove("VIGIL_API_KEY")
-        .output()
-        .expect("run vigil");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// Scores `n` requests with ids `{prefix}-{i}` and amounts `step * i`;

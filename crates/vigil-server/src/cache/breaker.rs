@@ -98,6 +98,15 @@ mod tests {
         Breaker::new(3, Duration::from_millis(100))
     }
 
+    /// Opened at time 0, until 100 ms.
+    fn tripped() -> Breaker {
+        let b = breaker();
+        for _ in 0..3 {
+            b.failed(0);
+        }
+        b
+    }
+
     #[test]
     fn opens_after_three_failures_in_a_row_only() {
         let b = breaker();
@@ -121,10 +130,7 @@ mod tests {
 
     #[test]
     fn one_caller_probes_when_the_period_is_over() {
-        let b = breaker();
-        for _ in 0..3 {
-            b.failed(0);
-        }
+        let b = tripped();
         assert!(
             b.admits(100 * MS),
             "the first caller after the period probes"
@@ -136,10 +142,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_opens_it_for_another_period_at_once() {
-        let b = breaker();
-        for _ in 0..3 {
-            b.failed(0);
-        }
+        let b = tripped();
         assert!(b.admits(120 * MS));
         assert!(b.failed(125 * MS), "the probe's one failure reopens it");
         assert!(!b.admits(224 * MS));
@@ -148,10 +151,7 @@ mod tests {
 
     #[test]
     fn a_successful_probe_closes_it() {
-        let b = breaker();
-        for _ in 0..3 {
-            b.failed(0);
-        }
+        let b = tripped();
         assert!(b.admits(100 * MS));
         b.succeeded();
         assert!(!b.is_open(100 * MS));

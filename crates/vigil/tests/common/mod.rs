@@ -237,3 +237,19 @@ pub fn score_body(id: &str, amount: f64) -> String {
         "tx_last_hour": 4, "distance_from_home_km": 800, "foreign": 1, "new_device": 1}}}}"#
     )
 }
+
+/// Runs `vigil ARGS` without the API key and CA variables of the caller's
+/// environment; returns success, stdout and stderr.
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env_remove("VIGIL_API_KEY")
+        .env_remove("VIGIL_CA_CERT")
+        .output()
+        .expect("run vigil");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
