@@ -202,9 +202,7 @@ impl Gateway {
         tracing::info!(models = ?summary.models, keys = summary.keys, "config reloaded");
         Ok(summary)
     }
-}
 
-impl Gateway {
     /// Whether the server listens on a loopback address only.
     pub fn is_loopback(&self) -> bool {
         self.loopback.load(Ordering::Relaxed)
