@@ -11,6 +11,7 @@
 //! ```
 
 pub mod access_log;
+pub mod admin_api;
 pub mod cache;
 pub mod config;
 pub mod error;

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 use crate::state::AppState;
 use axum::routing::delete;
 
-use crate::{gateway, health_api, infer_api, inferences_api, score_api};
+use crate::{admin_api, health_api, infer_api, inferences_api, score_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,9 +32,9 @@ use crate::{gateway, health_api, infer_api, inferences_api, score_api};
         infer_api::infer_version,
         score_api::score,
         openapi_json,
-        gateway::admin::reload,
-        gateway::admin::flush_cache,
-        gateway::admin::stats,
+        admin_api::reload,
+        admin_api::flush_cache,
+        admin_api::stats,
         inferences_api::get_inference,
         inferences_api::list_inferences,
         inferences_api::stats::store_stats,
@@ -119,9 +119,9 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ),
         ("POST", "/v1/models/{name}/score", post(score_api::score)),
         ("GET", "/openapi.json", get(openapi_json)),
-        ("POST", "/api/admin/reload", post(gateway::admin::reload)),
-        ("DELETE", "/api/cache", delete(gateway::admin::flush_cache)),
-        ("GET", "/api/gateway/stats", get(gateway::admin::stats)),
+        ("POST", "/api/admin/reload", post(admin_api::reload)),
+        ("DELETE", "/api/cache", delete(admin_api::flush_cache)),
+        ("GET", "/api/gateway/stats", get(admin_api::stats)),
         (
             "GET",
             "/api/inferences",

@@ -7,7 +7,6 @@
 //! (429/503 at once, never a queue) → the handler under the timeout (504).
 //! A throttled request never reaches the handler, the model or the store.
 
-pub mod admin;
 pub mod keys;
 pub mod metrics;
 mod middleware;

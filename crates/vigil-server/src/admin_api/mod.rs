@@ -1,5 +1,5 @@
-//! Admin endpoints of the gateway: reload and cache flush. The gateway
-//! middleware has already checked the admin key.
+//! Admin endpoints: reload, cache flush and the gateway's counters. The
+//! gateway middleware has already checked the admin key.
 
 use axum::Json;
 use axum::extract::{Query, State};
