@@ -394,15 +394,19 @@ impl Api {
         let uri: hyper::Uri = url
             .parse()
             .with_context(|| format!("invalid --url {url:?}"))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => tls_config(ca_cert)?,
-            Some("http") => ClientConfig::builder_with_provider(crypto_provider())
-                .with_safe_default_protocol_versions()
-                .context("tls protocol versions")?
-                .with_root_certificates(RootCertStore::empty())
-                .with_no_client_auth(),
+        let roots = match uri.scheme_str() {
+            Some("https") => trusted_roots(ca_cert)?,
+            // An http:// URL never makes a handshake; the connector still
+            // takes a TLS config.
+            Some("http") => RootCertStore::empty(),
             _ => bail!("--url must start with http:// or https://, not {url:?}"),
         };
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("tls protocol versions")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let connector = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -447,15 +451,12 @@ impl Api {
     }
 }
 
-fn crypto_provider() -> Arc<tokio_rustls::rustls::crypto::CryptoProvider> {
-    Arc::new(tokio_rustls::rustls::crypto::ring::default_provider())
-}
-
-/// TLS for `https://` URLs: the system's trusted roots plus `--ca-cert`.
-fn tls_config(ca_cert: Option<&Path>) -> anyhow::Result<ClientConfig> {
+/// The certificates an `https://` URL is checked against: the system's
+/// trusted roots plus `--ca-cert`.
+fn trusted_roots(ca_cert: Option<&Path>) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     // A system certificate that does not parse is skipped, as browsers do.
-    let (_, _) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(path) = ca_cert {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -476,11 +477,7 @@ fn tls_config(ca_cert: Option<&Path>) -> anyhow::Result<ClientConfig> {
              ca-certificates package) and no --ca-cert was given"
         );
     }
-    Ok(ClientConfig::builder_with_provider(crypto_provider())
-        .with_safe_default_protocol_versions()
-        .context("tls protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(roots)
 }
 
 #[cfg(test)]

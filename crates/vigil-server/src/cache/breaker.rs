@@ -31,14 +31,16 @@ impl Breaker {
         }
     }
 
-    /// Whether a command may go to Redis at `now`: always while closed,
-    /// never while open, and to exactly one caller once the open period
-    /// is over (the probe; the period starts again for everyone else).
-    pub(super) fn admits(&self, now: u64) -> bool {
+    /// Whether a command may go to Redis now: always while closed (without
+    /// reading the clock), never while open, and to exactly one caller once
+    /// the open period is over (the probe; the period starts again for
+    /// everyone else).
+    pub(super) fn admits(&self, now: impl FnOnce() -> u64) -> bool {
         let until = self.open_until.load(Ordering::Acquire);
         if until == 0 {
             return true;
         }
+        let now = now();
         if now < until {
             return false;
         }
@@ -110,20 +112,21 @@ mod tests {
     #[test]
     fn opens_after_three_failures_in_a_row_only() {
         let b = breaker();
+        assert!(b.admits(|| panic!("a closed breaker reads no clock")));
         assert!(!b.failed(0));
         assert!(!b.failed(MS));
         b.succeeded();
         assert!(!b.failed(2 * MS));
         assert!(!b.failed(3 * MS));
         assert!(
-            b.admits(3 * MS),
+            b.admits(|| 3 * MS),
             "two failures after a success keep it closed"
         );
         assert!(b.failed(4 * MS));
         assert!(b.is_open(4 * MS));
-        assert!(!b.admits(50 * MS));
+        assert!(!b.admits(|| 50 * MS));
         assert!(
-            !b.admits(103 * MS),
+            !b.admits(|| 103 * MS),
             "open until 100 ms after the third failure"
         );
     }
@@ -132,30 +135,30 @@ mod tests {
     fn one_caller_probes_when_the_period_is_over() {
         let b = tripped();
         assert!(
-            b.admits(100 * MS),
+            b.admits(|| 100 * MS),
             "the first caller after the period probes"
         );
-        assert!(!b.admits(100 * MS), "the others keep skipping redis");
-        assert!(!b.admits(150 * MS));
+        assert!(!b.admits(|| 100 * MS), "the others keep skipping redis");
+        assert!(!b.admits(|| 150 * MS));
         assert!(b.is_open(150 * MS));
     }
 
     #[test]
     fn a_failed_probe_opens_it_for_another_period_at_once() {
         let b = tripped();
-        assert!(b.admits(120 * MS));
+        assert!(b.admits(|| 120 * MS));
         assert!(b.failed(125 * MS), "the probe's one failure reopens it");
-        assert!(!b.admits(224 * MS));
-        assert!(b.admits(225 * MS));
+        assert!(!b.admits(|| 224 * MS));
+        assert!(b.admits(|| 225 * MS));
     }
 
     #[test]
     fn a_successful_probe_closes_it() {
         let b = tripped();
-        assert!(b.admits(100 * MS));
+        assert!(b.admits(|| 100 * MS));
         b.succeeded();
         assert!(!b.is_open(100 * MS));
-        assert!(b.admits(100 * MS) && b.admits(100 * MS));
+        assert!(b.admits(|| 100 * MS) && b.admits(|| 100 * MS));
         assert!(
             !b.failed(101 * MS),
             "closed again: three fresh failures to open"

@@ -196,7 +196,7 @@ impl Shared {
     /// A connection to use now, or `None` (breaker open, not connected yet:
     /// then a background connect is started).
     fn usable(self: &Arc<Self>) -> Option<MultiplexedConnection> {
-        if !self.breaker.admits(self.now_nanos()) {
+        if !self.breaker.admits(|| self.now_nanos()) {
             return None;
         }
         if let Some(conn) = self.connection.load_full() {
