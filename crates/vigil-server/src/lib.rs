@@ -38,8 +38,8 @@ use axum::Router;
 pub use access_log::{AccessLog, LineSink, StdoutLog};
 pub use config::LogConfig;
 pub use config::{
-    CacheConfig, Config, GatewayConfig, KeyConfig, ModelConfig, ModelSource, Roles, ServerConfig,
-    TlsConfig, UnknownFeatures,
+    CacheConfig, Config, FeatureNames, GatewayConfig, KeyConfig, ModelConfig, ModelSource, Roles,
+    ServerConfig, TlsConfig, UnknownFeatures,
 };
 pub use error::{ApiError, ErrorCode};
 pub use inference_log::InferenceLogHandle;
