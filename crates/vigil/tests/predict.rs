@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::workspace;
+use common::{Serve, http, workspace};
 use vigil_model::Model;
 
 fn demo_path() -> PathBuf {
@@ -413,4 +413,97 @@ fn an_unnamed_model_matches_f_names_by_name() {
     for (i, (score, golden)) in scores.iter().enumerate() {
         assert_eq!(score.to_bits(), golden.to_bits(), "row {i}");
     }
+}
+
+/// A config serving the unnamed ULB model under the names of `features_file`.
+fn unnamed_model_config(dir: &Path, header: &str) -> PathBuf {
+    std::fs::write(dir.join("header.csv"), header).expect("write header.csv");
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[models]]\nname = \"ulb\"\npath = {:?}\nfeatures_file = \"header.csv\"\n",
+            path_str(&fixture("ulb_xgb_200_nonames.json"))
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+/// `vigil serve --config` with `features_file`: the unnamed model is served
+/// by the header's names on every API, and the inference log keeps them.
+#[test]
+fn serve_names_an_unnamed_model_from_features_file() {
+    let text = std::fs::read_to_string(fixture("ulb_xgb_200.cases.csv")).expect("cases");
+    let (header, rows) = read_csv(&text);
+    let names = &header[..30];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = unnamed_model_config(dir.path(), &format!("{}\n", names.join(",")));
+    let data = dir.path().join("data");
+    let server = Serve::start(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+
+    let (status, body) = http(&server.addr, "GET", "/v2/models/ulb", None);
+    assert_eq!(status, 200, "metadata: {body}");
+    let metadata: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let inputs: Vec<&str> = metadata["inputs"]
+        .as_array()
+        .expect("inputs")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(inputs, names);
+
+    for (r, row) in rows.iter().take(3).enumerate() {
+        let features: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(row)
+            .map(|(n, v)| (n.clone(), v.parse::<f64>().expect("number").into()))
+            .collect();
+        let id = format!("ulb-{r}");
+        let request = serde_json::json!({ "id": id, "features": features });
+        let (status, body) = http(
+            &server.addr,
+            "POST",
+            "/v1/models/ulb/score",
+            Some(&request.to_string()),
+        );
+        assert_eq!(status, 200, "score: {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let golden: f64 = row[30].parse().expect("out_0");
+        assert_eq!(answer["score"].as_f64(), Some(golden), "row {r}");
+
+        let (status, body) = http(&server.addr, "GET", &format!("/api/inferences/{id}"), None);
+        assert_eq!(status, 200, "logged: {body}");
+        let logged: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let input = &logged["records"][0]["input"];
+        let amount: f64 = row[29].parse().expect("Amount");
+        assert_eq!(input["Amount"].as_f64(), Some(amount), "{body}");
+        assert!(input.get("f29").is_none(), "{body}");
+    }
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[test]
+fn serve_refuses_features_file_with_the_wrong_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = unnamed_model_config(dir.path(), "Time,V1,Amount\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run vigil serve");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("model `ulb`"), "stderr: {message}");
+    assert!(
+        message.contains("gives 3 feature names but the model has 30 features"),
+        "stderr: {message}"
+    );
 }
