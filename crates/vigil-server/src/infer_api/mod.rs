@@ -6,6 +6,8 @@
 //! shape `[batch]` or `[batch, 1]` (absent features are missing).
 
 mod answer;
+mod outcome;
+mod rows;
 mod wire;
 
 use std::borrow::Cow;
@@ -18,19 +20,23 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cache::CacheControl;
-use crate::config::UnknownFeatures;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::inference_log::LogContext;
-use crate::registry::{Label, ModelEntry};
+use crate::registry::ModelEntry;
 use crate::state::AppState;
-use wire::{InferRequest, RequestSeed, Tensor};
+use wire::RequestSeed;
 
-/// Datatypes accepted for input tensors.
-const NUMERIC_DATATYPES: &[&str] = &[
-    "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
-    "UINT64",
-];
+// The transport-neutral core, also used by the gRPC transport (some of it
+// only by that one, hence the allow).
+#[allow(unused_imports)]
+pub(crate) use answer::{json_response, set_headers};
+#[allow(unused_imports)]
+pub(crate) use outcome::{Outcome, infer_rows};
+#[allow(unused_imports)]
+pub(crate) use rows::{
+    MAX_DIMS, NUMERIC_DATATYPES, Shape, Tensor, Wanted, build_rows, wanted_outputs,
+};
 
 /// A tensor's description in model metadata.
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,7 +153,7 @@ pub enum OutputData<'a> {
     /// Scores.
     Numbers(&'a [f64]),
     /// Labels.
-    Labels(Vec<Label<'a>>),
+    Labels(&'a [Cow<'a, str>]),
 }
 
 /// `POST /v2/models/{name}/infer` answer.
@@ -339,190 +345,31 @@ async fn infer_bytes(
         err
     });
     let mut request = request?;
-    let (rows, batch) = build_rows(entry, &mut request)?;
-    let (want_score, want_label) = wanted_outputs(entry, request.outputs.as_deref())?;
-    answer::answer(
+    let (rows, batch) = build_rows(entry, &request.inputs, &mut request.data)?;
+    let wanted = wanted_outputs(
+        entry,
+        request
+            .outputs
+            .as_ref()
+            .map(|names| names.iter().map(|n| n.as_ref())),
+    )?;
+    let outcome = infer_rows(
         state,
         entry,
-        &request,
+        request.id.as_deref(),
         &rows,
         batch,
         cache,
         ctx,
-        (want_score, want_label),
+        wanted,
     )
-    .await
-}
-
-fn wanted_outputs(
-    entry: &ModelEntry,
-    requested: Option<&[Cow<'_, str>]>,
-) -> Result<(bool, bool), ApiError> {
-    let has_label = entry.has_threshold();
-    let Some(requested) = requested else {
-        return Ok((true, has_label));
-    };
-    let (mut score, mut label) = (false, false);
-    for name in requested {
-        match name.as_ref() {
-            "score" => score = true,
-            "label" if has_label => label = true,
-            other => {
-                let known = if has_label {
-                    "`score` or `label`"
-                } else {
-                    "`score`"
-                };
-                return Err(ApiError::bad_request(format!(
-                    "unknown output `{other}`: model `{}` has {known}",
-                    entry.name
-                )));
-            }
-        }
-    }
-    Ok((score, label))
-}
-
-fn tensor_name<'a>(tensor: &'a Tensor<'_>, index: usize) -> Result<&'a str, ApiError> {
-    tensor
-        .name
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request(format!("inputs[{index}]: missing `name`")))
-}
-
-/// Check one tensor's datatype, shape and data against each other; return
-/// its shape and data.
-fn check_tensor<'r>(
-    request: &'r InferRequest<'_>,
-    index: usize,
-) -> Result<(&'r str, &'r [u64], &'r [f64]), ApiError> {
-    let tensor = &request.inputs[index];
-    let name = tensor_name(tensor, index)?;
-    let datatype = tensor
-        .datatype
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `datatype`")))?;
-    if !NUMERIC_DATATYPES.contains(&datatype) {
-        return Err(ApiError::bad_request(format!(
-            "tensor `{name}` has datatype {datatype}; expected one of {}",
-            NUMERIC_DATATYPES.join(", ")
-        )));
-    }
-    let shape = tensor
-        .shape
-        .as_ref()
-        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `shape`")))?;
-    let range = tensor
-        .data
-        .clone()
-        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `data`")))?;
-    let data = &request.data[range];
-    if shape.elements() != Some(data.len() as u64) {
-        return Err(ApiError::bad_request(format!(
-            "tensor `{name}` has shape {shape} but {} data value(s); the element count must be the product of the shape",
-            data.len()
-        )));
-    }
-    let integer = datatype.starts_with("INT") || datatype.starts_with("UINT");
-    if integer {
-        let unsigned = datatype.starts_with('U');
-        if let Some(bad) = data
-            .iter()
-            .find(|v| !v.is_nan() && (v.fract() != 0.0 || (unsigned && **v < 0.0)))
-        {
-            return Err(ApiError::bad_request(format!(
-                "tensor `{name}` has datatype {datatype} but holds {bad}"
-            )));
-        }
-    }
-    Ok((name, shape.dims(), data))
-}
-
-/// Lay the request's tensors out as row-major rows; returns rows and batch size.
-fn build_rows(
-    entry: &ModelEntry,
-    request: &mut InferRequest<'_>,
-) -> Result<(Vec<f64>, usize), ApiError> {
-    let n = entry.model.num_features();
-    if request.inputs.is_empty() {
-        return Err(ApiError::bad_request(
-            "`inputs` is empty: send one tensor [batch, n_features] or one tensor per feature",
-        ));
-    }
-    if request.inputs.len() == 1 {
-        let (name, dims, data) = check_tensor(request, 0)?;
-        if let [batch, width] = *dims {
-            // `[batch, 1]` named after a feature is the per-feature form
-            // (identical to the batch form when the model has one feature).
-            let per_feature = width == 1 && n > 1 && entry.feature_index(name).is_some();
-            if !per_feature {
-                if width as usize != n {
-                    return Err(ApiError::bad_request(format!(
-                        "tensor `{name}` has shape [{batch}, {width}]; expected [batch, {n}] (the model's {n} features) or one tensor per feature of shape [batch]"
-                    )));
-                }
-                let rows = if data.len() == request.data.len() {
-                    std::mem::take(&mut request.data)
-                } else {
-                    data.to_vec()
-                };
-                return Ok((rows, batch as usize));
-            }
-        }
-    }
-    // One tensor per feature.
-    let mut batch: Option<(usize, &str)> = None;
-    let mut rows: Vec<f64> = Vec::new();
-    let mut seen = vec![false; n];
-    for index in 0..request.inputs.len() {
-        let (name, dims, data) = check_tensor(request, index)?;
-        let rows_here = match *dims {
-            [b] | [b, 1] => b as usize,
-            _ => {
-                let shape = request.inputs[index].shape.unwrap_or_default();
-                return Err(ApiError::bad_request(format!(
-                    "tensor `{name}` has shape {shape}; a per-feature tensor must have shape [batch] or [batch, 1]"
-                )));
-            }
-        };
-        let Some(feature) = entry.feature_index(name) else {
-            match entry.unknown_features {
-                UnknownFeatures::Ignore => continue,
-                UnknownFeatures::Reject => {
-                    return Err(ApiError::bad_request(format!(
-                        "unknown feature `{name}`: model `{}` has no such feature",
-                        entry.name
-                    )));
-                }
-            }
-        };
-        match batch {
-            None => {
-                batch = Some((rows_here, name));
-                rows = vec![f64::NAN; rows_here * n];
-            }
-            Some((b, first)) if b != rows_here => {
-                return Err(ApiError::bad_request(format!(
-                    "tensor `{name}` has {rows_here} row(s) but tensor `{first}` has {b}; every feature tensor needs the same batch size"
-                )));
-            }
-            Some(_) => {}
-        }
-        if std::mem::replace(&mut seen[feature], true) {
-            return Err(ApiError::bad_request(format!(
-                "feature `{name}` is given twice"
-            )));
-        }
-        for (row, &value) in data.iter().enumerate() {
-            rows[row * n + feature] = value;
-        }
-    }
-    match batch {
-        Some((batch, _)) => Ok((rows, batch)),
-        None => Err(ApiError::bad_request(
-            "no input tensor names a feature of the model (unknown names are ignored)",
-        )),
-    }
+    .await?;
+    Ok(json_response(
+        entry,
+        request.id.as_deref(),
+        &outcome,
+        wanted,
+    ))
 }
 
 #[cfg(test)]

@@ -6,14 +6,11 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
-use std::ops::Range;
 
+use super::rows::{MAX_DIMS, Shape, Tensor};
 use crate::extract::CowStr;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-/// Most dimensions a tensor may have; scoring needs at most two.
-pub(crate) const MAX_DIMS: usize = 4;
 
 /// A parsed request: tensors refer to ranges of `data`.
 #[derive(Debug, Default)]
@@ -22,48 +19,6 @@ pub(crate) struct InferRequest<'a> {
     pub inputs: Vec<Tensor<'a>>,
     pub data: Vec<f64>,
     pub outputs: Option<Vec<Cow<'a, str>>>,
-}
-
-/// One input tensor; fields are optional here and checked afterwards so the
-/// error can name the tensor.
-#[derive(Debug, Default)]
-pub(crate) struct Tensor<'a> {
-    pub name: Option<Cow<'a, str>>,
-    pub datatype: Option<Cow<'a, str>>,
-    pub shape: Option<Shape>,
-    pub data: Option<Range<usize>>,
-}
-
-/// A small inline shape.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Shape {
-    dims: [u64; MAX_DIMS],
-    len: usize,
-}
-
-impl Shape {
-    pub fn dims(&self) -> &[u64] {
-        &self.dims[..self.len]
-    }
-    /// Product of the dimensions, `None` on overflow.
-    pub fn elements(&self) -> Option<u64> {
-        self.dims()
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-    }
-}
-
-impl fmt::Display for Shape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.dims().iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
-    }
 }
 
 /// Seed for the whole request; `current_input` tells, after an error, which
@@ -240,11 +195,9 @@ impl<'de> Visitor<'de> for ShapeSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
         let mut shape = Shape::default();
         while let Some(dim) = seq.next_element::<u64>()? {
-            if shape.len == MAX_DIMS {
+            if shape.push(dim).is_err() {
                 return Err(de::Error::invalid_length(MAX_DIMS + 1, &self));
             }
-            shape.dims[shape.len] = dim;
-            shape.len += 1;
         }
         Ok(shape)
     }
