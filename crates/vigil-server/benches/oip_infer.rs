@@ -18,6 +18,8 @@ const DEMO_ROW: [f64; 8] = [950.0, 5.0, 3.0, 12.0, 4.0, 800.0, 1.0, 1.0];
 fn router() -> Router {
     let mut config = Config::demo();
     config.server.access_log = false;
+    // The gateway open: no throttling.
+    config.gateway.rate_per_s = 0.0;
     config.server.max_body_bytes = 4 << 20;
     config
         .models
