@@ -3,9 +3,12 @@
 //!
 //! An infer request carries either one tensor of shape `[batch, n_features]`
 //! (any name, features in model order) or one tensor per named feature of
-//! shape `[batch]` or `[batch, 1]` (absent features are missing).
+//! shape `[batch]` or `[batch, 1]` (absent features are missing). Tensor
+//! values come as JSON `data` or, with the binary tensor data extension, as
+//! raw bytes after the JSON (see [`binary`]).
 
 mod answer;
+mod binary;
 mod outcome;
 mod rows;
 mod wire;
@@ -21,11 +24,12 @@ use utoipa::ToSchema;
 
 use crate::cache::CacheControl;
 use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::extract::InferBody;
 use crate::inference_log::LogContext;
 use crate::registry::ModelEntry;
 use crate::state::AppState;
-use wire::RequestSeed;
+use answer::{BinaryOutputs, http_response};
+use wire::{InferRequest, RequestSeed};
 
 // The transport-neutral core, also used by the gRPC transport (some of it
 // only by that one, hence the allow).
@@ -102,11 +106,21 @@ pub struct RequestTensor {
     /// FP16/FP32/FP64, INT8..INT64 or UINT8..UINT64.
     datatype: String,
     /// Numbers row-major, flat or nested; `null` is a missing value.
-    #[schema(value_type = Vec<Object>)]
-    data: Vec<Option<f64>>,
-    /// Ignored.
-    #[schema(value_type = Option<Object>)]
-    parameters: Option<()>,
+    /// Absent when the values are binary (`parameters.binary_data_size`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    data: Option<Vec<Option<f64>>>,
+    /// `binary_data_size`: the tensor's values are that many raw
+    /// little-endian bytes after the JSON header (binary tensor data
+    /// extension); other parameters are ignored.
+    parameters: Option<InputParametersDoc>,
+}
+
+/// Input tensor parameters that Vigil reads.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct InputParametersDoc {
+    /// Bytes of binary data for this tensor: shape × datatype size.
+    binary_data_size: Option<u64>,
 }
 
 /// A requested output.
@@ -115,6 +129,26 @@ pub struct RequestTensor {
 pub struct RequestOutput {
     /// `score` or `label`.
     name: String,
+    /// `binary_data: true` returns the output as binary data after the
+    /// JSON header; other parameters are ignored.
+    parameters: Option<OutputParametersDoc>,
+}
+
+/// Requested-output parameters that Vigil reads.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct OutputParametersDoc {
+    /// Return this output as binary data (default: the request's
+    /// `binary_data_output`).
+    binary_data: Option<bool>,
+}
+
+/// Request parameters that Vigil reads.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct RequestParametersDoc {
+    /// Return every output as binary data unless it says otherwise.
+    binary_data_output: Option<bool>,
 }
 
 /// `POST /v2/models/{name}/infer` body.
@@ -123,9 +157,8 @@ pub struct RequestOutput {
 pub struct InferRequestDoc {
     /// Echoed in the response.
     id: Option<String>,
-    /// Ignored.
-    #[schema(value_type = Option<Object>)]
-    parameters: Option<()>,
+    /// `binary_data_output`; other parameters are ignored.
+    parameters: Option<RequestParametersDoc>,
     /// The input tensors.
     inputs: Vec<RequestTensor>,
     /// Outputs to return (default: all).
@@ -141,9 +174,22 @@ pub struct OutputTensor<'a> {
     pub datatype: &'static str,
     /// `[batch]` or `[batch, classes]`.
     pub shape: Vec<usize>,
-    /// Row-major values.
-    #[schema(value_type = Vec<Object>)]
-    pub data: OutputData<'a>,
+    /// `binary_data_size` when the output is sent as binary data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<OutputParameters>,
+    /// Row-major values; absent when the output is sent as binary data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub data: Option<OutputData<'a>>,
+}
+
+/// Parameters of an output sent as binary data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputParameters {
+    /// Bytes of this output after the JSON header: FP64 scores as 8-byte
+    /// little-endian, BYTES labels as a 4-byte little-endian length then
+    /// the bytes.
+    pub binary_data_size: usize,
 }
 
 /// The values of an output tensor.
@@ -288,10 +334,22 @@ pub async fn model_version_ready(
 }
 
 /// Score tensors.
+///
+/// The body is JSON, or (binary tensor data extension) a JSON header of
+/// `Inference-Header-Content-Length` bytes followed by the raw
+/// little-endian values of every input with `parameters.binary_data_size`,
+/// in input order. Outputs asked for with `parameters.binary_data` (or the
+/// request's `parameters.binary_data_output`) come back the same way: an
+/// `application/octet-stream` body whose first
+/// `Inference-Header-Content-Length` bytes are the JSON response.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference",
-    params(("name" = String, Path, description = "model name")),
-    request_body(content = InferRequestDoc, content_type = "application/json"),
-    responses((status = 200, body = InferResponse), (status = 400, body = crate::error::ErrorBody),
+    params(("name" = String, Path, description = "model name"), ("Inference-Header-Content-Length" = Option<u64>, Header, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
+    request_body(description = "JSON (content type `application/json` or none), or JSON header + binary tensor data (`application/octet-stream` or none, with `Inference-Header-Content-Length`)",
+        content((InferRequestDoc = "application/json"), (Vec<u8> = "application/octet-stream"))),
+    responses((status = 200, description = "scores; binary outputs after a JSON header of `Inference-Header-Content-Length` bytes",
+            content((InferResponse = "application/json"), (Vec<u8> = "application/octet-stream")),
+            headers(("Inference-Header-Content-Length" = u64, description = "length of the JSON header; only with binary outputs"))),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
         (status = 415, body = crate::error::ErrorBody)))]
 pub async fn infer(
@@ -299,17 +357,29 @@ pub async fn infer(
     params: RawPathParams,
     cache: CacheControl,
     ctx: LogContext,
-    body: JsonBody,
+    body: InferBody,
 ) -> Result<axum::response::Response, ApiError> {
     let entry = find_model(&state, &params)?;
-    infer_bytes(&state, &entry, cache, &ctx, &body.0).await
+    infer_bytes(&state, &entry, cache, &ctx, &body).await
 }
 
-/// Score tensors with one version.
+/// Score tensors with one version (body and answer as for `/v2/models/{name}/infer`).
+///
+/// The body is JSON, or (binary tensor data extension) a JSON header of
+/// `Inference-Header-Content-Length` bytes followed by the raw
+/// little-endian values of every input with `parameters.binary_data_size`,
+/// in input order. Outputs asked for with `parameters.binary_data` (or the
+/// request's `parameters.binary_data_output`) come back the same way: an
+/// `application/octet-stream` body whose first
+/// `Inference-Header-Content-Length` bytes are the JSON response.
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference",
-    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version")),
-    request_body(content = InferRequestDoc, content_type = "application/json"),
-    responses((status = 200, body = InferResponse), (status = 400, body = crate::error::ErrorBody),
+    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version"), ("Inference-Header-Content-Length" = Option<u64>, Header, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
+    request_body(description = "JSON (content type `application/json` or none), or JSON header + binary tensor data (`application/octet-stream` or none, with `Inference-Header-Content-Length`)",
+        content((InferRequestDoc = "application/json"), (Vec<u8> = "application/octet-stream"))),
+    responses((status = 200, description = "scores; binary outputs after a JSON header of `Inference-Header-Content-Length` bytes",
+            content((InferResponse = "application/json"), (Vec<u8> = "application/octet-stream")),
+            headers(("Inference-Header-Content-Length" = u64, description = "length of the JSON header; only with binary outputs"))),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
         (status = 415, body = crate::error::ErrorBody)))]
 pub async fn infer_version(
@@ -317,7 +387,7 @@ pub async fn infer_version(
     params: RawPathParams,
     cache: CacheControl,
     ctx: LogContext,
-    body: JsonBody,
+    body: InferBody,
 ) -> Result<axum::response::Response, ApiError> {
     infer(State(state), params, cache, ctx, body).await
 }
@@ -327,11 +397,39 @@ async fn infer_bytes(
     entry: &ModelEntry,
     cache: CacheControl,
     ctx: &LogContext,
-    body: &[u8],
+    body: &InferBody,
 ) -> Result<axum::response::Response, ApiError> {
+    let mut request = parse_request(&body.bytes, body.header_length)?;
+    let (rows, batch) = build_rows(entry, &request.inputs, &mut request.data)?;
+    let wanted = wanted_outputs(
+        entry,
+        request
+            .outputs
+            .as_ref()
+            .map(|outputs| outputs.iter().map(|o| o.name.as_ref())),
+    )?;
+    let binary = binary_outputs(&request);
+    let outcome = infer_rows(
+        state,
+        entry,
+        request.id.as_deref(),
+        &rows,
+        batch,
+        cache,
+        ctx,
+        wanted,
+    )
+    .await?;
+    http_response(entry, request.id.as_deref(), &outcome, wanted, binary)
+}
+
+/// Parses an infer body: JSON, then with a header length the binary input
+/// data after it. Errors are 400s naming the input.
+fn parse_request(body: &[u8], header_length: Option<usize>) -> Result<InferRequest<'_>, ApiError> {
+    let (json, binary) = binary::split_body(body, header_length)?;
     let current = Cell::new(None);
     let request = crate::extract::parse_with(
-        body,
+        json,
         RequestSeed {
             current_input: &current,
         },
@@ -345,32 +443,33 @@ async fn infer_bytes(
         err
     });
     let mut request = request?;
-    let (rows, batch) = build_rows(entry, &request.inputs, &mut request.data)?;
-    let wanted = wanted_outputs(
-        entry,
-        request
-            .outputs
-            .as_ref()
-            .map(|names| names.iter().map(|n| n.as_ref())),
-    )?;
-    let outcome = infer_rows(
-        state,
-        entry,
-        request.id.as_deref(),
-        &rows,
-        batch,
-        cache,
-        ctx,
-        wanted,
-    )
-    .await?;
-    Ok(json_response(
-        entry,
-        request.id.as_deref(),
-        &outcome,
-        wanted,
-    ))
+    binary::decode_inputs(&mut request, binary)?;
+    Ok(request)
+}
+
+/// Which outputs the request wants as binary data: an output's own
+/// `binary_data`, else the request's `binary_data_output`.
+fn binary_outputs(request: &InferRequest<'_>) -> BinaryOutputs {
+    let default = request.binary_output;
+    let Some(outputs) = &request.outputs else {
+        return BinaryOutputs {
+            score: default,
+            label: default,
+        };
+    };
+    let mut binary = BinaryOutputs::default();
+    for output in outputs {
+        let wanted = output.binary.unwrap_or(default);
+        match output.name.as_ref() {
+            "score" => binary.score = wanted,
+            "label" => binary.label = wanted,
+            _ => {}
+        }
+    }
+    binary
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_binary;
