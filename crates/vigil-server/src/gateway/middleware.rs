@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 /// What a route needs from the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RouteClass<'a> {
+pub(crate) enum RouteClass<'a> {
     /// Health, server metadata, the OpenAPI document, unmatched paths.
     Open,
     /// A model endpoint: key with the score role allowed on this model,
@@ -28,7 +28,10 @@ enum RouteClass<'a> {
     Admin,
 }
 
-fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a> {
+/// The class of a request on `route` (its template) and `path`; the OpenAPI
+/// document asks the same question of each template, so what it says a
+/// route needs is what this middleware enforces.
+pub(crate) fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a> {
     let Some(route) = route else {
         return RouteClass::Open;
     };
