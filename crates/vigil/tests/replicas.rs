@@ -1,7 +1,7 @@
 //! Two `vigil serve` processes sharing one Redis cache: an entry written
 //! through one is a hit on the other, and a flush through one empties both.
-//! Needs `VIGIL_TEST_REDIS_URL` (started by `.ci/services.sh`); skipped
-//! without it, except under `CI=true`.
+//! Needs `VIGIL_TEST_REDIS_URL` (started by `.ci/run`): ignored unless run
+//! with `-- --include-ignored`, and then a failure without it.
 
 mod common;
 
@@ -67,17 +67,14 @@ impl Drop for Replica {
 }
 
 #[test]
+#[ignore = "needs VIGIL_TEST_REDIS_URL (started by .ci/run)"]
 fn replicas_share_cache_entries_and_flushes_through_redis() {
     let url = match std::env::var("VIGIL_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "VIGIL_TEST_REDIS_URL must be set in CI (.ci/services.sh starts redis)"
-            );
-            eprintln!("skipped: VIGIL_TEST_REDIS_URL is not set");
-            return;
-        }
+        _ => panic!(
+            "VIGIL_TEST_REDIS_URL is not set: this test needs a Redis server \
+             (`source .ci/services.sh; start_services` starts one and sets it)"
+        ),
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let model = workspace().join("crates/vigil-server/assets/demo-fraud.json");

@@ -32,7 +32,10 @@ pub(crate) enum RouteClass<'a> {
     Admin,
 }
 
-fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a> {
+/// The class of a request on `route` (its template) and `path`; the OpenAPI
+/// document asks the same question of each template, so what it says a
+/// route needs is what this middleware enforces.
+pub(crate) fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a> {
     let Some(route) = route else {
         return RouteClass::Open;
     };
