@@ -87,7 +87,9 @@ for level in $LEVELS; do
 import json, sys
 r = json.load(sys.stdin)
 l = r["latency_us"]
-print(f"| {sys.argv[1]} | {sys.argv[2]} | {r[\"achieved_rps\"]:.0f} | {l[\"p50\"]:.0f} | {l[\"p99\"]:.0f} | {r[\"errors\"] + r[\"non_2xx\"]} |")
+cells = [sys.argv[1], sys.argv[2], "%.0f" % r["achieved_rps"], "%.0f" % l["p50"],
+         "%.0f" % l["p99"], str(r["errors"] + r["non_2xx"])]
+print("| " + " | ".join(cells) + " |")
 ' "$proto" "$level"
   done
 done

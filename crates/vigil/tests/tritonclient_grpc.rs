@@ -1,7 +1,7 @@
 //! Black-box test of the gRPC service with the real tritonclient.grpc: the
 //! binary on port 0 serves the ULB XGBoost model, and
 //! `tests/python/triton_grpc.py` checks live, ready, both metadata calls and
-//! one ModelInfer of every row of the golden file, bit for bit.
+//! one ModelInfer of the golden file's 1,000 rows, bit for bit.
 
 mod common;
 
@@ -9,9 +9,9 @@ use std::process::Command;
 
 use common::{Serve, workspace};
 
-/// Every row of this file is scored; its last column is xgboost's own
-/// probability.
-const CASES: &str = "crates/vigil-model/tests/fixtures/ulb_xgb_200.cases.csv";
+/// Every row of this file (1,000 ULB rows, `Time,V1..V28,Amount`) is scored;
+/// its last column is xgboost's own probability.
+const CASES: &str = "crates/vigil-model/tests/fixtures/ulb_xgb_200.golden1000.csv";
 
 #[test]
 #[ignore = "needs VIGIL_TEST_PYTHON (started by .ci/run)"]
