@@ -7,6 +7,7 @@
 
 mod forest;
 mod lightgbm;
+mod names;
 mod score;
 mod special;
 mod ubjson;
@@ -145,6 +146,9 @@ pub enum ModelError {
         /// Values given.
         got: usize,
     },
+    /// Names given to [`Model::rename_features`] do not fit the model.
+    #[error("invalid feature names: {0}")]
+    FeatureNames(String),
 }
 
 #[derive(Debug)]
@@ -163,6 +167,8 @@ pub struct Model {
     format: ModelFormat,
     feature_names: Vec<String>,
     feature_index: FxHashMap<String, usize>,
+    /// Whether the file carried the names (see [`Model::has_feature_names`]).
+    named: bool,
     output: OutputKind,
     objective: String,
     engine: Engine,
@@ -217,26 +223,26 @@ impl Model {
     }
 
     fn new(format: ModelFormat, mut engine: Engine) -> Model {
-        let (feature_names, output, objective) = match &mut engine {
+        let (feature_names, named, output, objective) = match &mut engine {
             Engine::Xgb(m) => (
                 std::mem::take(&mut m.feature_names),
+                m.named,
                 m.output,
                 std::mem::take(&mut m.objective),
             ),
             Engine::Lgb { model, .. } => (
                 std::mem::take(&mut model.feature_names),
+                model.named,
                 model.output,
                 std::mem::take(&mut model.objective),
             ),
         };
-        let mut feature_index = FxHashMap::default();
-        for (i, name) in feature_names.iter().enumerate() {
-            feature_index.entry(name.clone()).or_insert(i);
-        }
+        let feature_index = index_of(&feature_names);
         Model {
             format,
             feature_names,
             feature_index,
+            named,
             output,
             objective,
             engine,
@@ -248,9 +254,27 @@ impl Model {
         self.format
     }
 
-    /// Feature names in model order (`f0..` for XGBoost models without names).
+    /// Feature names in model order (`f0..` for XGBoost models without
+    /// names, `Column_0..` for LightGBM ones, unless renamed).
     pub fn feature_names(&self) -> &[String] {
         &self.feature_names
+    }
+
+    /// Whether the model file named its features. `false` for a model
+    /// trained on a bare array, whose names [`Model::feature_names`] made up
+    /// (`f0..`, `Column_0..`); a rename does not change it.
+    pub fn has_feature_names(&self) -> bool {
+        self.named
+    }
+
+    /// Give the features new names, in model order: as many as the model
+    /// has features, each non-empty, no two alike. On error the model keeps
+    /// its names. Scoring is by position, so scores do not change.
+    pub fn rename_features(&mut self, names: Vec<String>) -> Result<(), ModelError> {
+        names::check(&names, self.num_features())?;
+        self.feature_index = index_of(&names);
+        self.feature_names = names;
+        Ok(())
     }
 
     /// Position of a feature by name.
@@ -334,6 +358,16 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// Name → position; a name given twice (only possible in a model file)
+/// keeps its first position.
+fn index_of(names: &[String]) -> FxHashMap<String, usize> {
+    let mut index = FxHashMap::default();
+    for (i, name) in names.iter().enumerate() {
+        index.entry(name.clone()).or_insert(i);
+    }
+    index
 }
 
 fn output_count(kind: OutputKind) -> usize {

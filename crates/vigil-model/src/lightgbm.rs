@@ -28,6 +28,8 @@ pub(crate) struct LgbModel {
     pub(crate) divisor: Option<f64>,
     pub(crate) objective: String,
     pub(crate) feature_names: Vec<String>,
+    /// Whether the file carried the names (else they are `Column_0..`).
+    pub(crate) named: bool,
     pub(crate) output: OutputKind,
 }
 
@@ -82,6 +84,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LgbModel, ModelError> {
             "num_tree_per_iteration is {per_iteration} but objective {objective} has {num_outputs} outputs"
         )));
     }
+    let named = header.contains_key("feature_names");
     let feature_names = match header.get("feature_names") {
         Some(v) => {
             let names: Vec<String> = v
@@ -154,6 +157,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LgbModel, ModelError> {
         divisor,
         objective,
         feature_names,
+        named,
         output,
     })
 }

@@ -26,6 +26,8 @@ pub(crate) struct XgbModel {
     pub(crate) link: Link,
     pub(crate) objective: String,
     pub(crate) feature_names: Vec<String>,
+    /// Whether the file carried the names (else they are `f0..`).
+    pub(crate) named: bool,
     pub(crate) output: OutputKind,
 }
 
@@ -210,7 +212,7 @@ pub(crate) fn load(doc: &Value) -> Result<XgbModel, ModelError> {
     };
 
     let base_margin = base_margins(&objective, link, &base_score, num_outputs)?;
-    let feature_names = feature_names(learner, num_features)?;
+    let (feature_names, named) = feature_names(learner, num_features)?;
 
     let booster = field(learner, "gradient_booster", "learner")?;
     let name = string(
@@ -258,6 +260,7 @@ pub(crate) fn load(doc: &Value) -> Result<XgbModel, ModelError> {
         link,
         objective,
         feature_names,
+        named,
         output,
     })
 }
@@ -308,7 +311,9 @@ fn base_margins(
         .collect()
 }
 
-fn feature_names(learner: &Value, num_features: usize) -> Result<Vec<String>, ModelError> {
+/// The names in the file, with `true`; or `f0..` as xgboost calls the
+/// features of a model trained without names, with `false`.
+fn feature_names(learner: &Value, num_features: usize) -> Result<(Vec<String>, bool), ModelError> {
     let names = match learner.get("feature_names") {
         Some(v) => array(v, "learner.feature_names")?
             .iter()
@@ -318,7 +323,7 @@ fn feature_names(learner: &Value, num_features: usize) -> Result<Vec<String>, Mo
         None => Vec::new(),
     };
     if names.is_empty() {
-        return Ok((0..num_features).map(|i| format!("f{i}")).collect());
+        return Ok(((0..num_features).map(|i| format!("f{i}")).collect(), false));
     }
     if names.len() != num_features {
         return Err(invalid(format!(
@@ -326,7 +331,7 @@ fn feature_names(learner: &Value, num_features: usize) -> Result<Vec<String>, Mo
             names.len()
         )));
     }
-    Ok(names)
+    Ok((names, true))
 }
 
 fn parse_tree(t: usize, tree: &Value) -> Result<Vec<RawNode<f32>>, ModelError> {

@@ -214,3 +214,41 @@ fn every_fixture_matches_its_training_library() {
         failures.join("\n")
     );
 }
+
+/// `ulb_xgb_200_nonames.json` is `ulb_xgb_200.json` saved without feature
+/// names (`scripts/gen_nonames_fixture.py`). It must score the real ULB rows
+/// exactly as the named model and as xgboost did, and take the names back.
+#[test]
+fn the_unnamed_ulb_model_scores_as_the_named_one() {
+    let named = Model::load(&dir().join("ulb_xgb_200.json"), None).expect("named model");
+    let mut unnamed =
+        Model::load(&dir().join("ulb_xgb_200_nonames.json"), None).expect("unnamed model");
+    assert!(named.has_feature_names());
+    assert!(!unnamed.has_feature_names());
+    let made_up: Vec<String> = (0..30).map(|i| format!("f{i}")).collect();
+    assert_eq!(unnamed.feature_names(), made_up);
+
+    let cases = read_cases(&dir().join("ulb_xgb_200.cases.csv"));
+    assert_eq!(cases.header.len(), 31);
+    assert_eq!(cases.header[30], "out_0");
+    assert_eq!(named.feature_names(), &cases.header[..30]);
+    assert!(cases.rows.len() > 300, "{} cases", cases.rows.len());
+    for (i, row) in cases.rows.iter().enumerate() {
+        let (mut a, mut b) = ([0.0], [0.0]);
+        named.predict_row(&row[..30], &mut a).expect("score");
+        unnamed.predict_row(&row[..30], &mut b).expect("score");
+        assert_eq!(a[0].to_bits(), b[0].to_bits(), "case {i}");
+        assert!(
+            close("exact", b[0], row[30]),
+            "case {i}: {} != {}",
+            b[0],
+            row[30]
+        );
+    }
+
+    unnamed
+        .rename_features(cases.header[..30].to_vec())
+        .expect("the named model's names fit");
+    assert_eq!(unnamed.feature_names(), named.feature_names());
+    assert_eq!(unnamed.feature_index("Amount"), Some(29));
+}

@@ -12,9 +12,12 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use vigil_model::ModelFormat;
 
+mod features;
 mod gateway;
 mod store;
 
+pub use features::FeatureNames;
+use features::feature_names;
 use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
 pub use gateway::{CacheConfig, GatewayConfig, KeyConfig, Roles, parse_key_hash};
 use store::StoreBuilder;
@@ -111,6 +114,9 @@ pub struct ModelConfig {
     pub labels: [String; 2],
     /// Per-model override of `server.unknown_features`.
     pub unknown_features: UnknownFeatures,
+    /// Names for the features of a model saved without them (`features` or
+    /// `features_file`); `None` keeps the model file's names.
+    pub features: Option<FeatureNames>,
 }
 
 impl Config {
@@ -210,6 +216,7 @@ impl ModelConfig {
             threshold: default_threshold(),
             labels: default_labels(),
             unknown_features: UnknownFeatures::Reject,
+            features: None,
         }
     }
 }
@@ -292,6 +299,10 @@ struct ModelBuilder {
     labels: Vec<String>,
     #[serde(default)]
     unknown_features: Option<String>,
+    #[serde(default)]
+    features: Option<Vec<String>>,
+    #[serde(default)]
+    features_file: Option<String>,
 }
 
 impl Default for ServerBuilder {
@@ -316,6 +327,8 @@ impl Default for ModelBuilder {
             threshold: default_threshold(),
             labels: default_labels_vec(),
             unknown_features: None,
+            features: None,
+            features_file: None,
         }
     }
 }
@@ -572,6 +585,7 @@ impl ModelBuilder {
                 parse_unknown_features(&format!("{label}.unknown_features"), value, problems)
             }
         };
+        let features = feature_names(&label, base, self.features, self.features_file, problems);
         if problems.len() != before {
             return None;
         }
@@ -583,6 +597,7 @@ impl ModelBuilder {
             threshold: self.threshold,
             labels: labels?,
             unknown_features: unknown_features?,
+            features,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! API errors: one [`ErrorCode`] enum whose code→status table lives here and
-//! nowhere else, and [`ApiError`], the error every handler returns.
+//! API errors: one [`ErrorCode`] enum whose code→status tables (HTTP and
+//! gRPC, side by side) live here and nowhere else, and [`ApiError`], the
+//! error every handler returns.
 //!
 //! The JSON body (`{"error", "code", "request_id"}`) is written by the
 //! request middleware in [`crate::access_log`], which knows the request id;
@@ -56,6 +57,32 @@ impl ErrorCode {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The one code→gRPC status table, beside the HTTP one.
+    ///
+    /// `conflict` is `ALREADY_EXISTS`: it means a request id already logged
+    /// with another input, a record that exists and will not change, so a
+    /// retry fails the same way; `ABORTED` would tell the client to retry
+    /// the sequence. `payload_too_large` is `RESOURCE_EXHAUSTED`, which is
+    /// what gRPC itself answers for a message over the size limit.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            ErrorCode::BadRequest => tonic::Code::InvalidArgument,
+            ErrorCode::Unauthorized => tonic::Code::Unauthenticated,
+            ErrorCode::Forbidden => tonic::Code::PermissionDenied,
+            ErrorCode::NotFound => tonic::Code::NotFound,
+            // No HTTP method or media type in gRPC: only a request that is
+            // not gRPC at all could get these.
+            ErrorCode::MethodNotAllowed => tonic::Code::Unimplemented,
+            ErrorCode::UnsupportedMediaType => tonic::Code::InvalidArgument,
+            ErrorCode::PayloadTooLarge => tonic::Code::ResourceExhausted,
+            ErrorCode::Conflict => tonic::Code::AlreadyExists,
+            ErrorCode::TooManyRequests => tonic::Code::ResourceExhausted,
+            ErrorCode::Unavailable => tonic::Code::Unavailable,
+            ErrorCode::Timeout => tonic::Code::DeadlineExceeded,
+            ErrorCode::Internal => tonic::Code::Internal,
         }
     }
 
@@ -160,6 +187,24 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The gRPC status for this error: the code from [`ErrorCode::grpc_code`],
+    /// the message a client may see, and the `vigil-error-code` metadata
+    /// (the snake_case code, as the JSON body's `code`).
+    pub fn to_grpc_status(&self) -> tonic::Status {
+        let mut status = tonic::Status::new(self.code.grpc_code(), self.public_message());
+        status.metadata_mut().insert(
+            GRPC_ERROR_CODE_KEY,
+            tonic::metadata::MetadataValue::from_static(self.code.as_str()),
+        );
+        status
+    }
+}
+
+/// Metadata key of a gRPC error's Vigil [`ErrorCode`] (several codes share
+/// one gRPC status, e.g. `too_many_requests` and `payload_too_large`).
+pub const GRPC_ERROR_CODE_KEY: &str = "vigil-error-code";
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code.as_str(), self.message)
@@ -213,6 +258,39 @@ mod tests {
             ErrorCode::from_status(StatusCode::UNPROCESSABLE_ENTITY),
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn grpc_table_matches_the_protocol() {
+        use tonic::Code;
+        let table = [
+            (ErrorCode::BadRequest, Code::InvalidArgument),
+            (ErrorCode::NotFound, Code::NotFound),
+            (ErrorCode::Unauthorized, Code::Unauthenticated),
+            (ErrorCode::Forbidden, Code::PermissionDenied),
+            (ErrorCode::Conflict, Code::AlreadyExists),
+            (ErrorCode::TooManyRequests, Code::ResourceExhausted),
+            (ErrorCode::Unavailable, Code::Unavailable),
+            (ErrorCode::Timeout, Code::DeadlineExceeded),
+            (ErrorCode::PayloadTooLarge, Code::ResourceExhausted),
+            (ErrorCode::Internal, Code::Internal),
+        ];
+        for (code, grpc) in table {
+            assert_eq!(code.grpc_code(), grpc, "{code:?}");
+        }
+        let status = ApiError::internal("secret detail").to_grpc_status();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"), "{}", status.message());
+        assert_eq!(
+            status
+                .metadata()
+                .get(GRPC_ERROR_CODE_KEY)
+                .map(|v| v.to_str().ok()),
+            Some(Some("internal"))
+        );
+        let status = ApiError::bad_request("tensor `x` has shape [2]").to_grpc_status();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "tensor `x` has shape [2]");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Request body handling shared by the scoring endpoints: content type,
-//! size limit and JSON errors with their position.
+//! size limit and JSON errors with their position; the infer routes' own
+//! body (JSON, or JSON plus binary tensor data).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -26,6 +27,89 @@ impl FromRequest<AppState> for JsonBody {
             .map_err(|err| body_error(err, limit))?;
         Ok(JsonBody(body))
     }
+}
+
+/// Request header of the binary tensor data extension: the length of the
+/// JSON header at the start of the body, binary tensor data after it.
+pub const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// An Open Inference Protocol infer body that fits `server.max_body_bytes`.
+///
+/// Unlike [`JsonBody`], no `Content-Type` means JSON (tritonclient's
+/// `infer()` sends none), and with `Inference-Header-Content-Length` the
+/// body may also be declared `application/octet-stream`; any other declared
+/// type is a 415.
+#[derive(Debug)]
+pub struct InferBody {
+    /// The whole body.
+    pub bytes: Bytes,
+    /// `Inference-Header-Content-Length`: how many leading bytes are the
+    /// JSON header; `None` when the whole body is JSON.
+    pub header_length: Option<usize>,
+}
+
+impl FromRequest<AppState> for InferBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header_length = request
+            .headers()
+            .get(INFERENCE_HEADER_LENGTH)
+            .map(parse_header_length)
+            .transpose()?;
+        check_infer_content_type(request.headers().get(CONTENT_TYPE), header_length.is_some())?;
+        let limit = state.max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|err| body_error(err, limit))?;
+        Ok(InferBody {
+            bytes,
+            header_length,
+        })
+    }
+}
+
+fn parse_header_length(value: &axum::http::HeaderValue) -> Result<usize, ApiError> {
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Inference-Header-Content-Length must be a byte count, got `{}`",
+                String::from_utf8_lossy(value.as_bytes())
+            ))
+        })
+}
+
+/// The infer routes' rule: JSON when undeclared; octet-stream only with a
+/// header length (it says where the JSON ends).
+fn check_infer_content_type(
+    value: Option<&axum::http::HeaderValue>,
+    binary: bool,
+) -> Result<(), ApiError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json")
+        || (binary && essence.eq_ignore_ascii_case("application/octet-stream"))
+    {
+        return Ok(());
+    }
+    let (expected, hint) = if binary {
+        ("application/json or application/octet-stream", "")
+    } else {
+        (
+            "application/json",
+            " (application/octet-stream goes with Inference-Header-Content-Length)",
+        )
+    };
+    Err(ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        format!("content-type must be {expected}, got `{text}`{hint}"),
+    ))
 }
 
 fn body_error(err: axum::Error, limit: usize) -> ApiError {
@@ -112,6 +196,51 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn infer_content_type_defaults_to_json() {
+        let json = HeaderValue::from_static("application/json; charset=utf-8");
+        let octets = HeaderValue::from_static("application/octet-stream");
+        for binary in [false, true] {
+            assert!(check_infer_content_type(None, binary).is_ok());
+            assert!(check_infer_content_type(Some(&json), binary).is_ok());
+            for wrong in ["text/plain", "application/x-www-form-urlencoded"] {
+                let err = check_infer_content_type(Some(&HeaderValue::from_static(wrong)), binary)
+                    .expect_err("415");
+                assert_eq!(err.code, ErrorCode::UnsupportedMediaType);
+                assert!(
+                    err.message.contains(&format!("got `{wrong}`")),
+                    "{}",
+                    err.message
+                );
+            }
+        }
+        assert!(check_infer_content_type(Some(&octets), true).is_ok());
+        let err = check_infer_content_type(Some(&octets), false).expect_err("415");
+        assert!(
+            err.message
+                .contains("got `application/octet-stream` (application/octet-stream goes with Inference-Header-Content-Length)"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn header_length_is_a_byte_count() {
+        assert_eq!(
+            parse_header_length(&HeaderValue::from_static("42")).expect("valid"),
+            42
+        );
+        for bad in ["-1", "x", "1.5", ""] {
+            let err = parse_header_length(&HeaderValue::from_static(bad)).expect_err("400");
+            assert_eq!(err.code, ErrorCode::BadRequest);
+            assert!(
+                err.message.contains(&format!("got `{bad}`")),
+                "{}",
+                err.message
+            );
+        }
     }
 }
 

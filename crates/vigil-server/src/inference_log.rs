@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderValue;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use vigil_store::{
     AppendOutcome, InferenceLog, InferenceRecord, Input, InputWriter, RedactRule, Redactor, Store,
     StoreError,
@@ -59,18 +59,28 @@ impl<S: Send + Sync> FromRequestParts<S> for LogContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(LogContext::from_headers(
+            &parts.headers,
+            parts.extensions.get::<KeyName>(),
+        ))
+    }
+}
+
+impl LogContext {
+    /// The context of a request received now with `headers`, authenticated
+    /// with `key` (the HTTP extractor and the gRPC handlers both use this).
+    pub(crate) fn from_headers(headers: &HeaderMap, key: Option<&KeyName>) -> LogContext {
         let received_at_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        Ok(LogContext {
+        LogContext {
             started: Instant::now(),
             received_at_us,
-            api_key_name: parts.extensions.get::<KeyName>().map(|k| Arc::clone(&k.0)),
-            trace_id: parts
-                .headers
+            api_key_name: key.map(|k| Arc::clone(&k.0)),
+            trace_id: headers
                 .get("traceparent")
                 .and_then(|value| trace_id(value.as_bytes())),
-        })
+        }
     }
 }
 

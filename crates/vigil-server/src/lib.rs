@@ -1,5 +1,6 @@
-//! Vigil's HTTP server: the Open Inference Protocol V2 REST endpoints, plain
-//! JSON scoring and the OpenAPI document. The binary wires it; the model
+//! Vigil's HTTP server: the Open Inference Protocol V2 REST endpoints and
+//! its gRPC service (on the same port), plain JSON scoring and the OpenAPI
+//! document. The binary wires it; the model
 //! runtime (`vigil-model`) does the scoring.
 //!
 //! ```no_run
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod grpc_api;
 pub mod health_api;
 pub mod infer_api;
 pub mod inference_log;
@@ -38,8 +40,8 @@ use axum::Router;
 pub use access_log::{AccessLog, LineSink, StdoutLog};
 pub use config::LogConfig;
 pub use config::{
-    CacheConfig, Config, GatewayConfig, KeyConfig, ModelConfig, ModelSource, Roles, ServerConfig,
-    TlsConfig, UnknownFeatures,
+    CacheConfig, Config, FeatureNames, GatewayConfig, KeyConfig, ModelConfig, ModelSource, Roles,
+    ServerConfig, TlsConfig, UnknownFeatures,
 };
 pub use error::{ApiError, ErrorCode};
 pub use inference_log::InferenceLogHandle;
@@ -51,15 +53,22 @@ pub use state::AppState;
 /// config is given.
 pub const DEMO_MODEL: &[u8] = include_bytes!("../assets/demo-fraud.json");
 
-/// The router with every endpoint, the JSON fallback and the request
-/// middleware (request id, error bodies, access log).
+/// The router with every endpoint, the gRPC methods, the fallback and the
+/// request middleware (request id, error bodies, access log).
+///
+/// gRPC shares the router: each method is a route of its own
+/// (`/inference.GRPCInferenceService/ModelInfer`, which no HTTP path can
+/// be), checked for `content-type: application/grpc`, so an HTTP request
+/// pays nothing for it and a gRPC call gets the same listener, TLS, access
+/// log and graceful shutdown.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for (_, path, handler) in openapi::route_table() {
         router = router.route(path, handler);
     }
+    router = grpc_api::routes(router, &state);
     router
-        .fallback(extract::not_found)
+        .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gateway::middleware,
@@ -69,6 +78,18 @@ pub fn app(state: AppState) -> Router {
             access_log::middleware,
         ))
         .with_state(state)
+}
+
+/// Unmatched paths: a JSON 404, or gRPC's UNIMPLEMENTED for a gRPC call
+/// (another service, or a method we do not serve).
+async fn fallback(request: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if grpc_api::is_grpc(request.headers().get(axum::http::header::CONTENT_TYPE)) {
+        return grpc_api::unimplemented(request.uri().path());
+    }
+    extract::not_found(request.uri().clone())
+        .await
+        .into_response()
 }
 
 /// Load every model in `config`, then serve on `listener` until `shutdown`

@@ -4,14 +4,19 @@
 
 use std::sync::OnceLock;
 
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use utoipa::OpenApi;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref};
 
+use crate::gateway::{self, RouteClass};
 use crate::state::AppState;
-use axum::routing::delete;
-
 use crate::{admin_api, health_api, infer_api, inferences_api, score_api};
 
 #[derive(OpenApi)]
@@ -40,8 +45,8 @@ use crate::{admin_api, health_api, infer_api, inferences_api, score_api};
         inferences_api::stats::store_stats,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
-        inferences_api::InferenceRecordDoc)),
-    modifiers(&ApiKeyScheme),
+        inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
+    modifiers(&GatewayDoc),
     tags(
         (name = "health", description = "Open Inference Protocol server health and metadata"),
         (name = "inference", description = "Open Inference Protocol model endpoints"),
@@ -53,38 +58,225 @@ use crate::{admin_api, health_api, infer_api, inferences_api, score_api};
 )]
 struct ApiDoc;
 
-/// Declares the `api_key` scheme: `Authorization: Bearer KEY` (or `x-api-key`).
-struct ApiKeyScheme;
+/// The names of the two ways to present a key (`[[keys]]`).
+const BEARER: &str = "bearer";
+const API_KEY_HEADER: &str = "x_api_key";
 
-impl utoipa::Modify for ApiKeyScheme {
+/// What the gateway adds to each route, asked of the gateway's own
+/// classifier ([`gateway::classify`]) so the document cannot say a route is
+/// open when the middleware guards it: the key schemes, the key requirement
+/// and the answers the gateway gives before a handler runs (401/403 for
+/// keys, 429/503/504 for throttling, concurrency and the request timeout).
+struct GatewayDoc;
+
+impl utoipa::Modify for GatewayDoc {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "api_key",
+            BEARER,
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "an API key from [[keys]]; `x-api-key: KEY` is accepted too",
+                        "an API key from [[keys]]: `Authorization: Bearer KEY`",
                     ))
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            API_KEY_HEADER,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "an API key from [[keys]]: `x-api-key: KEY`",
+            ))),
+        );
+        for (template, item) in &mut openapi.paths.paths {
+            let class = gateway::classify(Some(template), template);
+            for operation in operations(item) {
+                match class {
+                    RouteClass::Open => {}
+                    RouteClass::Model(_) => {
+                        operation.security = Some(key_required());
+                        add_error(
+                            operation,
+                            401,
+                            "no key, or an unusable `Authorization` header (keys configured)",
+                        );
+                        add_error(
+                            operation,
+                            403,
+                            "an unknown or disabled key, or one without the score role or this model",
+                        );
+                        add_throttled(
+                            operation,
+                            429,
+                            "a rate limit or `max_concurrent_requests` is reached; retry after `Retry-After` seconds",
+                        );
+                        add_throttled(
+                            operation,
+                            503,
+                            "`max_concurrent_requests` is reached and `concurrency_status = 503`",
+                        );
+                        add_error(
+                            operation,
+                            504,
+                            "the request took longer than `request_timeout_ms`",
+                        );
+                    }
+                    RouteClass::Admin => {
+                        operation.security = Some(key_required());
+                        add_error(
+                            operation,
+                            401,
+                            "no key, or an unusable `Authorization` header (keys configured)",
+                        );
+                        add_error(
+                            operation,
+                            403,
+                            "an unknown or disabled key, one without the admin role, or no keys on a non-loopback listener",
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
-/// The OpenAPI 3 document of every endpoint.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// Either header with a configured key.
+fn key_required() -> Vec<SecurityRequirement> {
+    vec![
+        SecurityRequirement::new(BEARER, Vec::<String>::new()),
+        SecurityRequirement::new(API_KEY_HEADER, Vec::<String>::new()),
+    ]
 }
 
-/// This OpenAPI document.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+fn error_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    )
+}
+
+/// Adds `status` unless the handler documents it already (its description
+/// is more precise).
+fn add_error(operation: &mut Operation, status: u16, description: &str) {
+    operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| error_response(description).build().into());
+}
+
+fn add_throttled(operation: &mut Operation, status: u16, description: &str) {
+    let retry_after = HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("seconds to wait before retrying"))
+        .build();
+    operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| {
+            error_response(description)
+                .header("Retry-After", retry_after)
+                .build()
+                .into()
+        });
+}
+
+/// Who may call the key-guarded routes under the running config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// No `[[keys]]`: model routes take no key (a key sent is ignored).
+    pub models_open: bool,
+    /// No `[[keys]]` on a loopback listener: the admin API is open too.
+    pub admin_open: bool,
+}
+
+impl Access {
+    /// The access the gateway grants right now (keys change on reload).
+    pub(crate) fn of(state: &AppState) -> Access {
+        let no_keys = state.gateway.runtime().keys.is_empty();
+        Access {
+            models_open: no_keys,
+            admin_open: no_keys && state.gateway.is_loopback(),
+        }
+    }
+
+    const STRICT: Access = Access {
+        models_open: false,
+        admin_open: false,
+    };
+
+    fn index(self) -> usize {
+        usize::from(self.models_open) * 2 + usize::from(self.admin_open)
+    }
+}
+
+/// The OpenAPI 3 document of every endpoint, as served with `[[keys]]`
+/// configured (every model and admin route needs a key).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    document(Access::STRICT)
+}
+
+/// The document for `access`: where no key is needed the requirement becomes
+/// optional (`{}` first: no key; a key may still be sent), so that a client
+/// generated from it, and a fuzzer, see what this server enforces.
+pub(crate) fn document(access: Access) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for (template, item) in &mut doc.paths.paths {
+        let open = match gateway::classify(Some(template), template) {
+            RouteClass::Open => continue,
+            RouteClass::Model(_) => access.models_open,
+            RouteClass::Admin => access.admin_open,
+        };
+        if open {
+            for operation in operations(item) {
+                let mut security = vec![SecurityRequirement::default()];
+                security.extend(key_required());
+                operation.security = Some(security);
+            }
+        }
+    }
+    doc
+}
+
+/// This OpenAPI document, as it applies to this server's keys and listener.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
-    responses((status = 200, description = "the OpenAPI 3 document", content_type = "application/json")))]
-pub async fn openapi_json() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let body = DOC.get_or_init(|| openapi().to_json().unwrap_or_else(|_| "{}".to_owned()));
+    responses((status = 200, description = "the OpenAPI 3 document; model and admin routes \
+        list `{}` (no key) among their security requirements when the running config needs no key", content_type = "application/json")))]
+pub async fn openapi_json(State(state): State<AppState>) -> Response {
+    static DOCS: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+    let access = Access::of(&state);
+    let body = DOCS[access.index()].get_or_init(|| {
+        document(access)
+            .to_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    });
     ([(CONTENT_TYPE, "application/json")], body.as_str()).into_response()
 }
 
@@ -194,6 +386,143 @@ mod tests {
             "InferenceRecordDoc",
         ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
+        }
+    }
+
+    fn security_of(doc: &serde_json::Value) -> Vec<(String, String, Option<Vec<String>>)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let names = operation["security"].as_array().map(|list| {
+                    list.iter()
+                        .map(|requirement| {
+                            let keys: Vec<&str> = requirement
+                                .as_object()
+                                .expect("requirement")
+                                .keys()
+                                .map(String::as_str)
+                                .collect();
+                            keys.join("+")
+                        })
+                        .collect()
+                });
+                out.push((method.to_uppercase(), path.clone(), names));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn key_requirements_follow_the_gateway_and_the_running_config() {
+        let strict = serde_json::to_value(openapi()).expect("serializable");
+        let keyed = Some(vec!["bearer".to_owned(), "x_api_key".to_owned()]);
+        let optional = Some(vec![
+            String::new(),
+            "bearer".to_owned(),
+            "x_api_key".to_owned(),
+        ]);
+        for (method, path, security) in security_of(&strict) {
+            let gated = path.starts_with("/api/")
+                || path.starts_with("/v1/models/")
+                || path.starts_with("/v2/models/");
+            assert_eq!(
+                security,
+                if gated { keyed.clone() } else { None },
+                "{method} {path}"
+            );
+        }
+        let open = Access {
+            models_open: true,
+            admin_open: false,
+        };
+        let doc = serde_json::to_value(document(open)).expect("serializable");
+        for (method, path, security) in security_of(&doc) {
+            let expected = if path.starts_with("/api/") {
+                keyed.clone()
+            } else if path.starts_with("/v1/models/") || path.starts_with("/v2/models/") {
+                optional.clone()
+            } else {
+                None
+            };
+            assert_eq!(security, expected, "{method} {path}");
+        }
+        let loopback = Access {
+            models_open: true,
+            admin_open: true,
+        };
+        let doc = serde_json::to_value(document(loopback)).expect("serializable");
+        for (method, path, security) in security_of(&doc) {
+            assert!(
+                security.is_none() || security == optional,
+                "{method} {path}"
+            );
+        }
+        let schemes = strict["components"]["securitySchemes"]
+            .as_object()
+            .expect("schemes");
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["x_api_key"]["name"], "x-api-key");
+        assert_eq!(schemes["x_api_key"]["in"], "header");
+        let score = &strict["paths"]["/v1/models/{name}/score"]["post"]["responses"];
+        for status in ["401", "403", "429", "504"] {
+            assert!(score.get(status).is_some(), "score lacks {status}");
+        }
+        assert!(score["429"]["headers"].get("Retry-After").is_some());
+    }
+
+    /// The served document against the router: with keys configured every
+    /// route the document guards answers 401 without a key; without keys
+    /// (on loopback) none does.
+    #[tokio::test]
+    async fn the_served_document_says_which_routes_answer_401() {
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode};
+
+        use crate::gateway::tests::{config_with, keys_toml};
+        use crate::test_util::send;
+
+        for (config, keys) in [(config_with(&keys_toml()), true), (config_with(""), false)] {
+            let state = AppState::from_config(&config).expect("state");
+            let served = send(
+                &state,
+                Request::get("/openapi.json")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+            assert_eq!(served.status, StatusCode::OK);
+            let routes = security_of(&served.json);
+            assert_eq!(routes.len(), 17);
+            for (method, template, security) in routes {
+                let path = template
+                    .replace("{name}", "fraud")
+                    .replace("{version}", "1")
+                    .replace("{id}", "x");
+                let body = if method == "POST" {
+                    Body::from("{}")
+                } else {
+                    Body::empty()
+                };
+                let request = Request::builder()
+                    .method(method.as_str())
+                    .uri(&path)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .expect("request");
+                let status = send(&state, request).await.status;
+                let needs_key = security
+                    .as_ref()
+                    .is_some_and(|list| !list.iter().any(String::is_empty));
+                assert_eq!(needs_key, keys && security.is_some(), "{method} {template}");
+                if needs_key {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {template}");
+                } else {
+                    assert!(
+                        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                        "{method} {template}: {status}"
+                    );
+                }
+            }
         }
     }
 }

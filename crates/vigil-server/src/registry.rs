@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use vigil_model::{Model, ModelFormat, OutputKind};
 
-use crate::config::{Config, ModelConfig, ModelSource, UnknownFeatures};
+use crate::config::{Config, FeatureNames, ModelConfig, ModelSource, UnknownFeatures};
 
 /// The loaded models by name.
 #[derive(Debug, Default)]
@@ -101,15 +101,50 @@ fn log_keys(names: &[String]) -> Vec<LogKey> {
     keys
 }
 
+/// Give `model` the config's feature names. A model whose file names its
+/// features keeps them: the config may only repeat them exactly, so that a
+/// stale `features` list cannot silently reorder a named model's inputs.
+fn name_features(model: &mut Model, features: &FeatureNames) -> anyhow::Result<()> {
+    let origin = &features.origin;
+    let (given, wanted) = (features.names.len(), model.num_features());
+    if given != wanted {
+        anyhow::bail!("{origin} gives {given} feature names but the model has {wanted} features");
+    }
+    if model.has_feature_names() {
+        let differs = model
+            .feature_names()
+            .iter()
+            .zip(&features.names)
+            .enumerate()
+            .find(|(_, (file, config))| file != config);
+        if let Some((i, (file, config))) = differs {
+            anyhow::bail!(
+                "the model file already names its features and {origin} differs: feature {i} is \
+                 `{file}` in the file, `{config}` in the config (remove the key, or repeat the \
+                 file's names exactly)"
+            );
+        }
+        return Ok(());
+    }
+    model
+        .rename_features(features.names.clone())
+        .with_context(|| format!("{origin} cannot name the model's features"))
+}
+
 impl ModelEntry {
-    /// Load the model of one `[[models]]` entry.
+    /// Load the model of one `[[models]]` entry, with the entry's feature
+    /// names if it gives them.
     pub fn load(config: &ModelConfig) -> anyhow::Result<ModelEntry> {
-        let model = match &config.source {
+        let mut model = match &config.source {
             ModelSource::Path(path) => Model::load(path, config.format)
                 .with_context(|| format!("model `{}` from {}", config.name, path.display()))?,
             ModelSource::Bytes(bytes) => Model::from_bytes(bytes, config.format)
                 .with_context(|| format!("model `{}` (bundled)", config.name))?,
         };
+        if let Some(features) = &config.features {
+            name_features(&mut model, features)
+                .with_context(|| format!("model `{}`", config.name))?;
+        }
         Ok(ModelEntry::new(config, model))
     }
 
@@ -227,3 +262,6 @@ impl Registry {
             .ok_or_else(|| crate::error::ApiError::not_found(format!("model `{name}` not found")))
     }
 }
+
+#[cfg(test)]
+mod tests;

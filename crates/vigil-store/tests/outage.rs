@@ -62,10 +62,9 @@ fn record(id: u64) -> InferenceRecord {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs VIGIL_TEST_POSTGRES_URL (started by .ci/run)"]
 async fn postgres_outage_under_load_loses_nothing_acknowledged() {
-    let Some(h) = support::postgres_harness().await else {
-        return;
-    };
+    let h = support::postgres_harness().await;
     let url = h.config.url.clone().unwrap();
     let pg: tokio_postgres::Config = url.parse().unwrap();
     let (host, port) = match (pg.get_hosts().first(), pg.get_ports().first()) {

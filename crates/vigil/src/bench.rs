@@ -1,4 +1,5 @@
-//! `vigil bench`: an open-loop, fixed-rate HTTP load generator.
+//! `vigil bench`: an open-loop, fixed-rate HTTP load generator, and a
+//! closed-loop mode (`--closed`) that also speaks gRPC (`--grpc`).
 //!
 //! A pacer thread issues one ticket per request at its *intended* send time
 //! (`start + i / rate`); connection tasks take tickets from a shared queue and
@@ -87,6 +88,20 @@ pub struct BenchArgs {
     /// Print the result as one JSON object instead of text.
     #[arg(long)]
     json: bool,
+
+    /// Closed loop instead of a fixed rate: `--connections` workers each
+    /// send their next request as soon as the last one answered (`--rate`
+    /// is ignored); latency is measured from each send.
+    #[arg(long)]
+    closed: bool,
+
+    /// Send gRPC ModelInfer calls for model NAME (needs `--closed`): the
+    /// body is an Open Inference Protocol JSON infer request whose FP32 or
+    /// FP64 inputs become `raw_input_contents`; `--url` is the server
+    /// (`http://HOST:PORT`), and the workers are concurrent streams on one
+    /// HTTP/2 connection.
+    #[arg(long, value_name = "NAME", requires = "closed")]
+    grpc: Option<String>,
 }
 
 /// Where and what to send.
@@ -97,6 +112,9 @@ struct Target {
     host: String,
     body: Bytes,
     content_type: String,
+    /// gRPC: the body is one length-prefixed message, the outcome is the
+    /// `grpc-status`.
+    grpc: bool,
     timeout: Duration,
 }
 
@@ -137,7 +155,7 @@ impl Stats {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.rate == 0 || args.connections == 0 {
+    if (args.rate == 0 && !args.closed) || args.connections == 0 {
         bail!("--rate and --connections must be at least 1");
     }
     let valid = |secs: f64| secs.is_finite() && secs >= 0.0;
@@ -158,6 +176,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     .context("cannot start the runtime")?;
 
     let stats = runtime.block_on(async {
+        if args.closed {
+            if args.warmup > 0.0 {
+                closed_phase(&target, args.warmup, args.connections).await?;
+            }
+            return closed_phase(&target, args.duration, args.connections).await;
+        }
         if args.warmup > 0.0 {
             phase(&target, args.rate, args.warmup, args.connections).await?;
         }
@@ -179,10 +203,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn target(args: &BenchArgs) -> anyhow::Result<Target> {
-    let uri: hyper::Uri = args
+    let mut uri: hyper::Uri = args
         .url
         .parse()
         .with_context(|| format!("invalid --url {:?}", args.url))?;
+    if args.grpc.is_some() {
+        uri = format!(
+            "{}://{}{}ModelInfer",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map_or("", |a| a.as_str()),
+            vigil_server::grpc_api::ROUTE_PREFIX
+        )
+        .parse()
+        .context("gRPC method uri")?;
+    }
     if uri.scheme_str() != Some("http") {
         bail!("--url must start with http:// (https is not supported)");
     }
@@ -199,6 +233,10 @@ fn target(args: &BenchArgs) -> anyhow::Result<Target> {
         (None, Some(json)) => Bytes::from(json.clone()),
         (None, None) => Bytes::from(default_body()),
     };
+    let (body, content_type) = match &args.grpc {
+        Some(model) => (grpc_frame(model, &body)?, "application/grpc".to_owned()),
+        None => (body, args.content_type.clone()),
+    };
     let host_header = match uri.port_u16() {
         Some(p) => format!("{host}:{p}"),
         None => host,
@@ -208,7 +246,8 @@ fn target(args: &BenchArgs) -> anyhow::Result<Target> {
         uri,
         host: host_header,
         body,
-        content_type: args.content_type.clone(),
+        content_type,
+        grpc: args.grpc.is_some(),
         timeout: Duration::from_millis(args.timeout_ms),
     })
 }
@@ -382,7 +421,8 @@ fn report_json(args: &BenchArgs, s: &Stats) -> serde_json::Value {
     let h = &s.histogram;
     serde_json::json!({
         "url": args.url,
-        "rate": args.rate,
+        "mode": mode(args),
+        "rate": (!args.closed).then_some(args.rate),
         "duration_s": args.duration,
         "connections": args.connections,
         "requests": s.ok + s.non_2xx + s.errors + s.dropped,
@@ -410,13 +450,27 @@ fn report_text(args: &BenchArgs, s: &Stats) -> String {
     let h = &s.histogram;
     format!(
         "target    {url}\n\
-         schedule  {rate} req/s for {dur} s over {conns} connections\n\
+         schedule  {schedule} for {dur} s over {conns} {what}\n\
          achieved  {achieved:.1} req/s\n\
          answers   {ok} 2xx, {non} non-2xx, {err} errors, {dropped} dropped\n\
-         latency   from each request's intended send time, in µs\n  \
+         latency   {from}, in µs\n  \
          p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  p99.9 {p999:.1}  max {max:.1}  mean {mean:.1}\n",
         url = args.url,
-        rate = args.rate,
+        schedule = if args.closed {
+            format!("closed loop ({})", mode(args))
+        } else {
+            format!("{} req/s", args.rate)
+        },
+        what = if args.grpc.is_some() {
+            "streams"
+        } else {
+            "connections"
+        },
+        from = if args.closed {
+            "from each send"
+        } else {
+            "from each request's intended send time"
+        },
         dur = args.duration,
         conns = args.connections,
         achieved = achieved_rps(s),
@@ -431,4 +485,170 @@ fn report_text(args: &BenchArgs, s: &Stats) -> String {
         max = h.max() as f64 / 1_000.0,
         mean = h.mean() / 1_000.0,
     )
+}
+
+fn mode(args: &BenchArgs) -> &'static str {
+    match (args.closed, args.grpc.is_some()) {
+        (false, _) => "fixed-rate http/1.1",
+        (true, false) => "closed http/1.1",
+        (true, true) => "closed grpc",
+    }
+}
+
+/// The gRPC frame of a ModelInfer call for `model`, from an OIP JSON infer
+/// request: the uncompressed flag, the big-endian length, the message.
+fn grpc_frame(model: &str, json: &[u8]) -> anyhow::Result<Bytes> {
+    use vigil_server::grpc_api::proto::ModelInferRequest;
+    use vigil_server::grpc_api::proto::model_infer_request::InferInputTensor;
+    let request: serde_json::Value = serde_json::from_slice(json)
+        .context("the --grpc body must be an OIP JSON infer request")?;
+    let mut message = ModelInferRequest {
+        model_name: model.to_owned(),
+        id: request["id"].as_str().unwrap_or_default().to_owned(),
+        ..ModelInferRequest::default()
+    };
+    let inputs = request["inputs"]
+        .as_array()
+        .context("the --grpc body has no `inputs` array")?;
+    for input in inputs {
+        let name = input["name"].as_str().context("an input has no `name`")?;
+        let datatype = input["datatype"].as_str().unwrap_or("FP64");
+        let shape: Vec<i64> = input["shape"]
+            .as_array()
+            .with_context(|| format!("input `{name}` has no `shape`"))?
+            .iter()
+            .filter_map(serde_json::Value::as_i64)
+            .collect();
+        let mut values = Vec::new();
+        flatten(&input["data"], &mut values);
+        let raw: Vec<u8> = match datatype {
+            "FP32" => values
+                .iter()
+                .flat_map(|v| (*v as f32).to_le_bytes())
+                .collect(),
+            "FP64" => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            other => bail!("input `{name}` is {other}; the --grpc body takes FP32 or FP64"),
+        };
+        message.inputs.push(InferInputTensor {
+            name: name.to_owned(),
+            datatype: datatype.to_owned(),
+            shape,
+            ..InferInputTensor::default()
+        });
+        message.raw_input_contents.push(raw.into());
+    }
+    let encoded = prost::Message::encode_to_vec(&message);
+    let mut frame = Vec::with_capacity(5 + encoded.len());
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(encoded.len())?.to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    Ok(frame.into())
+}
+
+fn flatten(value: &serde_json::Value, out: &mut Vec<f64>) {
+    match value {
+        serde_json::Value::Array(items) => items.iter().for_each(|v| flatten(v, out)),
+        other => out.push(other.as_f64().unwrap_or(f64::NAN)),
+    }
+}
+
+/// Closed loop for `secs`: `workers` tasks, each sending its next request
+/// when the last one answered. HTTP: one keep-alive connection per worker;
+/// gRPC: one HTTP/2 connection, one stream at a time per worker.
+async fn closed_phase(target: &Arc<Target>, secs: f64, workers: usize) -> anyhow::Result<Stats> {
+    let h2 = if target.grpc {
+        Some(connect_h2(target).await?)
+    } else {
+        None
+    };
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let target = Arc::clone(target);
+        let h2 = h2.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats = Stats::new()?;
+            let mut h1 = None;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let outcome = match &h2 {
+                    Some(h2) => {
+                        tokio::time::timeout(target.timeout, send_grpc(h2.clone(), &target)).await
+                    }
+                    None => {
+                        if h1.is_none() {
+                            h1 = connect(&target).await.ok();
+                        }
+                        let Some(sender) = h1.as_mut() else {
+                            stats.errors += 1;
+                            continue;
+                        };
+                        tokio::time::timeout(target.timeout, async {
+                            send(sender, &target).await.map(|s| s.is_success())
+                        })
+                        .await
+                    }
+                };
+                match outcome {
+                    Ok(Ok(ok)) => {
+                        let ns = u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                        stats.histogram.saturating_record(ns.max(1_000));
+                        if ok {
+                            stats.ok += 1;
+                        } else {
+                            stats.non_2xx += 1;
+                        }
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        stats.errors += 1;
+                        h1 = None;
+                    }
+                }
+            }
+            anyhow::Ok(stats)
+        }));
+    }
+    let mut stats = Stats::new()?;
+    for task in tasks {
+        stats.merge(&task.await.context("a worker failed")??)?;
+    }
+    stats.elapsed = start.elapsed();
+    Ok(stats)
+}
+
+type H2Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
+
+async fn connect_h2(target: &Target) -> anyhow::Result<H2Sender> {
+    let stream = tokio::net::TcpStream::connect(target.addr)
+        .await
+        .with_context(|| format!("cannot connect to {}", target.addr))?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP/2 handshake (prior knowledge)")?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One gRPC call; `Ok(true)` when its `grpc-status` is 0.
+async fn send_grpc(mut sender: H2Sender, target: &Target) -> anyhow::Result<bool> {
+    sender.ready().await?;
+    let request = Request::post(target.uri.clone())
+        .header(hyper::header::CONTENT_TYPE, "application/grpc")
+        .header(hyper::header::TE, "trailers")
+        .body(Full::new(target.body.clone()))?;
+    let response = sender.send_request(request).await?;
+    let in_headers = response.headers().get("grpc-status").cloned();
+    let collected = response.into_body().collect().await?;
+    let status = in_headers.or_else(|| {
+        collected
+            .trailers()
+            .and_then(|t| t.get("grpc-status").cloned())
+    });
+    Ok(status.is_some_and(|s| s.as_bytes() == b"0"))
 }

@@ -27,7 +27,13 @@ const BATCHES_IN_FLIGHT: usize = 3;
     long_about = "Score a CSV file with a model, one output row per input row.\n\n\
         The input's header names the columns; they are matched to the model's feature \
         names by name, in any order. Columns the model does not use are dropped unless \
-        named with --keep. An empty cell is a missing value. The output has the kept \
+        named with --keep. An empty cell is a missing value.\n\n\
+        A model saved without feature names (XGBoost trained on a bare array) calls its \
+        features f0..fN. When the header does not use those names, the columns are taken \
+        by position, as xgboost does: the input must then have exactly as many columns as \
+        the model has features, not counting the --keep columns, and stderr says which \
+        column became which feature.\n\n\
+        The output has the kept \
         columns first, then `score` (a probability or a regression value) or \
         `score_0..score_{k-1}` for a k-class model, printed so they read back to the \
         same f64.\n\n\
@@ -73,6 +79,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         .context("cannot read the input's header")?
         .clone();
     let columns = Columns::resolve(&model, &header, &args.keep)?;
+    if let Some(notice) = &columns.positional {
+        eprintln!("{notice}");
+    }
 
     let writer = open_output(&args.output)?;
     let mut csv_writer = csv::WriterBuilder::new()
@@ -191,25 +200,14 @@ struct Columns {
     feature_names: Vec<String>,
     /// Input column index per `--keep` column, in the order given.
     keep: Vec<usize>,
+    /// Set when the features were taken by position: the notice for stderr
+    /// saying which column became which feature.
+    positional: Option<String>,
 }
 
 impl Columns {
     fn resolve(model: &Model, header: &ByteRecord, keep: &[String]) -> anyhow::Result<Columns> {
         let find = |name: &str| header.iter().position(|h| trim(h) == name.as_bytes());
-        let mut missing = Vec::new();
-        let mut features = Vec::with_capacity(model.num_features());
-        for name in model.feature_names() {
-            match find(name) {
-                Some(i) => features.push(i),
-                None => missing.push(name.as_str()),
-            }
-        }
-        if !missing.is_empty() {
-            bail!(
-                "the input has no column {} required by the model",
-                quote_list(&missing)
-            );
-        }
         let mut keep_idx = Vec::with_capacity(keep.len());
         let mut keep_missing = Vec::new();
         for name in keep {
@@ -224,11 +222,76 @@ impl Columns {
                 quote_list(&keep_missing)
             );
         }
+        let mut missing = Vec::new();
+        let mut features = Vec::with_capacity(model.num_features());
+        for name in model.feature_names() {
+            match find(name) {
+                Some(i) => features.push(i),
+                None => missing.push(name.as_str()),
+            }
+        }
+        let mut positional = None;
+        if !missing.is_empty() {
+            if model.has_feature_names() {
+                bail!(
+                    "the input has no column {} required by the model",
+                    quote_list(&missing)
+                );
+            }
+            features = by_position(model, header, &keep_idx)?;
+            positional = Some(positional_notice(model, header, &features));
+        }
         Ok(Columns {
             features,
             feature_names: model.feature_names().to_vec(),
             keep: keep_idx,
+            positional,
         })
+    }
+}
+
+/// The columns of a model without feature names, taken by position as
+/// xgboost scores an unnamed frame: every column but the kept ones, in
+/// order, as many as the model has features.
+fn by_position(model: &Model, header: &ByteRecord, keep: &[usize]) -> anyhow::Result<Vec<usize>> {
+    let columns: Vec<usize> = (0..header.len()).filter(|i| !keep.contains(i)).collect();
+    if columns.len() != model.num_features() {
+        bail!(
+            "the model has no feature names and the input's header does not name its features \
+             {}, so the columns are taken by position: the model has {} features but the input \
+             has {} columns (not counting --keep columns)",
+            name_range(model.feature_names()),
+            model.num_features(),
+            columns.len()
+        );
+    }
+    Ok(columns)
+}
+
+fn positional_notice(model: &Model, header: &ByteRecord, features: &[usize]) -> String {
+    let pairs: Vec<String> = model
+        .feature_names()
+        .iter()
+        .zip(features)
+        .map(|(name, &col)| {
+            let column = String::from_utf8_lossy(trim(header.get(col).unwrap_or(b"")));
+            format!("{name} = {column:?}")
+        })
+        .collect();
+    format!(
+        "the model has no feature names: taking its {} features by position from the input's \
+         columns ({})",
+        features.len(),
+        pairs.join(", ")
+    )
+}
+
+/// `f0..f29`, or the one name.
+fn name_range(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, .., last] => format!("{first}..{last}"),
     }
 }
 
@@ -425,6 +488,14 @@ mod tests {
             Some(ModelFormat::LightgbmText)
         );
         assert!(parse_format("onnx").is_err());
+    }
+
+    #[test]
+    fn name_ranges_show_first_and_last() {
+        let names: Vec<String> = (0..30).map(|i| format!("f{i}")).collect();
+        assert_eq!(name_range(&names), "f0..f29");
+        assert_eq!(name_range(&names[..1]), "f0");
+        assert_eq!(name_range(&[]), "");
     }
 
     #[test]

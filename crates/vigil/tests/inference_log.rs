@@ -287,17 +287,14 @@ fn fresh_database(base: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs VIGIL_TEST_POSTGRES_URL (started by .ci/run)"]
 fn a_postgres_outage_under_load_loses_nothing_acknowledged() {
     let base = match std::env::var("VIGIL_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "VIGIL_TEST_POSTGRES_URL must be set in CI (.ci/services.sh starts postgresql)"
-            );
-            eprintln!("skipped: VIGIL_TEST_POSTGRES_URL is not set");
-            return;
-        }
+        _ => panic!(
+            "VIGIL_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server \
+             (`source .ci/services.sh; start_services` starts one and sets it)"
+        ),
     };
     let url = fresh_database(&base);
     let pg: tokio_postgres::Config = url.parse().expect("postgres url");

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::workspace;
+use common::{Serve, http, workspace};
 use vigil_model::Model;
 
 fn demo_path() -> PathBuf {
@@ -283,4 +283,227 @@ fn many_rows_come_out_complete_and_in_order() {
         let got: f64 = line[1].parse().expect("number");
         assert_eq!(got, want[r], "row {r}");
     }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    workspace()
+        .join("crates/vigil-model/tests/fixtures")
+        .join(name)
+}
+
+/// The scores and the golden `out_0` column of a predict output with `--keep out_0`.
+fn scores_and_golden(stdout: &[u8]) -> Vec<(f64, f64)> {
+    let (header, out) = read_csv(&String::from_utf8_lossy(stdout));
+    assert_eq!(header, ["out_0", "score"]);
+    out.iter()
+        .map(|line| {
+            let golden: f64 = line[0].parse().expect("out_0 is a number");
+            let score: f64 = line[1].parse().expect("score is a number");
+            (score, golden)
+        })
+        .collect()
+}
+
+/// A model without feature names on a real ULB CSV as is (`Time,V1..V28,Amount`):
+/// the columns are taken by position, as xgboost does, and stderr says so once.
+#[test]
+fn an_unnamed_model_takes_the_columns_by_position() {
+    let cases = fixture("ulb_xgb_200.cases.csv");
+    let output = vigil(
+        &[
+            "predict",
+            "--model",
+            path_str(&fixture("ulb_xgb_200_nonames.json")),
+            "--input",
+            path_str(&cases),
+            "--keep",
+            "out_0",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    let scores = scores_and_golden(&output.stdout);
+    assert_eq!(scores.len(), 328);
+    for (i, (score, golden)) in scores.iter().enumerate() {
+        assert_eq!(
+            score.to_bits(),
+            golden.to_bits(),
+            "row {i}: {score} != {golden}"
+        );
+    }
+    let message = stderr(&output);
+    assert_eq!(
+        message.matches("by position").count(),
+        1,
+        "stderr: {message}"
+    );
+    assert!(
+        message.contains("taking its 30 features"),
+        "stderr: {message}"
+    );
+    assert!(
+        message.contains(r#"f0 = "Time", f1 = "V1""#),
+        "stderr: {message}"
+    );
+    assert!(message.contains(r#"f29 = "Amount")"#), "stderr: {message}");
+    assert!(!message.contains("out_0"), "stderr: {message}");
+}
+
+#[test]
+fn an_unnamed_model_with_the_wrong_column_count_names_both_counts() {
+    // Without --keep, the golden column counts: 31 columns for 30 features.
+    let output = vigil(
+        &[
+            "predict",
+            "--model",
+            path_str(&fixture("ulb_xgb_200_nonames.json")),
+            "--input",
+            path_str(&fixture("ulb_xgb_200.cases.csv")),
+        ],
+        None,
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("no feature names"), "stderr: {message}");
+    assert!(message.contains("f0..f29"), "stderr: {message}");
+    assert!(
+        message.contains("the model has 30 features but the input has 31 columns"),
+        "stderr: {message}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// A header that uses xgboost's names `f0..f29` is matched by name (any
+/// order, extra columns dropped), with no notice.
+#[test]
+fn an_unnamed_model_matches_f_names_by_name() {
+    let text = std::fs::read_to_string(fixture("ulb_xgb_200.cases.csv")).expect("cases");
+    let (header, rows) = read_csv(&text);
+    assert_eq!(header.len(), 31);
+    // Columns reversed: out_0, f29, ..., f0.
+    let mut input = String::from("out_0");
+    for i in (0..30).rev() {
+        input.push_str(&format!(",f{i}"));
+    }
+    input.push('\n');
+    for row in &rows {
+        let mut cells = vec![row[30].clone()];
+        cells.extend(row[..30].iter().rev().cloned());
+        input.push_str(&cells.join(","));
+        input.push('\n');
+    }
+    let output = vigil(
+        &[
+            "predict",
+            "--model",
+            path_str(&fixture("ulb_xgb_200_nonames.json")),
+            "--keep",
+            "out_0",
+        ],
+        Some(&input),
+    );
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("by position"),
+        "{}",
+        stderr(&output)
+    );
+    let scores = scores_and_golden(&output.stdout);
+    assert_eq!(scores.len(), rows.len());
+    for (i, (score, golden)) in scores.iter().enumerate() {
+        assert_eq!(score.to_bits(), golden.to_bits(), "row {i}");
+    }
+}
+
+/// A config serving the unnamed ULB model under the names of `features_file`.
+fn unnamed_model_config(dir: &Path, header: &str) -> PathBuf {
+    std::fs::write(dir.join("header.csv"), header).expect("write header.csv");
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[models]]\nname = \"ulb\"\npath = {:?}\nfeatures_file = \"header.csv\"\n",
+            path_str(&fixture("ulb_xgb_200_nonames.json"))
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+/// `vigil serve --config` with `features_file`: the unnamed model is served
+/// by the header's names on every API, and the inference log keeps them.
+#[test]
+fn serve_names_an_unnamed_model_from_features_file() {
+    let text = std::fs::read_to_string(fixture("ulb_xgb_200.cases.csv")).expect("cases");
+    let (header, rows) = read_csv(&text);
+    let names = &header[..30];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = unnamed_model_config(dir.path(), &format!("{}\n", names.join(",")));
+    let data = dir.path().join("data");
+    let server = Serve::start(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+
+    let (status, body) = http(&server.addr, "GET", "/v2/models/ulb", None);
+    assert_eq!(status, 200, "metadata: {body}");
+    let metadata: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let inputs: Vec<&str> = metadata["inputs"]
+        .as_array()
+        .expect("inputs")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(inputs, names);
+
+    for (r, row) in rows.iter().take(3).enumerate() {
+        let features: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(row)
+            .map(|(n, v)| (n.clone(), v.parse::<f64>().expect("number").into()))
+            .collect();
+        let id = format!("ulb-{r}");
+        let request = serde_json::json!({ "id": id, "features": features });
+        let (status, body) = http(
+            &server.addr,
+            "POST",
+            "/v1/models/ulb/score",
+            Some(&request.to_string()),
+        );
+        assert_eq!(status, 200, "score: {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let golden: f64 = row[30].parse().expect("out_0");
+        assert_eq!(answer["score"].as_f64(), Some(golden), "row {r}");
+
+        let (status, body) = http(&server.addr, "GET", &format!("/api/inferences/{id}"), None);
+        assert_eq!(status, 200, "logged: {body}");
+        let logged: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let input = &logged["records"][0]["input"];
+        let amount: f64 = row[29].parse().expect("Amount");
+        assert_eq!(input["Amount"].as_f64(), Some(amount), "{body}");
+        assert!(input.get("f29").is_none(), "{body}");
+    }
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[test]
+fn serve_refuses_features_file_with_the_wrong_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = unnamed_model_config(dir.path(), "Time,V1,Amount\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run vigil serve");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("model `ulb`"), "stderr: {message}");
+    assert!(
+        message.contains("gives 3 feature names but the model has 30 features"),
+        "stderr: {message}"
+    );
 }

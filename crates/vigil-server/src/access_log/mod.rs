@@ -29,13 +29,23 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The middleware every route runs through.
 pub(crate) async fn middleware(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let start = Instant::now();
     let request_id = request_id(request.headers());
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let grpc = route
+        .as_ref()
+        .is_some_and(|route| route.as_str().starts_with(crate::grpc_api::ROUTE_PREFIX));
+    if grpc {
+        // A gRPC error has no body for us to finish: the handler logs an
+        // internal error itself, with this id.
+        request
+            .extensions_mut()
+            .insert(crate::grpc_api::RequestId(request_id.clone()));
+    }
     // Only the access log needs the path (for the model name); cloning a
     // `Uri` shares its bytes.
     let uri = state
@@ -60,6 +70,15 @@ pub(crate) async fn middleware(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     if let Some(sink) = state.access_log.sink() {
+        // A gRPC call answers HTTP 200; its outcome is the `grpc-status`
+        // (in the headers when it failed, 0 in the trailers when it did not).
+        let grpc_status = grpc.then(|| {
+            response
+                .headers()
+                .get("grpc-status")
+                .and_then(|value| value.to_str().ok()?.parse().ok())
+                .unwrap_or(0)
+        });
         let model = route
             .as_ref()
             .zip(uri.as_ref())
@@ -76,6 +95,7 @@ pub(crate) async fn middleware(
                 .extensions()
                 .get::<crate::gateway::keys::KeyName>()
                 .map(|key| &*key.0),
+            grpc_status,
         );
         sink.write_line(line);
     }
@@ -173,6 +193,7 @@ fn format_line(
     model: Option<&str>,
     request_id: &str,
     key: Option<&str>,
+    grpc_status: Option<u16>,
 ) -> String {
     let mut line = String::with_capacity(224);
     line.push_str("{\"ts\":\"");
@@ -186,6 +207,9 @@ fn format_line(
         ",\"status\":{status},\"latency_us\":{}",
         latency.as_micros()
     );
+    if let Some(code) = grpc_status {
+        let _ = write!(line, ",\"grpc_status\":{code}");
+    }
     line.push_str(",\"model\":");
     match model {
         Some(model) => push_json_str(&mut line, model),
@@ -276,6 +300,7 @@ mod tests {
             Some("fr\"aud"),
             "abc",
             Some("app-1"),
+            None,
         );
         let value: serde_json::Value = serde_json::from_str(&line).expect("valid json");
         assert_eq!(value["ts"], "1970-01-01T00:00:00.000000Z");
@@ -288,6 +313,21 @@ mod tests {
         assert_eq!(value["model"], "fr\"aud");
         assert_eq!(value["request_id"], "abc");
         assert_eq!(value["key"], "app-1");
+        assert!(value.get("grpc_status").is_none(), "{line}");
+        let line = format_line(
+            UNIX_EPOCH,
+            "POST",
+            "/inference.GRPCInferenceService/ModelInfer",
+            200,
+            Duration::from_micros(7),
+            None,
+            "abc",
+            None,
+            Some(8),
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).expect("valid json");
+        assert_eq!(value["grpc_status"], 8);
+        assert_eq!(value["route"], "/inference.GRPCInferenceService/ModelInfer");
     }
 
     #[test]

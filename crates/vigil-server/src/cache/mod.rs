@@ -68,8 +68,14 @@ impl<S: Send + Sync> FromRequestParts<S> for CacheControl {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let bypass = parts
-            .headers
+        Ok(CacheControl::from_headers(&parts.headers))
+    }
+}
+
+impl CacheControl {
+    /// The client's `Cache-Control` (HTTP header or gRPC metadata).
+    pub(crate) fn from_headers(headers: &axum::http::HeaderMap) -> CacheControl {
+        let bypass = headers
             .get_all(axum::http::header::CACHE_CONTROL)
             .iter()
             .filter_map(|value| value.to_str().ok())
@@ -79,7 +85,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CacheControl {
                 directive.eq_ignore_ascii_case("no-cache")
                     || directive.eq_ignore_ascii_case("no-store")
             });
-        Ok(CacheControl { bypass })
+        CacheControl { bypass }
     }
 }
 

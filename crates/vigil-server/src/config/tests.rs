@@ -214,7 +214,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 45);
+    assert_eq!(keys.len(), 47);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),
@@ -321,4 +321,101 @@ fn store_table_defaults_validation_and_env_override() {
     );
     let err = Config::from_toml(&zero).expect_err("zero").to_string();
     assert!(err.contains("2 problem(s)"), "{err}");
+}
+
+fn model_with(keys: &str) -> String {
+    format!("[[models]]\nname = \"ulb\"\npath = \"ulb.json\"\n{keys}\n")
+}
+
+#[test]
+fn features_are_parsed_and_default_to_the_file_names() {
+    assert_eq!(
+        Config::from_toml(minimal()).expect("valid").models[0].features,
+        None
+    );
+    let config =
+        Config::from_toml(&model_with("features = [\"Time\", \"V1\", \"Amount\"]")).expect("valid");
+    assert_eq!(
+        config.models[0].features,
+        Some(FeatureNames {
+            names: vec!["Time".into(), "V1".into(), "Amount".into()],
+            origin: "`features`".into(),
+        })
+    );
+}
+
+#[test]
+fn features_file_is_the_first_csv_line_relative_to_the_config_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A BOM, quotes and spaces, as a spreadsheet export may have; the rows
+    // after the header are ignored.
+    std::fs::write(
+        dir.path().join("header.csv"),
+        "\u{feff}Time,\"V1\", Amount\n1,2,3\n",
+    )
+    .expect("write header");
+    let file = dir.path().join("vigil.toml");
+    std::fs::write(&file, model_with("features_file = \"header.csv\"")).expect("write");
+    let config = Config::load(&file).expect("valid");
+    let features = config.models[0].features.as_ref().expect("features");
+    assert_eq!(features.names, ["Time", "V1", "Amount"]);
+    assert_eq!(
+        features.origin,
+        format!(
+            "`features_file` ({})",
+            dir.path().join("header.csv").display()
+        )
+    );
+}
+
+#[test]
+fn every_features_problem_is_reported_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("empty.csv"), "").expect("write");
+    std::fs::write(dir.path().join("dup.csv"), "a,b,a\n").expect("write");
+    let entry = |name: &str, keys: &str| {
+        format!("[[models]]\nname = \"{name}\"\npath = \"m.json\"\n{keys}\n")
+    };
+    let text = [
+        entry("both", "features = [\"a\"]\nfeatures_file = \"h.csv\""),
+        entry("none", "features = []"),
+        entry("blank", "features = [\"a\", \" \"]"),
+        entry("twice", "features = [\"a\", \"b\", \"a\"]"),
+        entry("nofile", "features_file = \"missing.csv\""),
+        entry("emptypath", "features_file = \"\""),
+        entry("emptyfile", "features_file = \"empty.csv\""),
+        entry("dupfile", "features_file = \"dup.csv\""),
+        entry("fine", "features = [\"a\", \"b\"]"),
+    ]
+    .concat();
+    let err = Config::from_toml_in(&text, Some(dir.path()))
+        .expect_err("bad features")
+        .to_string();
+    let missing = dir.path().join("missing.csv");
+    let empty = dir.path().join("empty.csv");
+    let dup = dir.path().join("dup.csv");
+    let wanted = [
+        "8 problem(s)".to_owned(),
+        "models[0] (`both`): give `features` or `features_file`, not both".to_owned(),
+        "models[1] (`none`): `features` names no feature".to_owned(),
+        "models[2] (`blank`): `features`: name 1 is empty".to_owned(),
+        "models[3] (`twice`): `features`: `a` is given twice".to_owned(),
+        format!(
+            "models[4] (`nofile`): `features_file` ({}): cannot read it",
+            missing.display()
+        ),
+        "models[5] (`emptypath`): `features_file` is empty".to_owned(),
+        format!(
+            "models[6] (`emptyfile`): `features_file` ({}): the file is empty",
+            empty.display()
+        ),
+        format!(
+            "models[7] (`dupfile`): `features_file` ({}): `a` is given twice",
+            dup.display()
+        ),
+    ];
+    for needle in wanted {
+        assert!(err.contains(&needle), "{needle:?} not in:\n{err}");
+    }
+    assert!(!err.contains("`fine`"), "{err}");
 }

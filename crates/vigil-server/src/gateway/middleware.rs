@@ -1,15 +1,19 @@
-//! The gateway middleware: key check, the key's and the global token
+//! The gateway's admission: key check, the key's and the global token
 //! buckets, the concurrency permit and the request timeout, in that order.
+//! [`admit`] is the one implementation; the HTTP middleware and the gRPC
+//! handlers both call it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
 use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::keys::{self, ApiKey};
+use super::keys::{self, ApiKey, KeyName};
 use super::metrics::{GatewayMetrics, ThrottleReason};
 use super::runtime::{Gateway, Runtime};
 use super::throttle::retry_after_secs;
@@ -18,7 +22,7 @@ use crate::state::AppState;
 
 /// What a route needs from the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RouteClass<'a> {
+pub(crate) enum RouteClass<'a> {
     /// Health, server metadata, the OpenAPI document, unmatched paths.
     Open,
     /// A model endpoint: key with the score role allowed on this model,
@@ -28,7 +32,10 @@ enum RouteClass<'a> {
     Admin,
 }
 
-fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a> {
+/// The class of a request on `route` (its template) and `path`; the OpenAPI
+/// document asks the same question of each template, so what it says a
+/// route needs is what this middleware enforces.
+pub(crate) fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a> {
     let Some(route) = route else {
         return RouteClass::Open;
     };
@@ -45,10 +52,11 @@ fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a> {
 }
 
 /// The gateway middleware (inside the access log, so throttled and refused
-/// requests are logged and get the JSON error body).
+/// requests are logged and get the JSON error body): [`admit`], then the
+/// handler through [`Admitted::run`].
 pub(crate) async fn middleware(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     // Borrowed from the request until the key check is done: no allocation.
@@ -57,71 +65,158 @@ pub(crate) async fn middleware(
     if class == RouteClass::Open {
         return next.run(request).await;
     }
-    let gateway = &state.gateway;
-    let runtime = gateway.runtime();
-    let key = match authenticate(gateway, &runtime, &request, class) {
-        Ok(key) => key,
-        Err(err) => {
-            gateway.metrics().auth_failed();
-            return err.into_response();
-        }
+    let admitted = match admit(&state.gateway, request.headers(), class) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
     };
-    let key_name = key.map(|key| key.name.clone());
-    if matches!(class, RouteClass::Model(_)) {
-        let key_bucket = key.and_then(|key| key.bucket.as_ref());
-        let checks = [
-            (key_bucket, ThrottleReason::KeyRate),
-            (runtime.global.as_ref(), ThrottleReason::Rate),
-        ];
-        for (bucket, reason) in checks {
-            if let Some(Err(wait)) = bucket.map(|b| b.check()) {
-                gateway.metrics().throttled(reason);
-                return throttled(reason, retry_after_secs(wait), ErrorCode::TooManyRequests);
-            }
-        }
-        let Ok(_permit) = Arc::clone(&runtime.concurrency).try_acquire_owned() else {
-            gateway.metrics().throttled(ThrottleReason::Concurrency);
-            return throttled(ThrottleReason::Concurrency, 1, runtime.concurrency_code);
-        };
-        let _in_flight = InFlight::enter(gateway.metrics());
-        let timeout = runtime.request_timeout;
-        drop(runtime);
-        let mut request = request;
-        if let Some(name) = &key_name {
-            request.extensions_mut().insert(name.clone());
-        }
-        let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => {
-                gateway.metrics().timed_out();
-                ApiError::public(
-                    ErrorCode::Timeout,
-                    format!(
-                        "request took longer than request_timeout_ms ({} ms)",
-                        timeout.as_millis()
-                    ),
-                )
-                .into_response()
-            }
-        };
-        if let Some(name) = key_name {
-            response.extensions_mut().insert(name);
-        }
-        return response;
-    }
-    drop(runtime);
-    let mut request = request;
+    let key_name = admitted.key_name().cloned();
     if let Some(name) = &key_name {
         request.extensions_mut().insert(name.clone());
     }
-    let mut response = next.run(request).await;
+    let mut response = match admitted.run(next.run(request)).await {
+        Ok(response) => response,
+        Err(timeout) => timeout.into_response(),
+    };
     if let Some(name) = key_name {
         response.extensions_mut().insert(name);
     }
     response
 }
 
+/// A request the gateway let through. It holds the concurrency permit (a
+/// scoring request's) until it is dropped.
+#[derive(Debug)]
+pub(crate) struct Admitted<'g> {
+    key_name: Option<KeyName>,
+    /// Set for scoring requests: the permit, the in-flight count and the
+    /// deadline.
+    limits: Option<Limits<'g>>,
+}
+
+#[derive(Debug)]
+struct Limits<'g> {
+    _permit: OwnedSemaphorePermit,
+    _in_flight: InFlight<'g>,
+    timeout: Duration,
+    metrics: &'g GatewayMetrics,
+}
+
+impl Admitted<'_> {
+    /// The name of the key the request presented, if keys are configured.
+    pub(crate) fn key_name(&self) -> Option<&KeyName> {
+        self.key_name.as_ref()
+    }
+
+    /// Run the handler's `work`, under `request_timeout_ms` for a scoring
+    /// request (a timeout is counted and becomes a [`ErrorCode::Timeout`]).
+    pub(crate) async fn run<T>(&self, work: impl Future<Output = T>) -> Result<T, ApiError> {
+        let Some(limits) = &self.limits else {
+            return Ok(work.await);
+        };
+        match tokio::time::timeout(limits.timeout, work).await {
+            Ok(out) => Ok(out),
+            Err(_) => {
+                limits.metrics.timed_out();
+                Err(ApiError::public(
+                    ErrorCode::Timeout,
+                    format!(
+                        "request took longer than request_timeout_ms ({} ms)",
+                        limits.timeout.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Why the gateway refused a request, and when to come back if it was
+/// throttled.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// The error (401, 403, 429 or 503 over HTTP).
+    pub error: ApiError,
+    /// Seconds to wait before retrying (throttled requests only).
+    pub retry_after_secs: Option<u64>,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = self.error.into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// The gateway's admission, the one code path for HTTP (the middleware) and
+/// gRPC (whose model name is in the message, so the handler calls it): the
+/// key check, then for a model request the key's and the global buckets and
+/// a concurrency permit. Every refusal is counted here.
+pub(crate) fn admit<'g>(
+    gateway: &'g Gateway,
+    headers: &HeaderMap,
+    class: RouteClass<'_>,
+) -> Result<Admitted<'g>, Refused> {
+    if class == RouteClass::Open {
+        return Ok(Admitted {
+            key_name: None,
+            limits: None,
+        });
+    }
+    let runtime = gateway.runtime();
+    let key = authenticate(gateway, &runtime, headers, class).map_err(|error| {
+        gateway.metrics().auth_failed();
+        Refused {
+            error,
+            retry_after_secs: None,
+        }
+    })?;
+    let key_name = key.map(|key| key.name.clone());
+    if !matches!(class, RouteClass::Model(_)) {
+        return Ok(Admitted {
+            key_name,
+            limits: None,
+        });
+    }
+    let key_bucket = key.and_then(|key| key.bucket.as_ref());
+    let checks = [
+        (key_bucket, ThrottleReason::KeyRate),
+        (runtime.global.as_ref(), ThrottleReason::Rate),
+    ];
+    for (bucket, reason) in checks {
+        if let Some(Err(wait)) = bucket.map(|b| b.check()) {
+            gateway.metrics().throttled(reason);
+            return Err(throttled(
+                reason,
+                retry_after_secs(wait),
+                ErrorCode::TooManyRequests,
+            ));
+        }
+    }
+    let Ok(permit) = Arc::clone(&runtime.concurrency).try_acquire_owned() else {
+        gateway.metrics().throttled(ThrottleReason::Concurrency);
+        return Err(throttled(
+            ThrottleReason::Concurrency,
+            1,
+            runtime.concurrency_code,
+        ));
+    };
+    Ok(Admitted {
+        key_name,
+        limits: Some(Limits {
+            _permit: permit,
+            _in_flight: InFlight::enter(gateway.metrics()),
+            timeout: runtime.request_timeout,
+            metrics: gateway.metrics(),
+        }),
+    })
+}
+
 /// Keeps the in-flight count right even when the request is cancelled.
+#[derive(Debug)]
 struct InFlight<'a>(&'a GatewayMetrics);
 
 impl<'a> InFlight<'a> {
@@ -137,28 +232,25 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn throttled(reason: ThrottleReason, retry_after: u64, code: ErrorCode) -> Response {
+fn throttled(reason: ThrottleReason, retry_after: u64, code: ErrorCode) -> Refused {
     let message = match reason {
-        ThrottleReason::Rate => "too many requests: the server's rate limit is reached".to_owned(),
-        ThrottleReason::KeyRate => {
-            "too many requests: this api key's rate limit is reached".to_owned()
-        }
+        ThrottleReason::Rate => "too many requests: the server's rate limit is reached",
+        ThrottleReason::KeyRate => "too many requests: this api key's rate limit is reached",
         ThrottleReason::Concurrency => {
-            "too many requests in flight: max_concurrent_requests is reached".to_owned()
+            "too many requests in flight: max_concurrent_requests is reached"
         }
     };
-    let mut response = ApiError::public(code, message).into_response();
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
-    response
+    Refused {
+        error: ApiError::public(code, message),
+        retry_after_secs: Some(retry_after),
+    }
 }
 
 /// The key a request may go on with (`None` when no key is needed).
 fn authenticate<'r>(
     gateway: &Gateway,
     runtime: &'r Runtime,
-    request: &Request,
+    headers: &HeaderMap,
     class: RouteClass<'_>,
 ) -> Result<Option<&'r ApiKey>, ApiError> {
     if runtime.keys.is_empty() {
@@ -171,7 +263,7 @@ fn authenticate<'r>(
             _ => Ok(None),
         };
     }
-    let presented = keys::presented_key(request.headers())
+    let presented = keys::presented_key(headers)
         .map_err(|message| ApiError::new(ErrorCode::Unauthorized, message))?
         .ok_or_else(|| {
             ApiError::new(

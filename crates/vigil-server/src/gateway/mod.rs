@@ -19,5 +19,5 @@ pub mod throttle;
 
 pub use keys::{KeyName, hash_key};
 pub use metrics::{GatewayMetrics, ThrottleReason};
-pub(crate) use middleware::middleware;
+pub(crate) use middleware::{Admitted, Refused, RouteClass, admit, classify, middleware};
 pub use runtime::{Gateway, Runtime};

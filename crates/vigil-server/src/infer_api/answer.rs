@@ -1,169 +1,118 @@
-//! Answering an infer request: scoring (through the prediction cache) and,
-//! with the inference log on, the replay check before and the append after,
-//! before the response is built.
+//! The HTTP answer to an infer request, built from its [`Outcome`]: the
+//! JSON body (or JSON header plus binary outputs) and the Vigil headers
+//! (cache, replay, inference id).
 
 use axum::Json;
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 
-use super::{InferRequest, InferResponse, OutputData, OutputTensor};
-use crate::cache::{CACHE_HEADER, CacheControl};
+use super::binary::{encode_labels, encode_scores};
+use super::outcome::Outcome;
+use super::rows::Wanted;
+use super::{InferResponse, OutputData, OutputParameters, OutputTensor};
+use crate::cache::CACHE_HEADER;
 use crate::error::ApiError;
-use crate::inference_log::{
-    LogContext, Prepared, RowAnswer, RowIds, mark_replayed, set_inference_id,
-};
+use crate::extract::INFERENCE_HEADER_LENGTH;
+use crate::inference_log::{mark_replayed, set_inference_id};
 use crate::registry::ModelEntry;
-use crate::state::AppState;
 
-/// Scores `rows` (`batch` rows in model order) and answers, logging first
-/// when the log is on.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn answer(
-    state: &AppState,
+/// Which outputs go as binary data after the JSON header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BinaryOutputs {
+    pub score: bool,
+    pub label: bool,
+}
+
+/// The JSON infer response for `outcome`, with its headers; `id` is the
+/// request's `id`, echoed.
+pub(crate) fn json_response(
     entry: &ModelEntry,
-    request: &InferRequest<'_>,
-    rows: &[f64],
-    batch: usize,
-    cache: CacheControl,
-    ctx: &LogContext,
-    (want_score, want_label): (bool, bool),
-) -> Result<axum::response::Response, ApiError> {
-    let Some(log) = &state.log else {
-        let (scores, cache_status) = score_rows(state, entry, rows, batch, cache).await?;
-        let mut response = respond(
-            entry,
-            request,
-            &scores,
-            None,
-            &entry.version,
-            (want_score, want_label),
-        );
-        response
-            .headers_mut()
-            .insert(CACHE_HEADER, cache_status.header_value());
-        return Ok(response);
+    id: Option<&str>,
+    outcome: &Outcome<'_>,
+    wanted: Wanted,
+) -> Response {
+    // Without a binary output nothing is encoded, so this cannot fail.
+    let outputs =
+        output_tensors(entry, outcome, wanted, BinaryOutputs::default(), None).unwrap_or_default();
+    let body = InferResponse {
+        model_name: &entry.name,
+        model_version: &outcome.version,
+        id,
+        outputs,
     };
-    let (base_id, prepared) = log
-        .prepare(
-            entry,
-            ctx,
-            request.id.as_deref(),
-            rows,
-            RowIds::Count(batch),
-        )
-        .await?;
-    let mut response = match prepared {
-        Prepared::Replay(stored) => {
-            let scores: Vec<f64> = stored
-                .iter()
-                .flat_map(|r| r.scores.iter().copied())
-                .collect();
-            let answers: Vec<RowAnswer<'_>> = stored.iter().map(RowAnswer::stored).collect();
-            let version = stored
-                .first()
-                .map_or(entry.version.as_str(), |r| &r.version);
-            let mut response = respond(
-                entry,
-                request,
-                &scores,
-                Some(&answers),
-                version,
-                (want_score, want_label),
-            );
-            mark_replayed(&mut response);
-            response
-        }
-        Prepared::Fresh(records) => {
-            let (scores, cache_status) = score_rows(state, entry, rows, batch, cache).await?;
-            let stored = log
-                .commit(entry, ctx, records, &scores, cache_status.is_hit())
-                .await?;
-            let mut response = if stored.iter().any(Option::is_some) {
-                // A concurrent request with the same id was logged first:
-                // answer its rows with what the log holds.
-                let k = entry.model.num_outputs().max(1);
-                let mut answers = Vec::with_capacity(batch);
-                for (row, stored) in scores.chunks(k).zip(&stored) {
-                    answers.push(match stored {
-                        Some(stored) => RowAnswer::stored(stored),
-                        None => RowAnswer {
-                            scores: row,
-                            label: entry.label(row),
-                        },
-                    });
-                }
-                let merged: Vec<f64> = answers
-                    .iter()
-                    .flat_map(|a| a.scores.iter().copied())
-                    .collect();
-                let mut response = respond(
-                    entry,
-                    request,
-                    &merged,
-                    Some(&answers),
-                    &entry.version,
-                    (want_score, want_label),
-                );
-                if stored.iter().all(Option::is_some) {
-                    mark_replayed(&mut response);
-                }
-                response
-            } else {
-                respond(
-                    entry,
-                    request,
-                    &scores,
-                    None,
-                    &entry.version,
-                    (want_score, want_label),
-                )
-            };
-            response
-                .headers_mut()
-                .insert(CACHE_HEADER, cache_status.header_value());
-            response
-        }
+    let mut response = Json(body).into_response();
+    set_headers(&mut response, outcome);
+    response
+}
+
+/// The infer response with the outputs in `binary` sent as binary data
+/// (JSON header, then their bytes in output order, the header's length in
+/// `Inference-Header-Content-Length`); plain JSON when none is.
+pub(crate) fn http_response(
+    entry: &ModelEntry,
+    id: Option<&str>,
+    outcome: &Outcome<'_>,
+    wanted: Wanted,
+    binary: BinaryOutputs,
+) -> Result<Response, ApiError> {
+    let binary = BinaryOutputs {
+        score: binary.score && wanted.score,
+        label: binary.label && wanted.label && outcome.labels.is_some(),
     };
-    set_inference_id(&mut response, &base_id);
+    if binary == BinaryOutputs::default() {
+        return Ok(json_response(entry, id, outcome, wanted));
+    }
+    let mut data = Vec::new();
+    let body = InferResponse {
+        model_name: &entry.name,
+        model_version: &outcome.version,
+        id,
+        outputs: output_tensors(entry, outcome, wanted, binary, Some(&mut data))?,
+    };
+    let mut bytes = serde_json::to_vec(&body)
+        .map_err(|err| ApiError::internal(format!("cannot serialise an infer response: {err}")))?;
+    let header_length = HeaderValue::from(bytes.len());
+    bytes.reserve(data.len());
+    bytes.extend_from_slice(&data);
+    drop(data);
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(INFERENCE_HEADER_LENGTH, header_length);
+    set_headers(&mut response, outcome);
     Ok(response)
 }
 
-/// The scores of every row, from the prediction cache or the model.
-async fn score_rows(
-    state: &AppState,
+/// The output tensors; those in `binary` get their bytes appended to
+/// `data` and a `binary_data_size` instead of `data`.
+fn output_tensors<'o>(
     entry: &ModelEntry,
-    rows: &[f64],
-    batch: usize,
-    cache: CacheControl,
-) -> Result<(crate::cache::Scores, crate::cache::CacheStatus), ApiError> {
+    outcome: &'o Outcome<'_>,
+    wanted: Wanted,
+    binary: BinaryOutputs,
+    mut data: Option<&mut Vec<u8>>,
+) -> Result<Vec<OutputTensor<'o>>, ApiError> {
     let k = entry.model.num_outputs();
-    state
-        .cache()
-        .get_or_score(entry, rows, cache, || {
-            let mut scores = vec![0.0; batch * k];
-            entry
-                .model
-                .predict_batch(rows, &mut scores)
-                .map_err(|err| {
-                    ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
-                })?;
-            Ok(scores)
-        })
-        .await
-}
-
-/// The infer response for `scores` (`batch` rows of `num_outputs` each);
-/// `stored` gives the labels when the answer comes from the log.
-fn respond(
-    entry: &ModelEntry,
-    request: &InferRequest<'_>,
-    scores: &[f64],
-    stored: Option<&[RowAnswer<'_>]>,
-    version: &str,
-    (want_score, want_label): (bool, bool),
-) -> axum::response::Response {
-    let k = entry.model.num_outputs();
-    let batch = scores.len() / k.max(1);
+    let batch = outcome.batch;
     let mut outputs = Vec::with_capacity(2);
-    if want_score {
+    if wanted.score {
+        let (parameters, values) = match (&mut data, binary.score) {
+            (Some(data), true) => {
+                let before = data.len();
+                encode_scores(&outcome.scores, data);
+                (
+                    Some(OutputParameters {
+                        binary_data_size: data.len() - before,
+                    }),
+                    None,
+                )
+            }
+            _ => (None, Some(OutputData::Numbers(&outcome.scores))),
+        };
         outputs.push(OutputTensor {
             name: "score",
             datatype: "FP64",
@@ -172,29 +121,46 @@ fn respond(
             } else {
                 vec![batch]
             },
-            data: OutputData::Numbers(scores),
+            parameters,
+            data: values,
         });
     }
-    if want_label {
-        let labels = match stored {
-            Some(answers) => answers.iter().filter_map(|a| a.label).collect(),
-            None => scores
-                .chunks(k.max(1))
-                .filter_map(|row| entry.label(row))
-                .collect(),
+    if let (true, Some(labels)) = (wanted.label, &outcome.labels) {
+        let (parameters, values) = match (&mut data, binary.label) {
+            (Some(data), true) => {
+                let before = data.len();
+                encode_labels(labels, data)?;
+                (
+                    Some(OutputParameters {
+                        binary_data_size: data.len() - before,
+                    }),
+                    None,
+                )
+            }
+            _ => (None, Some(OutputData::Labels(labels))),
         };
         outputs.push(OutputTensor {
             name: "label",
             datatype: "BYTES",
             shape: vec![batch],
-            data: OutputData::Labels(labels),
+            parameters,
+            data: values,
         });
     }
-    let response = InferResponse {
-        model_name: &entry.name,
-        model_version: version,
-        id: request.id.as_deref(),
-        outputs,
-    };
-    axum::response::IntoResponse::into_response(Json(response))
+    Ok(outputs)
+}
+
+/// The Vigil headers saying how `outcome` was answered.
+pub(crate) fn set_headers(response: &mut Response, outcome: &Outcome<'_>) {
+    if let Some(status) = outcome.cache {
+        response
+            .headers_mut()
+            .insert(CACHE_HEADER, status.header_value());
+    }
+    if outcome.replayed {
+        mark_replayed(response);
+    }
+    if let Some(id) = &outcome.inference_id {
+        set_inference_id(response, id);
+    }
 }

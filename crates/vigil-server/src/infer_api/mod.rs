@@ -3,9 +3,14 @@
 //!
 //! An infer request carries either one tensor of shape `[batch, n_features]`
 //! (any name, features in model order) or one tensor per named feature of
-//! shape `[batch]` or `[batch, 1]` (absent features are missing).
+//! shape `[batch]` or `[batch, 1]` (absent features are missing). Tensor
+//! values come as JSON `data` or, with the binary tensor data extension, as
+//! raw bytes after the JSON (see [`binary`]).
 
 mod answer;
+mod binary;
+mod outcome;
+mod rows;
 mod wire;
 
 use std::borrow::Cow;
@@ -18,19 +23,24 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cache::CacheControl;
-use crate::config::UnknownFeatures;
 use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::extract::InferBody;
 use crate::inference_log::LogContext;
-use crate::registry::{Label, ModelEntry};
+use crate::registry::ModelEntry;
 use crate::state::AppState;
-use wire::{InferRequest, RequestSeed, Tensor};
+use answer::{BinaryOutputs, http_response};
+use wire::{InferRequest, RequestSeed};
 
-/// Datatypes accepted for input tensors.
-const NUMERIC_DATATYPES: &[&str] = &[
-    "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
-    "UINT64",
-];
+// The transport-neutral core, also used by the gRPC transport (some of it
+// only by that one, hence the allow).
+#[allow(unused_imports)]
+pub(crate) use answer::{json_response, set_headers};
+#[allow(unused_imports)]
+pub(crate) use outcome::{Outcome, infer_rows};
+#[allow(unused_imports)]
+pub(crate) use rows::{
+    MAX_DIMS, NUMERIC_DATATYPES, Shape, Tensor, Wanted, build_rows, wanted_outputs,
+};
 
 /// A tensor's description in model metadata.
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,11 +106,21 @@ pub struct RequestTensor {
     /// FP16/FP32/FP64, INT8..INT64 or UINT8..UINT64.
     datatype: String,
     /// Numbers row-major, flat or nested; `null` is a missing value.
-    #[schema(value_type = Vec<Object>)]
-    data: Vec<Option<f64>>,
-    /// Ignored.
-    #[schema(value_type = Option<Object>)]
-    parameters: Option<()>,
+    /// Absent when the values are binary (`parameters.binary_data_size`).
+    #[schema(value_type = Option<Vec<Object>>)]
+    data: Option<Vec<Option<f64>>>,
+    /// `binary_data_size`: the tensor's values are that many raw
+    /// little-endian bytes after the JSON header (binary tensor data
+    /// extension); other parameters are ignored.
+    parameters: Option<InputParametersDoc>,
+}
+
+/// Input tensor parameters that Vigil reads.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct InputParametersDoc {
+    /// Bytes of binary data for this tensor: shape × datatype size.
+    binary_data_size: Option<u64>,
 }
 
 /// A requested output.
@@ -109,6 +129,26 @@ pub struct RequestTensor {
 pub struct RequestOutput {
     /// `score` or `label`.
     name: String,
+    /// `binary_data: true` returns the output as binary data after the
+    /// JSON header; other parameters are ignored.
+    parameters: Option<OutputParametersDoc>,
+}
+
+/// Requested-output parameters that Vigil reads.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct OutputParametersDoc {
+    /// Return this output as binary data (default: the request's
+    /// `binary_data_output`).
+    binary_data: Option<bool>,
+}
+
+/// Request parameters that Vigil reads.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct RequestParametersDoc {
+    /// Return every output as binary data unless it says otherwise.
+    binary_data_output: Option<bool>,
 }
 
 /// `POST /v2/models/{name}/infer` body.
@@ -117,9 +157,8 @@ pub struct RequestOutput {
 pub struct InferRequestDoc {
     /// Echoed in the response.
     id: Option<String>,
-    /// Ignored.
-    #[schema(value_type = Option<Object>)]
-    parameters: Option<()>,
+    /// `binary_data_output`; other parameters are ignored.
+    parameters: Option<RequestParametersDoc>,
     /// The input tensors.
     inputs: Vec<RequestTensor>,
     /// Outputs to return (default: all).
@@ -135,9 +174,22 @@ pub struct OutputTensor<'a> {
     pub datatype: &'static str,
     /// `[batch]` or `[batch, classes]`.
     pub shape: Vec<usize>,
-    /// Row-major values.
-    #[schema(value_type = Vec<Object>)]
-    pub data: OutputData<'a>,
+    /// `binary_data_size` when the output is sent as binary data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<OutputParameters>,
+    /// Row-major values; absent when the output is sent as binary data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub data: Option<OutputData<'a>>,
+}
+
+/// Parameters of an output sent as binary data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputParameters {
+    /// Bytes of this output after the JSON header: FP64 scores as 8-byte
+    /// little-endian, BYTES labels as a 4-byte little-endian length then
+    /// the bytes.
+    pub binary_data_size: usize,
 }
 
 /// The values of an output tensor.
@@ -147,7 +199,7 @@ pub enum OutputData<'a> {
     /// Scores.
     Numbers(&'a [f64]),
     /// Labels.
-    Labels(Vec<Label<'a>>),
+    Labels(&'a [Cow<'a, str>]),
 }
 
 /// `POST /v2/models/{name}/infer` answer.
@@ -282,10 +334,22 @@ pub async fn model_version_ready(
 }
 
 /// Score tensors.
+///
+/// The body is JSON, or (binary tensor data extension) a JSON header of
+/// `Inference-Header-Content-Length` bytes followed by the raw
+/// little-endian values of every input with `parameters.binary_data_size`,
+/// in input order. Outputs asked for with `parameters.binary_data` (or the
+/// request's `parameters.binary_data_output`) come back the same way: an
+/// `application/octet-stream` body whose first
+/// `Inference-Header-Content-Length` bytes are the JSON response.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference",
-    params(("name" = String, Path, description = "model name")),
-    request_body(content = InferRequestDoc, content_type = "application/json"),
-    responses((status = 200, body = InferResponse), (status = 400, body = crate::error::ErrorBody),
+    params(("name" = String, Path, description = "model name"), ("Inference-Header-Content-Length" = Option<u64>, Header, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
+    request_body(description = "JSON (content type `application/json` or none), or JSON header + binary tensor data (`application/octet-stream` or none, with `Inference-Header-Content-Length`)",
+        content((InferRequestDoc = "application/json"), (Vec<u8> = "application/octet-stream"))),
+    responses((status = 200, description = "scores; binary outputs after a JSON header of `Inference-Header-Content-Length` bytes",
+            content((InferResponse = "application/json"), (Vec<u8> = "application/octet-stream")),
+            headers(("Inference-Header-Content-Length" = u64, description = "length of the JSON header; only with binary outputs"))),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
         (status = 415, body = crate::error::ErrorBody)))]
 pub async fn infer(
@@ -293,17 +357,29 @@ pub async fn infer(
     params: RawPathParams,
     cache: CacheControl,
     ctx: LogContext,
-    body: JsonBody,
+    body: InferBody,
 ) -> Result<axum::response::Response, ApiError> {
     let entry = find_model(&state, &params)?;
-    infer_bytes(&state, &entry, cache, &ctx, &body.0).await
+    infer_bytes(&state, &entry, cache, &ctx, &body).await
 }
 
-/// Score tensors with one version.
+/// Score tensors with one version (body and answer as for `/v2/models/{name}/infer`).
+///
+/// The body is JSON, or (binary tensor data extension) a JSON header of
+/// `Inference-Header-Content-Length` bytes followed by the raw
+/// little-endian values of every input with `parameters.binary_data_size`,
+/// in input order. Outputs asked for with `parameters.binary_data` (or the
+/// request's `parameters.binary_data_output`) come back the same way: an
+/// `application/octet-stream` body whose first
+/// `Inference-Header-Content-Length` bytes are the JSON response.
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference",
-    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version")),
-    request_body(content = InferRequestDoc, content_type = "application/json"),
-    responses((status = 200, body = InferResponse), (status = 400, body = crate::error::ErrorBody),
+    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version"), ("Inference-Header-Content-Length" = Option<u64>, Header, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
+    request_body(description = "JSON (content type `application/json` or none), or JSON header + binary tensor data (`application/octet-stream` or none, with `Inference-Header-Content-Length`)",
+        content((InferRequestDoc = "application/json"), (Vec<u8> = "application/octet-stream"))),
+    responses((status = 200, description = "scores; binary outputs after a JSON header of `Inference-Header-Content-Length` bytes",
+            content((InferResponse = "application/json"), (Vec<u8> = "application/octet-stream")),
+            headers(("Inference-Header-Content-Length" = u64, description = "length of the JSON header; only with binary outputs"))),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
         (status = 415, body = crate::error::ErrorBody)))]
 pub async fn infer_version(
@@ -311,7 +387,7 @@ pub async fn infer_version(
     params: RawPathParams,
     cache: CacheControl,
     ctx: LogContext,
-    body: JsonBody,
+    body: InferBody,
 ) -> Result<axum::response::Response, ApiError> {
     infer(State(state), params, cache, ctx, body).await
 }
@@ -321,11 +397,39 @@ async fn infer_bytes(
     entry: &ModelEntry,
     cache: CacheControl,
     ctx: &LogContext,
-    body: &[u8],
+    body: &InferBody,
 ) -> Result<axum::response::Response, ApiError> {
+    let mut request = parse_request(&body.bytes, body.header_length)?;
+    let (rows, batch) = build_rows(entry, &request.inputs, &mut request.data)?;
+    let wanted = wanted_outputs(
+        entry,
+        request
+            .outputs
+            .as_ref()
+            .map(|outputs| outputs.iter().map(|o| o.name.as_ref())),
+    )?;
+    let binary = binary_outputs(&request);
+    let outcome = infer_rows(
+        state,
+        entry,
+        request.id.as_deref(),
+        &rows,
+        batch,
+        cache,
+        ctx,
+        wanted,
+    )
+    .await?;
+    http_response(entry, request.id.as_deref(), &outcome, wanted, binary)
+}
+
+/// Parses an infer body: JSON, then with a header length the binary input
+/// data after it. Errors are 400s naming the input.
+fn parse_request(body: &[u8], header_length: Option<usize>) -> Result<InferRequest<'_>, ApiError> {
+    let (json, binary) = binary::split_body(body, header_length)?;
     let current = Cell::new(None);
     let request = crate::extract::parse_with(
-        body,
+        json,
         RequestSeed {
             current_input: &current,
         },
@@ -339,191 +443,33 @@ async fn infer_bytes(
         err
     });
     let mut request = request?;
-    let (rows, batch) = build_rows(entry, &mut request)?;
-    let (want_score, want_label) = wanted_outputs(entry, request.outputs.as_deref())?;
-    answer::answer(
-        state,
-        entry,
-        &request,
-        &rows,
-        batch,
-        cache,
-        ctx,
-        (want_score, want_label),
-    )
-    .await
+    binary::decode_inputs(&mut request, binary)?;
+    Ok(request)
 }
 
-fn wanted_outputs(
-    entry: &ModelEntry,
-    requested: Option<&[Cow<'_, str>]>,
-) -> Result<(bool, bool), ApiError> {
-    let has_label = entry.has_threshold();
-    let Some(requested) = requested else {
-        return Ok((true, has_label));
+/// Which outputs the request wants as binary data: an output's own
+/// `binary_data`, else the request's `binary_data_output`.
+fn binary_outputs(request: &InferRequest<'_>) -> BinaryOutputs {
+    let default = request.binary_output;
+    let Some(outputs) = &request.outputs else {
+        return BinaryOutputs {
+            score: default,
+            label: default,
+        };
     };
-    let (mut score, mut label) = (false, false);
-    for name in requested {
-        match name.as_ref() {
-            "score" => score = true,
-            "label" if has_label => label = true,
-            other => {
-                let known = if has_label {
-                    "`score` or `label`"
-                } else {
-                    "`score`"
-                };
-                return Err(ApiError::bad_request(format!(
-                    "unknown output `{other}`: model `{}` has {known}",
-                    entry.name
-                )));
-            }
+    let mut binary = BinaryOutputs::default();
+    for output in outputs {
+        let wanted = output.binary.unwrap_or(default);
+        match output.name.as_ref() {
+            "score" => binary.score = wanted,
+            "label" => binary.label = wanted,
+            _ => {}
         }
     }
-    Ok((score, label))
-}
-
-fn tensor_name<'a>(tensor: &'a Tensor<'_>, index: usize) -> Result<&'a str, ApiError> {
-    tensor
-        .name
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request(format!("inputs[{index}]: missing `name`")))
-}
-
-/// Check one tensor's datatype, shape and data against each other; return
-/// its shape and data.
-fn check_tensor<'r>(
-    request: &'r InferRequest<'_>,
-    index: usize,
-) -> Result<(&'r str, &'r [u64], &'r [f64]), ApiError> {
-    let tensor = &request.inputs[index];
-    let name = tensor_name(tensor, index)?;
-    let datatype = tensor
-        .datatype
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `datatype`")))?;
-    if !NUMERIC_DATATYPES.contains(&datatype) {
-        return Err(ApiError::bad_request(format!(
-            "tensor `{name}` has datatype {datatype}; expected one of {}",
-            NUMERIC_DATATYPES.join(", ")
-        )));
-    }
-    let shape = tensor
-        .shape
-        .as_ref()
-        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `shape`")))?;
-    let range = tensor
-        .data
-        .clone()
-        .ok_or_else(|| ApiError::bad_request(format!("tensor `{name}`: missing `data`")))?;
-    let data = &request.data[range];
-    if shape.elements() != Some(data.len() as u64) {
-        return Err(ApiError::bad_request(format!(
-            "tensor `{name}` has shape {shape} but {} data value(s); the element count must be the product of the shape",
-            data.len()
-        )));
-    }
-    let integer = datatype.starts_with("INT") || datatype.starts_with("UINT");
-    if integer {
-        let unsigned = datatype.starts_with('U');
-        if let Some(bad) = data
-            .iter()
-            .find(|v| !v.is_nan() && (v.fract() != 0.0 || (unsigned && **v < 0.0)))
-        {
-            return Err(ApiError::bad_request(format!(
-                "tensor `{name}` has datatype {datatype} but holds {bad}"
-            )));
-        }
-    }
-    Ok((name, shape.dims(), data))
-}
-
-/// Lay the request's tensors out as row-major rows; returns rows and batch size.
-fn build_rows(
-    entry: &ModelEntry,
-    request: &mut InferRequest<'_>,
-) -> Result<(Vec<f64>, usize), ApiError> {
-    let n = entry.model.num_features();
-    if request.inputs.is_empty() {
-        return Err(ApiError::bad_request(
-            "`inputs` is empty: send one tensor [batch, n_features] or one tensor per feature",
-        ));
-    }
-    if request.inputs.len() == 1 {
-        let (name, dims, data) = check_tensor(request, 0)?;
-        if let [batch, width] = *dims {
-            // `[batch, 1]` named after a feature is the per-feature form
-            // (identical to the batch form when the model has one feature).
-            let per_feature = width == 1 && n > 1 && entry.feature_index(name).is_some();
-            if !per_feature {
-                if width as usize != n {
-                    return Err(ApiError::bad_request(format!(
-                        "tensor `{name}` has shape [{batch}, {width}]; expected [batch, {n}] (the model's {n} features) or one tensor per feature of shape [batch]"
-                    )));
-                }
-                let rows = if data.len() == request.data.len() {
-                    std::mem::take(&mut request.data)
-                } else {
-                    data.to_vec()
-                };
-                return Ok((rows, batch as usize));
-            }
-        }
-    }
-    // One tensor per feature.
-    let mut batch: Option<(usize, &str)> = None;
-    let mut rows: Vec<f64> = Vec::new();
-    let mut seen = vec![false; n];
-    for index in 0..request.inputs.len() {
-        let (name, dims, data) = check_tensor(request, index)?;
-        let rows_here = match *dims {
-            [b] | [b, 1] => b as usize,
-            _ => {
-                let shape = request.inputs[index].shape.unwrap_or_default();
-                return Err(ApiError::bad_request(format!(
-                    "tensor `{name}` has shape {shape}; a per-feature tensor must have shape [batch] or [batch, 1]"
-                )));
-            }
-        };
-        let Some(feature) = entry.feature_index(name) else {
-            match entry.unknown_features {
-                UnknownFeatures::Ignore => continue,
-                UnknownFeatures::Reject => {
-                    return Err(ApiError::bad_request(format!(
-                        "unknown feature `{name}`: model `{}` has no such feature",
-                        entry.name
-                    )));
-                }
-            }
-        };
-        match batch {
-            None => {
-                batch = Some((rows_here, name));
-                rows = vec![f64::NAN; rows_here * n];
-            }
-            Some((b, first)) if b != rows_here => {
-                return Err(ApiError::bad_request(format!(
-                    "tensor `{name}` has {rows_here} row(s) but tensor `{first}` has {b}; every feature tensor needs the same batch size"
-                )));
-            }
-            Some(_) => {}
-        }
-        if std::mem::replace(&mut seen[feature], true) {
-            return Err(ApiError::bad_request(format!(
-                "feature `{name}` is given twice"
-            )));
-        }
-        for (row, &value) in data.iter().enumerate() {
-            rows[row * n + feature] = value;
-        }
-    }
-    match batch {
-        Some((batch, _)) => Ok((rows, batch)),
-        None => Err(ApiError::bad_request(
-            "no input tensor names a feature of the model (unknown names are ignored)",
-        )),
-    }
+    binary
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_binary;

@@ -1,19 +1,18 @@
 //! Parsing an Open Inference Protocol infer request without building a
 //! JSON tree: every tensor's `data` is flattened straight into one shared
 //! `Vec<f64>` (`null` → NaN, i.e. missing), names are borrowed from the body
-//! where JSON escapes allow.
+//! where JSON escapes allow. The binary tensor data extension's parameters
+//! (`binary_data_size`, `binary_data`, `binary_data_output`) are read; other
+//! parameters are ignored.
 
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
-use std::ops::Range;
 
+use super::rows::{MAX_DIMS, Shape, Tensor};
 use crate::extract::CowStr;
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-/// Most dimensions a tensor may have; scoring needs at most two.
-pub(crate) const MAX_DIMS: usize = 4;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 /// A parsed request: tensors refer to ranges of `data`.
 #[derive(Debug, Default)]
@@ -21,49 +20,21 @@ pub(crate) struct InferRequest<'a> {
     pub id: Option<Cow<'a, str>>,
     pub inputs: Vec<Tensor<'a>>,
     pub data: Vec<f64>,
-    pub outputs: Option<Vec<Cow<'a, str>>>,
+    pub outputs: Option<Vec<RequestedOutput<'a>>>,
+    /// `parameters.binary_data_output`: outputs are binary unless they say
+    /// otherwise.
+    pub binary_output: bool,
+    /// `(input index, parameters.binary_data_size)` of the binary inputs, in
+    /// input order (empty for a JSON-only request).
+    pub binary_inputs: Vec<(usize, u64)>,
 }
 
-/// One input tensor; fields are optional here and checked afterwards so the
-/// error can name the tensor.
-#[derive(Debug, Default)]
-pub(crate) struct Tensor<'a> {
-    pub name: Option<Cow<'a, str>>,
-    pub datatype: Option<Cow<'a, str>>,
-    pub shape: Option<Shape>,
-    pub data: Option<Range<usize>>,
-}
-
-/// A small inline shape.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Shape {
-    dims: [u64; MAX_DIMS],
-    len: usize,
-}
-
-impl Shape {
-    pub fn dims(&self) -> &[u64] {
-        &self.dims[..self.len]
-    }
-    /// Product of the dimensions, `None` on overflow.
-    pub fn elements(&self) -> Option<u64> {
-        self.dims()
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-    }
-}
-
-impl fmt::Display for Shape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.dims().iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
-    }
+/// One entry of `outputs`.
+#[derive(Debug)]
+pub(crate) struct RequestedOutput<'a> {
+    pub name: Cow<'a, str>,
+    /// `parameters.binary_data`, when given.
+    pub binary: Option<bool>,
 }
 
 /// Seed for the whole request; `current_input` tells, after an error, which
@@ -86,8 +57,27 @@ impl<'de> DeserializeSeed<'de> for RequestSeed<'_> {
 struct OutputRequest<'a> {
     #[serde(borrow)]
     name: CowStr<'a>,
-    #[serde(default, rename = "parameters")]
-    _parameters: IgnoredAny,
+    #[serde(default)]
+    parameters: Option<OutputParameters>,
+}
+
+/// The parameters read from an output (others are ignored).
+#[derive(Deserialize, Default)]
+struct OutputParameters {
+    binary_data: Option<bool>,
+}
+
+/// The parameters read from the request (others are ignored).
+#[derive(Deserialize, Default)]
+struct RequestParameters {
+    #[serde(default)]
+    binary_data_output: bool,
+}
+
+/// The parameters read from an input tensor (others are ignored).
+#[derive(Deserialize, Default)]
+struct TensorParameters {
+    binary_data_size: Option<u64>,
 }
 
 impl<'de> Visitor<'de> for RequestSeed<'_> {
@@ -103,7 +93,9 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
             match key.as_ref() {
                 "id" => request.id = Some(map.next_value::<CowStr<'de>>()?.0),
                 "parameters" => {
-                    map.next_value::<IgnoredAny>()?;
+                    request.binary_output = map
+                        .next_value::<Option<RequestParameters>>()?
+                        .is_some_and(|p| p.binary_data_output);
                 }
                 "inputs" => {
                     saw_inputs = true;
@@ -115,7 +107,15 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
                 }
                 "outputs" => {
                     let outputs: Vec<OutputRequest<'de>> = map.next_value()?;
-                    request.outputs = Some(outputs.into_iter().map(|o| o.name.0).collect());
+                    request.outputs = Some(
+                        outputs
+                            .into_iter()
+                            .map(|o| RequestedOutput {
+                                name: o.name.0,
+                                binary: o.parameters.and_then(|p| p.binary_data),
+                            })
+                            .collect(),
+                    );
                 }
                 other => {
                     return Err(de::Error::unknown_field(
@@ -154,12 +154,17 @@ impl<'de> Visitor<'de> for InputsSeed<'_, 'de, '_> {
         let mut index = 0;
         loop {
             self.current_input.set(Some(index));
+            let mut binary_size = None;
             let seed = TensorSeed {
                 data: &mut self.request.data,
+                binary_size: &mut binary_size,
             };
             match seq.next_element_seed(seed)? {
                 Some(tensor) => self.request.inputs.push(tensor),
                 None => return Ok(()),
+            }
+            if let Some(size) = binary_size {
+                self.request.binary_inputs.push((index, size));
             }
             index += 1;
         }
@@ -168,6 +173,7 @@ impl<'de> Visitor<'de> for InputsSeed<'_, 'de, '_> {
 
 struct TensorSeed<'b> {
     data: &'b mut Vec<f64>,
+    binary_size: &'b mut Option<u64>,
 }
 
 impl<'de> DeserializeSeed<'de> for TensorSeed<'_> {
@@ -205,7 +211,9 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
                     tensor.data = Some(start..self.data.len());
                 }
                 "parameters" => {
-                    map.next_value::<IgnoredAny>()?;
+                    *self.binary_size = map
+                        .next_value::<Option<TensorParameters>>()?
+                        .and_then(|p| p.binary_data_size);
                 }
                 other => {
                     return Err(de::Error::unknown_field(
@@ -240,11 +248,9 @@ impl<'de> Visitor<'de> for ShapeSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
         let mut shape = Shape::default();
         while let Some(dim) = seq.next_element::<u64>()? {
-            if shape.len == MAX_DIMS {
+            if shape.push(dim).is_err() {
                 return Err(de::Error::invalid_length(MAX_DIMS + 1, &self));
             }
-            shape.dims[shape.len] = dim;
-            shape.len += 1;
         }
         Ok(shape)
     }
@@ -342,6 +348,31 @@ mod tests {
         assert!(request.data[2].is_nan());
         assert_eq!(request.data[3..], [-4.0, 7.0]);
         assert!(matches!(request.inputs[0].name, Some(Cow::Borrowed("a"))));
+    }
+
+    #[test]
+    fn binary_parameters_are_read_and_others_ignored() {
+        let request = parse(
+            r#"{"parameters":{"binary_data_output":true,"priority":1},"inputs":[
+                {"name":"a","shape":[1],"datatype":"FP32","data":[1]},
+                {"name":"b","shape":[2],"datatype":"FP64","parameters":{"binary_data_size":16,"x":"y"}}],
+                "outputs":[{"name":"score","parameters":{"binary_data":false,"classification":0}},{"name":"label"}]}"#,
+        )
+        .expect("valid");
+        assert!(request.binary_output);
+        assert_eq!(request.binary_inputs, vec![(1, 16)]);
+        assert_eq!(request.inputs[1].data, None);
+        let outputs = request.outputs.expect("outputs");
+        assert_eq!(outputs[0].binary, Some(false));
+        assert_eq!(outputs[1].binary, None);
+        let (err, index) =
+            parse(r#"{"inputs":[{"name":"a","parameters":{"binary_data_size":-1}}]}"#)
+                .expect_err("negative size");
+        assert_eq!(index, Some(0));
+        assert!(
+            err.to_string().contains("invalid value: integer `-1`"),
+            "{err}"
+        );
     }
 
     #[test]

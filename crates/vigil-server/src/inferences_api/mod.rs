@@ -22,13 +22,15 @@ pub use wire::{InferencePage, InferenceRecordDoc, InferenceRecords, RecordView};
 
 /// Every record with this id (one per model that logged it), newest first.
 #[utoipa::path(get, path = "/api/inferences/{id}", tag = "inferences",
-    params(("id" = String, Path, description = "request id (batch rows: `id#0`, `id#1`…, with `#` sent as `%23`)"),
+    params(("id" = String, Path, min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+            description = "request id: 1 to 128 bytes of UTF-8 without control characters \
+                (batch rows: `id#0`, `id#1`…, with `#` sent as `%23`)"),
         ("model" = Option<String>, Query, description = "only the record of this model")),
     responses(
         (status = 200, body = InferenceRecords),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 503, description = "the inference log is off or unavailable", body = ErrorBody)),
-    security(("api_key" = [])))]
+        (status = 400, description = "the id is too long or has control characters, or an unknown parameter", body = ErrorBody),
+        (status = 404, description = "no record with this id (for this model)", body = ErrorBody),
+        (status = 503, description = "the inference log is off or unavailable", body = ErrorBody)))]
 pub async fn get_inference(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -60,18 +62,18 @@ pub async fn get_inference(
 /// Records matching the filters, newest first, one page at a time.
 #[utoipa::path(get, path = "/api/inferences", tag = "inferences",
     params(
-        ("model" = Option<String>, Query, description = "only this model"),
-        ("version" = Option<String>, Query, description = "only this model version"),
-        ("label" = Option<String>, Query, description = "only this label, e.g. `fraud`"),
-        ("from" = Option<String>, Query, description = "received at or after: RFC 3339 or Unix milliseconds"),
-        ("to" = Option<String>, Query, description = "received before: RFC 3339 or Unix milliseconds"),
-        ("limit" = Option<usize>, Query, description = "page size, 1 to 1000 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+        ("model" = Option<String>, Query, min_length = 1, description = "only this model"),
+        ("version" = Option<String>, Query, min_length = 1, description = "only this model version"),
+        ("label" = Option<String>, Query, min_length = 1, description = "only this label, e.g. `fraud`"),
+        ("from" = Option<TimeBound>, Query, description = "received at or after"),
+        ("to" = Option<TimeBound>, Query, description = "received before (a `to` at or before `from` selects nothing)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "page size (default 100)"),
+        ("cursor" = Option<String>, Query, min_length = 1, pattern = "^[A-Za-z0-9_-]+$",
+            description = "`next_cursor` of the previous page, unchanged (any other value is a 400)")),
     responses(
         (status = 200, body = InferencePage),
         (status = 400, description = "a bad parameter, named in the message", body = ErrorBody),
-        (status = 503, description = "the inference log is off or unavailable", body = ErrorBody)),
-    security(("api_key" = [])))]
+        (status = 503, description = "the inference log is off or unavailable", body = ErrorBody)))]
 pub async fn list_inferences(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -152,15 +154,45 @@ fn list_query(params: Vec<(String, String)>) -> Result<ListQuery, ApiError> {
         }
         *slot = Some(value);
     }
-    if let (Some(from), Some(to)) = (query.from_us, query.to_us)
-        && from >= to
-    {
-        return Err(ApiError::bad_request(
-            "invalid parameters `from` and `to`: `from` must be before `to`",
-        ));
-    }
+    // `from >= to` is an empty window, not an error: a client stepping
+    // through windows may well ask for one, and the store answers it with no
+    // records.
     Ok(query)
 }
+
+/// The largest Unix-milliseconds bound: its microseconds still fit an `i64`.
+const MAX_TIME_MS: i64 = i64::MAX / 1000;
+
+/// `from` / `to` as documented: RFC 3339 or Unix milliseconds (the parsing is
+/// [`parse_time`]).
+#[derive(Debug)]
+pub struct TimeBound;
+
+impl utoipa::PartialSchema for TimeBound {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        AnyOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .description(Some("RFC 3339, any offset, e.g. `2026-11-23T21:00:00Z`")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(MAX_TIME_MS))
+                    .description(Some("Unix milliseconds")),
+            )
+            .description(Some("RFC 3339 or Unix milliseconds"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeBound {}
 
 /// RFC 3339 or Unix milliseconds → microseconds since the epoch.
 pub fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {

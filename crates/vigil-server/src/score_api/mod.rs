@@ -2,9 +2,8 @@
 //! `POST /v1/models/{name}/score` with named features in, a score and a
 //! label out.
 
+mod doc;
 mod wire;
-
-use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{RawPathParams, State};
@@ -21,31 +20,8 @@ use crate::inference_log::{
 };
 use crate::registry::{Label, ModelEntry};
 use crate::state::AppState;
+pub use doc::{Instance, ScoreRequest};
 use wire::RequestSeed;
-
-/// One row's features (documentation of the wire form; parsing is streaming).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct Instance {
-    /// Echoed in the prediction.
-    id: Option<String>,
-    /// Feature name → number, or null for missing; absent features are missing.
-    #[schema(value_type = Object)]
-    features: BTreeMap<String, Option<f64>>,
-}
-
-/// `POST /v1/models/{name}/score` body: `features` (one row) or `instances` (many).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ScoreRequest {
-    /// Echoed in the response.
-    id: Option<String>,
-    /// Feature name → number, or null for missing; absent features are missing.
-    #[schema(value_type = Option<Object>)]
-    features: Option<BTreeMap<String, Option<f64>>>,
-    /// Many rows at once.
-    instances: Option<Vec<Instance>>,
-}
 
 /// One row's result.
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,6 +112,7 @@ pub async fn score(
     let (name, _) = path_params(&params);
     let entry = state.registry.find(name)?;
     let request = parse_with(&body.0, RequestSeed { entry: &entry })?;
+    doc::check_ids(&request)?;
     let Some(log) = &state.log else {
         let (scores, status) = score_rows(&state, &entry, &request, cache).await?;
         let answers = fresh_answers(&entry, &scores);

@@ -179,7 +179,8 @@ async fn unknown_features_rejected_with_position_or_ignored() {
 #[tokio::test]
 async fn bad_requests_are_precise() {
     let state = demo_state();
-    let cases: [(&str, &[&str]); 10] = [
+    // `demo_state` has no inference log: ids follow the same rules anyway.
+    let cases: [(&str, &[&str]); 12] = [
         (
             r#"{"features": {"amount": "12.5"}}"#,
             &[
@@ -224,6 +225,14 @@ async fn bad_requests_are_precise() {
         (
             r#"{"id": 7, "features": {}}"#,
             &["invalid type: integer `7`, expected a string"],
+        ),
+        (
+            r#"{"id": "", "features": {}}"#,
+            &["invalid `id`", "must not be empty"],
+        ),
+        (
+            r#"{"instances": [{"id": "a\u0001", "features": {}}]}"#,
+            &["invalid `instances[0].id`", "control characters"],
         ),
         (
             r#"[1, 2]"#,

@@ -48,19 +48,26 @@ impl Harness {
     }
 }
 
-pub async fn sqlite_harness() -> Option<Harness> {
-    Some(Harness::new(None))
+pub async fn sqlite_harness() -> Harness {
+    Harness::new(None)
+}
+
+/// The server the PostgreSQL tests use. They are `#[ignore]`d, so they run
+/// only when asked (`-- --include-ignored`, as `.ci/run` does); asked without
+/// a server, they fail rather than pass having checked nothing.
+pub fn postgres_url() -> String {
+    match std::env::var("VIGIL_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "VIGIL_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server \
+             (`source .ci/services.sh; start_services` starts one and sets it)"
+        ),
+    }
 }
 
 /// A harness on a new database of the server in `VIGIL_TEST_POSTGRES_URL`.
-pub async fn postgres_harness() -> Option<Harness> {
-    let Ok(base) = std::env::var("VIGIL_TEST_POSTGRES_URL") else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("VIGIL_TEST_POSTGRES_URL is unset under CI=true: PostgreSQL tests must run");
-        }
-        eprintln!("notice: VIGIL_TEST_POSTGRES_URL is unset, skipping a PostgreSQL case");
-        return None;
-    };
+pub async fn postgres_harness() -> Harness {
+    let base = postgres_url();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = format!(
         "vigil_test_{}_{}_{}",
@@ -82,9 +89,7 @@ pub async fn postgres_harness() -> Option<Harness> {
         .unwrap();
     drop(client);
     let _ = driver.await;
-    Some(Harness::new(Some(
-        vigil_store::postgres::url_with_database(&base, &name),
-    )))
+    Harness::new(Some(vigil_store::postgres::url_with_database(&base, &name)))
 }
 
 /// A backend that fails every call while `fail` is set, as a stopped
