@@ -134,6 +134,8 @@ pub async fn serve_with_ready(
     if let Some(log) = &stdout_log {
         state = state.with_access_log(AccessLog::to_sink(log.clone()));
     }
+    // Readiness waits for the shared cache at most `cache.timeout_ms`.
+    state.cache().connected().await;
     let addr = listener.local_addr()?;
     state.gateway().set_listen_addr(addr);
     let reloader = tokio::spawn(reload_on_sighup(std::sync::Arc::clone(state.gateway())));

@@ -3,9 +3,9 @@
 //! checkpoints, and a small pool of read-only connections.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
@@ -96,8 +96,8 @@ struct Writer {
     leading: AtomicBool,
     /// Wakes appenders waiting for room in a full queue.
     room: tokio::sync::Notify,
-    /// Set after every commit; the maintenance thread clears it.
-    dirty: AtomicBool,
+    /// Wakes the maintenance thread after a commit.
+    sync: SyncSignal,
     max_batch: usize,
     capacity: usize,
     inline: bool,
@@ -175,7 +175,7 @@ impl Writer {
                 Ok(mut conn) => commit_appends(&mut conn, batch),
                 Err(_) => fail_all(batch, "sqlite writer poisoned"),
             }
-            self.dirty.store(true, Ordering::Release);
+            self.sync.mark_dirty();
             self.room.notify_waiters();
         }
         self.leading.store(false, Ordering::SeqCst);
@@ -223,7 +223,7 @@ pub struct SqliteLog {
     writer: Arc<Writer>,
     /// Dropped with the log: stops the maintenance thread after a last
     /// fsync and checkpoint.
-    _fsync_stop: std::sync::mpsc::Sender<()>,
+    _maintenance: StopOnDrop,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
@@ -276,12 +276,11 @@ impl SqliteLog {
             conn: Mutex::new(conn),
             leading: AtomicBool::new(false),
             room: tokio::sync::Notify::new(),
-            dirty: AtomicBool::new(false),
+            sync: SyncSignal::default(),
             max_batch: config.max_batch_records.max(1),
             capacity: config.writer_queue_capacity.max(1),
             inline: config.durability == Durability::Os,
         });
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         {
             let wal = wal_path(&path);
             let interval = Duration::from_millis(config.fsync_interval_ms);
@@ -289,13 +288,13 @@ impl SqliteLog {
             std::thread::Builder::new()
                 .name("vigil-store-sync".into())
                 .spawn(move || {
-                    maintenance_loop(&checkpointer, &writer, &wal, interval, wal_limit, &stop_rx)
+                    maintenance_loop(&checkpointer, &writer, &wal, interval, wal_limit)
                 })?;
         }
         Ok(SqliteLog {
             path,
+            _maintenance: StopOnDrop(Arc::clone(&writer)),
             writer,
-            _fsync_stop: stop_tx,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
@@ -407,7 +406,9 @@ impl InferenceLog for SqliteLog {
         tokio::task::spawn_blocking(move || {
             let mut conn = writer.conn.lock().map_err(|_| poisoned())?;
             let deleted = delete_batch(&mut conn, before_us, batch_size)?;
-            writer.dirty.store(true, Ordering::Release);
+            if deleted > 0 {
+                writer.sync.mark_dirty();
+            }
             Ok(deleted)
         })
         .await
@@ -466,42 +467,142 @@ const MAX_SYNC_TICK: Duration = Duration::from_millis(10);
 /// overwritten in place instead of growing.
 const WAL_RESTART_BYTES: i64 = 64 << 20;
 
-/// The maintenance thread: fsyncs the WAL while commits are pending (what
-/// `os` durability promises, at least every `interval`), checkpoints it into
-/// the database every `interval`, and keeps it from growing; once more when
-/// the log is dropped. The writer itself never checkpoints.
+/// What the maintenance thread sleeps on: a commit since the last fsync, or
+/// the log being dropped. With neither it blocks without a timeout, so an
+/// idle log costs no wake-ups.
+#[derive(Debug, Default)]
+struct SyncSignal {
+    /// Set after every commit that wrote something; the maintenance thread
+    /// clears it when it fsyncs.
+    dirty: AtomicBool,
+    /// True once the log is dropped; guards the condition variable.
+    stopping: Mutex<bool>,
+    wake: Condvar,
+    /// WAL fsyncs done (tests read it).
+    fsyncs: AtomicU64,
+    /// Times the thread woke from its wait (tests read it).
+    wakeups: AtomicU64,
+    /// Times the WAL was brought to a complete checkpoint so the next
+    /// commit starts it over (tests read it).
+    restarts: AtomicU64,
+}
+
+impl SyncSignal {
+    /// Called after a commit. Only the first commit after an fsync takes
+    /// the lock and wakes the thread; the others find `dirty` already set.
+    fn mark_dirty(&self) {
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            // Taking the lock orders this with the thread's check of
+            // `dirty`, so the wake cannot fall between its check and its wait.
+            let _guard = self.stopping.lock();
+            self.wake.notify_one();
+        }
+    }
+
+    fn stop(&self) {
+        if let Ok(mut stopping) = self.stopping.lock() {
+            *stopping = true;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Blocks until `deadline(dirty, now)` has passed (`None`: no deadline)
+    /// or the log is dropped; returns whether it is stopping.
+    fn wait(&self, deadline: impl Fn(bool, Instant) -> Option<Instant>) -> bool {
+        let Ok(mut stopping) = self.stopping.lock() else {
+            return true;
+        };
+        loop {
+            if *stopping {
+                return true;
+            }
+            let now = Instant::now();
+            stopping = match deadline(self.dirty.load(Ordering::Acquire), now) {
+                Some(at) if at <= now => return false,
+                Some(at) => match self.wake.wait_timeout(stopping, at - now) {
+                    Ok((guard, _)) => guard,
+                    Err(_) => return true,
+                },
+                None => match self.wake.wait(stopping) {
+                    Ok(guard) => guard,
+                    Err(_) => return true,
+                },
+            };
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Stops the maintenance thread when the log is dropped.
+#[derive(Debug)]
+struct StopOnDrop(Arc<Writer>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.sync.stop();
+    }
+}
+
+/// When the maintenance thread must act next: the fsync of a WAL written
+/// since the last one (at once, or `tick` after the last fsync: at most one
+/// per tick, and never later than `tick` after the write), else the pending
+/// checkpoint; `None` when neither is owed, so it waits for a commit.
+fn next_deadline(
+    dirty: bool,
+    last_sync: Option<Instant>,
+    tick: Duration,
+    checkpoint_at: Option<Instant>,
+    now: Instant,
+) -> Option<Instant> {
+    let sync_at = dirty.then(|| last_sync.map_or(now, |at| (at + tick).max(now)));
+    match (sync_at, checkpoint_at) {
+        (Some(sync), Some(checkpoint)) => Some(sync.min(checkpoint)),
+        (sync, checkpoint) => sync.or(checkpoint),
+    }
+}
+
+/// The maintenance thread: fsyncs the WAL after commits (what `os`
+/// durability promises: at least every `interval` after a write, and at
+/// most every `min(interval, 10 ms)`), checkpoints it into the database
+/// `interval` after the previous checkpoint once something was synced, and
+/// keeps it from growing; once more when the log is dropped. With nothing
+/// written it sleeps until a commit wakes it. The writer never checkpoints.
 fn maintenance_loop(
     checkpointer: &Connection,
     writer: &Writer,
     wal: &Path,
     interval: Duration,
     wal_limit: i64,
-    stop: &std::sync::mpsc::Receiver<()>,
 ) {
     let tick = interval.min(MAX_SYNC_TICK);
     let page_size: i64 = checkpointer
         .query_row("PRAGMA page_size", [], |row| row.get(0))
         .unwrap_or(4096);
     let restart_frames = wal_limit / page_size.max(512);
-    let mut last_checkpoint = std::time::Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let mut last_sync: Option<Instant> = None;
     let mut unchecked = false;
     loop {
-        let stopping = !matches!(
-            stop.recv_timeout(tick),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-        );
-        if writer.dirty.swap(false, Ordering::AcqRel) {
+        let checkpoint_at = unchecked.then(|| last_checkpoint + interval);
+        let stopping = writer
+            .sync
+            .wait(|dirty, now| next_deadline(dirty, last_sync, tick, checkpoint_at, now));
+        let now = Instant::now();
+        let sync_due = stopping || last_sync.is_none_or(|at| now >= at + tick);
+        if sync_due && writer.sync.dirty.swap(false, Ordering::AcqRel) {
             // fsync applies to the file, not the descriptor, so a separate
             // handle flushes what the writer's connection wrote.
             let synced = std::fs::File::open(wal).and_then(|f| f.sync_data());
             if let Err(err) = synced {
                 tracing::warn!(error = %err, "wal fsync failed");
-                writer.dirty.store(true, Ordering::Release);
+                writer.sync.dirty.store(true, Ordering::Release);
             }
+            writer.sync.fsyncs.fetch_add(1, Ordering::Relaxed);
+            last_sync = Some(now);
             unchecked = true;
         }
-        if unchecked && (stopping || last_checkpoint.elapsed() >= interval) {
-            last_checkpoint = std::time::Instant::now();
+        if unchecked && (stopping || now >= last_checkpoint + interval) {
+            last_checkpoint = now;
             unchecked = false;
             match passive_checkpoint(checkpointer) {
                 Ok(frames) if frames >= restart_frames => restart_wal(checkpointer, writer),
@@ -529,8 +630,11 @@ fn restart_wal(checkpointer: &Connection, writer: &Writer) {
     let Ok(_paused) = writer.conn.lock() else {
         return;
     };
-    if let Err(err) = passive_checkpoint(checkpointer) {
-        tracing::debug!(error = %err, "wal restart checkpoint failed");
+    match passive_checkpoint(checkpointer) {
+        Ok(_) => {
+            writer.sync.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(err) => tracing::debug!(error = %err, "wal restart checkpoint failed"),
     }
 }
 
@@ -757,6 +861,100 @@ mod tests {
         assert_eq!(ids, ["old", "w-1"]);
     }
 
+    /// The fsync deadline: at once after a quiet spell, a tick after the
+    /// previous fsync under steady writes (so never later than a tick after
+    /// any write), none at all when nothing was written.
+    #[test]
+    fn a_write_is_owed_an_fsync_within_a_tick_and_a_clean_wal_none() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let tick = ms(10);
+        assert_eq!(next_deadline(false, None, tick, None, t0), None);
+        assert_eq!(
+            next_deadline(false, Some(t0), tick, None, t0 + ms(5000)),
+            None
+        );
+        let late = t0 + ms(5000);
+        assert_eq!(next_deadline(true, Some(t0), tick, None, late), Some(late));
+        assert_eq!(next_deadline(true, None, tick, None, late), Some(late));
+        for since_sync in [0, 1, 3, 9, 10, 11, 500] {
+            let now = t0 + ms(since_sync);
+            let at = next_deadline(true, Some(t0), tick, None, now);
+            assert_eq!(
+                at,
+                Some((t0 + tick).max(now)),
+                "{since_sync} ms after the fsync"
+            );
+            // The write happened at or before `now`: owed within a tick.
+            assert!(at.is_some_and(|at| at <= now + tick));
+        }
+        let checkpoint = t0 + ms(100);
+        let now = t0 + ms(3);
+        assert_eq!(
+            next_deadline(false, Some(t0), tick, Some(checkpoint), now),
+            Some(checkpoint)
+        );
+        assert_eq!(
+            next_deadline(true, Some(t0), tick, Some(checkpoint), now),
+            Some(t0 + tick)
+        );
+    }
+
+    /// Waits (at most 10 s) until `counter` reaches `at_least` and then
+    /// stops moving (two equal readings 100 ms apart); returns it.
+    async fn settled(counter: &AtomicU64, at_least: u64) -> u64 {
+        let mut before = counter.load(Ordering::Relaxed);
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = counter.load(Ordering::Relaxed);
+            if now == before && now >= at_least {
+                break;
+            }
+            before = now;
+        }
+        before
+    }
+
+    /// Nothing written: the maintenance thread never wakes and never
+    /// fsyncs. A write is fsynced once (a durable write is what `os` mode
+    /// promises), and then the thread sleeps again.
+    #[tokio::test]
+    async fn an_idle_log_sleeps_and_a_write_is_fsynced_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = StoreConfig::with_data_dir(dir.path());
+        config.fsync_interval_ms = 20;
+        let log = SqliteLog::open(&config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sync = &log.writer.sync;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            sync.fsyncs.load(Ordering::Relaxed),
+            0,
+            "fsync with nothing written"
+        );
+        assert_eq!(sync.wakeups.load(Ordering::Relaxed), 0, "an idle log woke");
+
+        assert_eq!(
+            log.append(record(1)).await.ok(),
+            Some(AppendOutcome::Inserted)
+        );
+        assert_eq!(settled(&sync.fsyncs, 1).await, 1);
+        let woke = settled(&sync.wakeups, 1).await;
+        assert!(woke >= 1, "the write did not wake the thread");
+        // Ten intervals of quiet: no more wakes, no more fsyncs.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(sync.wakeups.load(Ordering::Relaxed), woke);
+        assert_eq!(sync.fsyncs.load(Ordering::Relaxed), 1);
+
+        // A delete that removes nothing writes nothing and is owed nothing.
+        assert_eq!(log.delete_expired(0, 10).await.ok(), Some(0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(sync.fsyncs.load(Ordering::Relaxed), 1);
+        assert_eq!(log.delete_expired(i64::MAX, 10).await.ok(), Some(1));
+        assert_eq!(settled(&sync.fsyncs, 2).await, 2);
+    }
+
     /// Under steady appends the WAL is restarted in place once it passes the
     /// limit, instead of growing with everything written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,8 +998,18 @@ mod tests {
         }
         let largest = watcher.await.unwrap_or_default();
         let total = tasks * per_task;
-        // Measured: ~4 MiB with the limit, ~90 MiB without.
-        assert!(largest < 16 << 20, "wal grew to {largest} bytes");
+        // The mechanism, counted: with a 256 KiB limit these appends pass
+        // it many times over, so the WAL must have been restarted more than
+        // once. Its peak size is only reported: measured ~4 MiB with the
+        // limit and ~90 MiB without on a quiet machine, but a starved
+        // maintenance thread lets it grow between two of its wakes, so a
+        // size bound would test the machine's load, not the code.
+        let restarts = log.writer.sync.restarts.load(Ordering::Relaxed);
+        assert!(
+            restarts >= 2,
+            "wal restarted {restarts} time(s), peak {largest} bytes"
+        );
+        eprintln!("wal peak {largest} bytes, {restarts} restarts");
         for i in [0, total / 2, total - 1] {
             let found = log.lookup("fraud", &format!("w-{i}")).await;
             assert_eq!(found.ok().flatten().map(|r| r.scores), Some(vec![0.25]));

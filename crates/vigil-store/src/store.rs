@@ -1,12 +1,12 @@
 //! [`Store`]: a backend plus the spill queue, the retention sweeper and the
 //! counters. This is what the server opens and holds.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::InferenceLog;
@@ -44,6 +44,15 @@ struct Inner {
     spill: SpillQueue,
     degraded: AtomicBool,
     stats: Arc<StoreStats>,
+    /// Signalled after records are spilled: the spill syncer and the
+    /// replayer wait on these instead of polling, so a healthy store's
+    /// background tasks never wake.
+    spilled_for_sync: Notify,
+    spilled_for_replay: Notify,
+    /// Spill fsyncs done by the syncer (tests read it).
+    spill_syncs: AtomicU64,
+    /// Replay attempts by the replayer (tests read it).
+    replay_attempts: AtomicU64,
 }
 
 impl Store {
@@ -94,6 +103,10 @@ impl Store {
             spill,
             degraded: AtomicBool::new(recovered.records > 0),
             stats,
+            spilled_for_sync: Notify::new(),
+            spilled_for_replay: Notify::new(),
+            spill_syncs: AtomicU64::new(0),
+            replay_attempts: AtomicU64::new(0),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(replayer(
@@ -216,6 +229,9 @@ impl Inner {
                 Ok(report) => {
                     StoreStats::add(&self.stats.records_dropped, report.dropped);
                     outcomes.push(AppendOutcome::Spilled);
+                    // A stored permit when nobody waits: nothing is lost.
+                    self.spilled_for_sync.notify_one();
+                    self.spilled_for_replay.notify_one();
                 }
                 Err(err) => {
                     if matches!(err, StoreError::SpillFull) {
@@ -330,22 +346,33 @@ async fn replay_all(inner: &Inner, chunk: usize) -> Result<u64> {
     Ok(replayed)
 }
 
-/// In `os` mode, fsyncs the spill file at least every `interval` while
-/// records are being spilled (closed segments were synced when closed).
+/// In `os` mode, fsyncs the spill file after records are spilled: at once
+/// after a quiet spell, then at most every `interval` while spilling goes
+/// on, so a spilled record is on disk within `interval` (closed segments
+/// were synced when closed). Sleeps until something is spilled.
 async fn spill_syncer(inner: Arc<Inner>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut last_sync: Option<Instant> = None;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => {}
+        let mut stopping = tokio::select! {
+            () = inner.spilled_for_sync.notified() => *shutdown.borrow(),
+            _ = shutdown.changed() => true,
+        };
+        if !stopping && let Some(at) = last_sync {
+            tokio::select! {
+                () = tokio::time::sleep_until((at + interval).into()) => {}
+                _ = shutdown.changed() => stopping = true,
+            }
         }
         if !inner.spill.is_empty() {
+            last_sync = Some(Instant::now());
+            inner.spill_syncs.fetch_add(1, Ordering::Relaxed);
             let inner = Arc::clone(&inner);
             let synced = tokio::task::spawn_blocking(move || inner.spill.sync()).await;
             if let Ok(Err(err)) = synced {
                 tracing::warn!(error = %err, "spill fsync failed");
             }
         }
-        if *shutdown.borrow() {
+        if stopping {
             return;
         }
     }
@@ -378,19 +405,33 @@ async fn replay_one_by_one(
     Ok(outcomes)
 }
 
+/// Retries the spill queue every `interval` while the store is degraded or
+/// the queue holds records; otherwise sleeps until something is spilled.
+/// On shutdown, one last attempt if there is anything to replay.
 async fn replayer(
     inner: Arc<Inner>,
     interval: Duration,
     chunk: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let pending = |inner: &Inner| inner.degraded.load(Ordering::Acquire) || !inner.spill.is_empty();
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => {}
+        let mut stopping = *shutdown.borrow();
+        if !stopping && !pending(&inner) {
+            tokio::select! {
+                () = inner.spilled_for_replay.notified() => continue,
+                _ = shutdown.changed() => return,
+            }
         }
-        let stopping = *shutdown.borrow();
-        if inner.degraded.load(Ordering::Acquire) || !inner.spill.is_empty() {
+        if !stopping {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => {}
+            }
+            stopping = *shutdown.borrow();
+        }
+        if pending(&inner) {
+            inner.replay_attempts.fetch_add(1, Ordering::Relaxed);
             match replay_all(&inner, chunk).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "spill queue replayed"),
@@ -445,5 +486,131 @@ impl InferenceLog for Store {
             .await?;
         StoreStats::add(&self.inner.stats.retention_deleted, deleted);
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// A SQLite log that fails every call while `fail` is set.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: SqliteLog,
+        fail: AtomicBool,
+    }
+
+    impl Flaky {
+        fn check(&self) -> Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("injected failure".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl InferenceLog for Flaky {
+        async fn lookup(&self, model: &str, id: &str) -> Result<Option<InferenceRecord>> {
+            self.check()?;
+            self.inner.lookup(model, id).await
+        }
+        async fn append_batch(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
+            self.check()?;
+            self.inner.append_batch(records).await
+        }
+        async fn get(&self, id: &str) -> Result<Vec<InferenceRecord>> {
+            self.check()?;
+            self.inner.get(id).await
+        }
+        async fn list(&self, query: &ListQuery) -> Result<Page> {
+            self.check()?;
+            self.inner.list(query).await
+        }
+        async fn delete_expired(&self, before_us: i64, batch_size: usize) -> Result<u64> {
+            self.check()?;
+            self.inner.delete_expired(before_us, batch_size).await
+        }
+    }
+
+    fn record(id: &str) -> InferenceRecord {
+        let mut r = InferenceRecord::new(id, 1, "fraud", "1", serde_json::Map::new());
+        r.scores = vec![0.5];
+        r
+    }
+
+    /// Waits (at most 10 s) until `counter` reaches `at_least` and then
+    /// stops moving (two equal readings 100 ms apart); returns it.
+    async fn settled(counter: &AtomicU64, at_least: u64) -> u64 {
+        let mut before = counter.load(Ordering::Relaxed);
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = counter.load(Ordering::Relaxed);
+            if now == before && now >= at_least {
+                break;
+            }
+            before = now;
+        }
+        before
+    }
+
+    /// Waits (at most 10 s) until `counter` reaches `at_least`; returns it.
+    async fn reached(counter: &AtomicU64, at_least: u64) -> u64 {
+        for _ in 0..1000 {
+            if counter.load(Ordering::Relaxed) >= at_least {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// A healthy store's spill syncer and replayer never run; a spilled
+    /// record is fsynced and replayed once the backend is back, and then
+    /// both go back to sleep.
+    #[tokio::test]
+    async fn spill_tasks_run_only_while_there_is_a_spill() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = StoreConfig::with_data_dir(dir.path());
+        config.fsync_interval_ms = 10;
+        config.spill_replay_interval_ms = 10;
+        let backend = Arc::new(Flaky {
+            inner: SqliteLog::open(&config)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            fail: AtomicBool::new(false),
+        });
+        let clock = Arc::new(ManualClock::new(0));
+        let store =
+            Store::with_backend(&config, backend.clone(), clock).unwrap_or_else(|e| panic!("{e}"));
+        let inner = &store.inner;
+        assert_eq!(
+            store.append(record("a")).await.ok(),
+            Some(AppendOutcome::Inserted)
+        );
+        // Twenty intervals of a healthy store: nothing to sync or replay.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(inner.spill_syncs.load(Ordering::Relaxed), 0);
+        assert_eq!(inner.replay_attempts.load(Ordering::Relaxed), 0);
+
+        backend.fail.store(true, Ordering::SeqCst);
+        assert_eq!(
+            store.append(record("b")).await.ok(),
+            Some(AppendOutcome::Spilled)
+        );
+        assert_eq!(settled(&inner.spill_syncs, 1).await, 1);
+        let failing = reached(&inner.replay_attempts, 2).await;
+        assert!(failing >= 2, "no retries while failing: {failing}");
+        backend.fail.store(false, Ordering::SeqCst);
+        let attempts = settled(&inner.replay_attempts, failing + 1).await;
+        assert!(!store.is_degraded());
+        assert_eq!(store.spill_bytes(), 0);
+        assert_eq!(store.stats_snapshot().records_unspilled, 1);
+        // Replayed: twenty more intervals without an attempt or a sync.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(inner.replay_attempts.load(Ordering::Relaxed), attempts);
+        assert_eq!(inner.spill_syncs.load(Ordering::Relaxed), 1);
+        store.shutdown().await;
     }
 }

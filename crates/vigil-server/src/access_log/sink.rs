@@ -2,7 +2,6 @@
 //! dedicated writer thread behind a bounded channel (a full channel drops
 //! the line and counts it, so a slow stdout never slows scoring).
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
@@ -96,27 +95,50 @@ impl LineSink for StdoutLog {
     }
 }
 
-/// How often the writer drains the queue. A writer blocked on the channel
-/// would be woken by every request (a futex wake and a context switch on
-/// both sides, several µs of CPU each at tens of thousands of requests per
-/// second); polling costs one wake per interval, and a burst becomes one write.
+/// How often the writer drains the queue while lines keep coming. A writer
+/// blocked on the channel would be woken by every request (a futex wake and
+/// a context switch on both sides, several µs of CPU each at tens of
+/// thousands of requests per second); polling costs one wake per interval,
+/// and a burst becomes one write. Once a poll finds the queue empty the
+/// writer blocks on it again, so an idle server's writer never wakes.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 
 fn write_lines(rx: &Receiver<Message>) {
     // `Stdout` takes its lock per write, and the buffer writes only when it
     // flushes, so other writers (startup lines, panics) are never shut out.
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    loop {
+    drain(rx, &mut out, DRAIN_INTERVAL, &AtomicU64::new(0));
+}
+
+/// Writes what arrives on `rx` to `out` until every sender is gone: blocks
+/// while the queue is empty, polls it every `interval` while it is not.
+/// `polls` counts the timed wakes (the idle test reads it).
+fn drain(
+    rx: &Receiver<Message>,
+    out: &mut impl std::io::Write,
+    interval: Duration,
+    polls: &AtomicU64,
+) {
+    // Idle: wait for the first line of a burst.
+    while let Ok(first) = rx.recv() {
+        write(&mut *out, first);
+        // Busy: drain, flush, sleep; until a poll finds nothing.
         loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(message) => write(&mut *out, message),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        let _ = out.flush();
+                        return;
+                    }
+                }
+            }
+            let _ = out.flush();
+            std::thread::sleep(interval);
+            polls.fetch_add(1, Ordering::Relaxed);
             match rx.try_recv() {
-                Ok(Message::Line(line)) => {
-                    let _ = out.write_all(line.as_bytes());
-                    let _ = out.write_all(b"\n");
-                }
-                Ok(Message::Flush(done)) => {
-                    let _ = out.flush();
-                    let _ = done.send(());
-                }
+                Ok(message) => write(&mut *out, message),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     let _ = out.flush();
@@ -124,7 +146,90 @@ fn write_lines(rx: &Receiver<Message>) {
                 }
             }
         }
-        let _ = out.flush();
-        std::thread::sleep(DRAIN_INTERVAL);
+    }
+    let _ = out.flush();
+}
+
+fn write(out: &mut impl std::io::Write, message: Message) {
+    match message {
+        Message::Line(line) => {
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.write_all(b"\n");
+        }
+        Message::Flush(done) => {
+            let _ = out.flush();
+            let _ = done.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Write` whose bytes a test can read while the writer runs.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Every line is written, and once the queue is empty the writer stops
+    /// polling: no more timed wakes however long it stays idle.
+    #[test]
+    fn writes_every_line_then_blocks_while_idle() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
+        let out = Shared::default();
+        let polls = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (mut out, polls) = (out.clone(), Arc::clone(&polls));
+            std::thread::spawn(move || drain(&rx, &mut out, Duration::from_millis(1), &polls))
+        };
+        for i in 0..100 {
+            tx.send(Message::Line(format!("line {i}"))).expect("send");
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        tx.send(Message::Flush(done_tx)).expect("send");
+        done_rx.recv().expect("flushed");
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+        let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(text, expected);
+
+        // Wait until the writer has gone back to blocking: two equal
+        // readings 50 polling intervals apart (a polling writer never gives
+        // them, and fails below).
+        let mut before = polls.load(Ordering::Relaxed);
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = polls.load(Ordering::Relaxed);
+            if now == before {
+                break;
+            }
+            before = now;
+        }
+        assert!(before >= 1, "the burst was never polled");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            polls.load(Ordering::Relaxed),
+            before,
+            "an idle writer kept waking"
+        );
+
+        // A new burst is written too, and the writer ends with its senders.
+        tx.send(Message::Line("late".to_owned())).expect("send");
+        drop(tx);
+        writer.join().expect("writer thread");
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
+        assert!(text.ends_with("line 99\nlate\n"), "{text}");
     }
 }

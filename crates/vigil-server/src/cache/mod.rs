@@ -147,7 +147,8 @@ pub struct PredictionCache {
 }
 
 impl PredictionCache {
-    /// A cache as configured; Redis connects in the background.
+    /// A cache as configured; Redis starts connecting at once, in the
+    /// background.
     pub fn new(config: &CacheConfig, metrics: Arc<GatewayMetrics>) -> anyhow::Result<Self> {
         let backend = if !config.enabled() {
             Backend::Off
@@ -162,6 +163,16 @@ impl PredictionCache {
             )
         };
         Ok(PredictionCache { backend, metrics })
+    }
+
+    /// Waits at most `cache.timeout_ms` for the Redis connection being
+    /// made (see [`redis::RedisCache::connected`]); true when connected or
+    /// when there is nothing to connect to.
+    pub async fn connected(&self) -> bool {
+        match &self.backend {
+            Backend::Redis(cache) => cache.connected().await,
+            Backend::Off | Backend::Local(_) => true,
+        }
     }
 
     /// The scores of `rows` for `entry`: from the cache, or from `score`

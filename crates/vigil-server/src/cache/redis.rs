@@ -5,7 +5,13 @@
 //! scored without the cache. After [`TRIP_AFTER`] failures in a row the
 //! breaker opens and Redis is not asked for `cache.breaker_open_ms`; then
 //! one request tries again, and its failure opens it again at once (see
-//! [`Breaker`]). The connection is made in the background.
+//! [`Breaker`]).
+//!
+//! The connection is made in the background as soon as the cache is built
+//! (start-up, or a reload that changed `[cache]`), and again whenever it is
+//! lost. A request that finds it still being made waits for it within its
+//! deadline instead of skipping the cache, so a fresh replica's first
+//! request already reads and writes the shared entries.
 //!
 //! Keys: `vigil:cache:{model}:{version}:{sha256 of the canonical row}`;
 //! values: the scores as little-endian f64s, with `PX ttl_ms`. The version
@@ -31,11 +37,17 @@ const PREFIX: &str = "vigil:cache:";
 /// Deadline of a flush (an admin call, not the hot path).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A command not sent: the breaker is open or the connection attempt failed.
+#[derive(Debug)]
+struct NoConnection;
+
 #[derive(Debug)]
 struct Shared {
     client: redis::Client,
     connection: ArcSwapOption<MultiplexedConnection>,
     connecting: AtomicBool,
+    /// Woken when a connection attempt ends, whatever its outcome.
+    attempt_done: tokio::sync::Notify,
     timeout: Duration,
     ttl_ms: u64,
     /// On nanoseconds since `epoch`.
@@ -71,7 +83,8 @@ pub fn key(model: &str, version: &str, rows: &[f64]) -> String {
 }
 
 impl RedisCache {
-    /// A cache on `url`; nothing is connected yet.
+    /// A cache on `url`; inside a Tokio runtime the connection is started
+    /// at once, in the background (see [`RedisCache::connected`]).
     pub fn new(
         url: &str,
         config: &CacheConfig,
@@ -79,31 +92,55 @@ impl RedisCache {
     ) -> anyhow::Result<RedisCache> {
         let client = redis::Client::open(url)
             .map_err(|err| anyhow::anyhow!("cache.url: invalid redis url: {err}"))?;
-        Ok(RedisCache {
+        let cache = RedisCache {
             shared: Arc::new(Shared {
                 client,
                 connection: ArcSwapOption::empty(),
                 connecting: AtomicBool::new(false),
+                attempt_done: tokio::sync::Notify::new(),
                 timeout: Duration::from_millis(config.timeout_ms),
                 ttl_ms: config.ttl_ms,
                 breaker: Breaker::new(TRIP_AFTER, Duration::from_millis(config.breaker_open_ms)),
                 epoch: Instant::now(),
                 metrics,
             }),
-        })
+        };
+        cache.shared.connect_in_background();
+        Ok(cache)
+    }
+
+    /// Waits at most `cache.timeout_ms` for the connection being made;
+    /// true when connected. Start-up and reload call it so that readiness
+    /// waits for Redis that long and no longer: the connect goes on in the
+    /// background after it gives up.
+    pub async fn connected(&self) -> bool {
+        let wait = async {
+            let done = self.shared.attempt_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.shared.connection.load().is_some() {
+                return true;
+            }
+            self.shared.connect_in_background();
+            done.await;
+            self.shared.connection.load().is_some()
+        };
+        tokio::time::timeout(self.shared.timeout, wait)
+            .await
+            .unwrap_or(false)
     }
 
     /// The cached scores under `key` if Redis answers in time and has
     /// `outputs` of them.
     pub async fn get(&self, key: &str, outputs: usize) -> Option<Vec<f64>> {
-        let mut conn = self.shared.usable()?;
         let command = redis::cmd("GET").arg(key).to_owned();
-        let reply = tokio::time::timeout(
-            self.shared.timeout,
-            command.query_async::<Option<Vec<u8>>>(&mut conn),
-        )
+        // One deadline for waiting on a connection being made and the command.
+        let reply = tokio::time::timeout(self.shared.timeout, async {
+            let mut conn = self.shared.usable().await?;
+            Some(command.query_async::<Option<Vec<u8>>>(&mut conn).await)
+        })
         .await;
-        let bytes = self.shared.outcome(reply)?;
+        let bytes = self.shared.outcome(reply.map(|r| r.ok_or(NoConnection)))?;
         let bytes = bytes?;
         if bytes.len() != outputs * 8 {
             return None;
@@ -118,9 +155,6 @@ impl RedisCache {
 
     /// Store `scores` without making the request wait for it.
     pub fn set_in_background(&self, key: String, scores: &[f64]) {
-        let Some(mut conn) = self.shared.usable() else {
-            return;
-        };
         let bytes: Vec<u8> = scores.iter().flat_map(|s| s.to_le_bytes()).collect();
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
@@ -130,9 +164,12 @@ impl RedisCache {
                 .arg("PX")
                 .arg(shared.ttl_ms)
                 .to_owned();
-            let reply =
-                tokio::time::timeout(shared.timeout, command.query_async::<()>(&mut conn)).await;
-            shared.outcome(reply);
+            let reply = tokio::time::timeout(shared.timeout, async {
+                let mut conn = shared.usable().await?;
+                Some(command.query_async::<()>(&mut conn).await)
+            })
+            .await;
+            shared.outcome(reply.map(|r| r.ok_or(NoConnection)));
         });
     }
 
@@ -193,17 +230,28 @@ impl Shared {
         self.breaker.is_open(self.now_nanos())
     }
 
-    /// A connection to use now, or `None` (breaker open, not connected yet:
-    /// then a background connect is started).
-    fn usable(self: &Arc<Self>) -> Option<MultiplexedConnection> {
+    /// A connection to use, or `None` when the breaker is open or the
+    /// connection attempt failed (that attempt counted the failure). Not
+    /// connected: starts an attempt unless one is under way, and waits for
+    /// it (the caller holds the deadline).
+    async fn usable(self: &Arc<Self>) -> Option<MultiplexedConnection> {
         if !self.breaker.admits(|| self.now_nanos()) {
             return None;
         }
         if let Some(conn) = self.connection.load_full() {
             return Some((*conn).clone());
         }
+        // Registered before looking again, so an attempt ending in between
+        // still wakes this wait.
+        let done = self.attempt_done.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        if let Some(conn) = self.connection.load_full() {
+            return Some((*conn).clone());
+        }
         self.connect_in_background();
-        None
+        done.await;
+        self.connection.load_full().map(|conn| (*conn).clone())
     }
 
     fn connect_in_background(self: &Arc<Self>) {
@@ -236,20 +284,23 @@ impl Shared {
                 }
             }
             shared.connecting.store(false, Ordering::Release);
+            shared.attempt_done.notify_waiters();
         });
     }
 
-    /// Account for a command's result; `Some` when it succeeded.
+    /// Account for a command's result; `Some` when it succeeded. No
+    /// connection is not counted again: the failed attempt was.
     fn outcome<T>(
         &self,
-        reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+        reply: Result<Result<redis::RedisResult<T>, NoConnection>, tokio::time::error::Elapsed>,
     ) -> Option<T> {
         match reply {
-            Ok(Ok(value)) => {
+            Ok(Err(NoConnection)) => None,
+            Ok(Ok(Ok(value))) => {
                 self.breaker.succeeded();
                 Some(value)
             }
-            Ok(Err(err)) => {
+            Ok(Ok(Err(err))) => {
                 if err.is_unrecoverable_error() || err.is_connection_dropped() {
                     self.connection.store(None);
                 }

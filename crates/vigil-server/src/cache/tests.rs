@@ -217,6 +217,48 @@ async fn two_replicas_share_entries_and_flushes_through_redis() {
     assert_eq!(cache_header(&score(&a, &features, false).await), "miss");
 }
 
+/// How many keys the Redis database at `url` holds, asked on a connection
+/// of its own.
+async fn keys_in(url: &str) -> u64 {
+    let client = ::redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to redis");
+    ::redis::cmd("DBSIZE")
+        .query_async(&mut conn)
+        .await
+        .expect("DBSIZE")
+}
+
+/// No warm-up: a fresh replica's first request is a miss that is written,
+/// and another fresh replica's first request hits it.
+#[tokio::test]
+#[ignore = "needs VIGIL_TEST_REDIS_URL (started by .ci/run)"]
+async fn a_fresh_replicas_first_request_reads_and_writes_redis() {
+    let url = redis_url(6);
+    let toml = format!("[cache]\nurl = \"{url}\"\ntimeout_ms = 200\n");
+    let a = state(&toml);
+    let flush = Request::delete("/api/cache")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send(&a, flush).await.status, StatusCode::OK);
+    assert_eq!(keys_in(&url).await, 0);
+    let features = demo_features(&DEMO_ROW);
+    let first = score(&a, &features, false).await;
+    assert_eq!(cache_header(&first), "miss", "{}", first.text);
+    // The write is in the background: wait for it, at most 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while keys_in(&url).await == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(keys_in(&url).await, 1, "the first miss was not written");
+    let b = state(&toml);
+    let on_b = score(&b, &features, false).await;
+    assert_eq!(cache_header(&on_b), "hit", "{}", on_b.text);
+    assert_eq!(on_b.json["score"], first.json["score"]);
+}
+
 #[tokio::test]
 async fn redis_down_never_fails_a_request_and_opens_the_breaker() {
     // Nothing listens on port 1.

@@ -171,6 +171,7 @@ impl Gateway {
     pub async fn reload(&self) -> anyhow::Result<ReloadSummary> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let old = self.runtime();
+        let old_cache = Arc::clone(&old.cache);
         let clock = self.clock.clone();
         let metrics = Arc::clone(&self.metrics);
         // Loading models reads files and compiles trees: off the async workers.
@@ -187,6 +188,11 @@ impl Gateway {
             Runtime::build(&config, Some(&old), &clock, &metrics)
         })
         .await??;
+        if !Arc::ptr_eq(&new.cache, &old_cache) {
+            // A rebuilt cache started connecting: give it up to its timeout
+            // so the first request after the reload already uses it.
+            new.cache.connected().await;
+        }
         let mut models: Vec<String> = new
             .registry
             .models()
