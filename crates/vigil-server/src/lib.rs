@@ -29,6 +29,8 @@ pub mod score_api;
 pub mod state;
 pub mod tls;
 
+mod tensor_bytes;
+
 #[cfg(test)]
 mod test_util;
 

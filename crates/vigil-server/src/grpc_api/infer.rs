@@ -42,13 +42,7 @@ pub(super) async fn infer(
     } else {
         vec![outcome.batch as i64]
     };
-    Ok(respond(
-        &message,
-        &entry.name,
-        outcome,
-        wanted.score,
-        score_shape,
-    ))
+    respond(&message, &entry.name, outcome, wanted.score, score_shape)
 }
 
 /// The message's inputs as neutral tensors over one value buffer. Values
@@ -105,7 +99,7 @@ fn respond(
     outcome: Outcome<'_>,
     want_score: bool,
     score_shape: Vec<i64>,
-) -> tonic::Response<ModelInferResponse> {
+) -> Result<tonic::Response<ModelInferResponse>, ApiError> {
     let batch = outcome.batch as i64;
     let mut outputs = Vec::with_capacity(2);
     let mut raw = Vec::with_capacity(2);
@@ -115,7 +109,7 @@ fn respond(
     }
     if let Some(labels) = &outcome.labels {
         outputs.push(output_tensor("label", "BYTES", vec![batch]));
-        raw.push(tensors::raw_bytes(labels.iter().map(|l| l.as_ref())));
+        raw.push(tensors::raw_bytes(labels.iter().map(|l| l.as_ref()))?);
     }
     let mut response = tonic::Response::new(ModelInferResponse {
         model_name: model_name.to_owned(),
@@ -139,7 +133,7 @@ fn respond(
     {
         metadata.insert(INFERENCE_ID_HEADER, id);
     }
-    response
+    Ok(response)
 }
 
 fn ascii(value: axum::http::HeaderValue) -> MetadataValue<tonic::metadata::Ascii> {

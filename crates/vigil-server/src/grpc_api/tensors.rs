@@ -3,10 +3,11 @@
 //! shared `f64` buffer; outputs as `raw_output_contents`, which is what
 //! tritonclient.grpc reads.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::proto::InferTensorContents;
 use crate::error::ApiError;
+use crate::tensor_bytes::{decode_le, element_size, encode_bytes, encode_fp64};
 
 /// Where one input tensor's values are.
 #[derive(Debug, Clone, Copy)]
@@ -32,17 +33,6 @@ pub(super) fn decode(
     }
 }
 
-/// Bytes per element of a numeric datatype, `None` for any other.
-fn element_size(datatype: &str) -> Option<usize> {
-    Some(match datatype {
-        "INT8" | "UINT8" => 1,
-        "FP16" | "INT16" | "UINT16" => 2,
-        "FP32" | "INT32" | "UINT32" => 4,
-        "FP64" | "INT64" | "UINT64" => 8,
-        _ => return None,
-    })
-}
-
 fn unsupported(name: &str, datatype: &str) -> ApiError {
     ApiError::bad_request(format!(
         "tensor `{name}` has datatype {datatype}; expected one of {}",
@@ -63,34 +53,7 @@ fn decode_raw(
             bytes.len()
         )));
     }
-    out.reserve(bytes.len() / size);
-    // `chunks_exact` of a fixed size: the conversions below cannot fail.
-    macro_rules! push_all {
-        ($ty:ty, $n:literal) => {
-            out.extend(bytes.chunks_exact($n).map(|c| {
-                let mut b = [0u8; $n];
-                b.copy_from_slice(c);
-                <$ty>::from_le_bytes(b) as f64
-            }))
-        };
-    }
-    match datatype {
-        "FP64" => push_all!(f64, 8),
-        "FP32" => push_all!(f32, 4),
-        "FP16" => out.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|c| f16_to_f64(u16::from_le_bytes([c[0], c[1]]))),
-        ),
-        "INT8" => push_all!(i8, 1),
-        "INT16" => push_all!(i16, 2),
-        "INT32" => push_all!(i32, 4),
-        "INT64" => push_all!(i64, 8),
-        "UINT8" => push_all!(u8, 1),
-        "UINT16" => push_all!(u16, 2),
-        "UINT32" => push_all!(u32, 4),
-        _ => push_all!(u64, 8),
-    }
+    decode_le(datatype, bytes, out);
     Ok(())
 }
 
@@ -153,38 +116,19 @@ fn decode_typed(
     Ok(())
 }
 
-/// IEEE 754 half precision to double (exact: every half is a double).
-fn f16_to_f64(bits: u16) -> f64 {
-    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((bits >> 10) & 0x1f);
-    let mantissa = f64::from(bits & 0x3ff);
-    sign * match exponent {
-        0 => mantissa * 2f64.powi(-24),
-        0x1f if mantissa == 0.0 => f64::INFINITY,
-        0x1f => f64::NAN,
-        e => (1.0 + mantissa / 1024.0) * 2f64.powi(e - 15),
-    }
-}
-
 /// `values` as little-endian FP64 bytes.
 pub(super) fn raw_fp64(values: &[f64]) -> Bytes {
-    let mut out = BytesMut::with_capacity(values.len() * 8);
-    for v in values {
-        out.put_f64_le(*v);
-    }
-    out.freeze()
+    let mut out = Vec::new();
+    encode_fp64(values, &mut out);
+    Bytes::from(out)
 }
 
 /// `strings` as a raw BYTES tensor: each element a 4-byte little-endian
 /// length, then its bytes.
-pub(super) fn raw_bytes<'s>(strings: impl IntoIterator<Item = &'s str>) -> Bytes {
-    let mut out = BytesMut::new();
-    for s in strings {
-        // Labels are short config strings; a length past u32 cannot occur.
-        out.put_u32_le(u32::try_from(s.len()).unwrap_or(u32::MAX));
-        out.put_slice(s.as_bytes());
-    }
-    out.freeze()
+pub(super) fn raw_bytes<'s>(strings: impl IntoIterator<Item = &'s str>) -> Result<Bytes, ApiError> {
+    let mut out = Vec::new();
+    encode_bytes(strings, &mut out)?;
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -252,7 +196,7 @@ mod tests {
     fn outputs_are_raw_little_endian() {
         assert_eq!(&raw_fp64(&[1.0])[..], &1.0f64.to_le_bytes());
         assert_eq!(
-            &raw_bytes(["ok", ""])[..],
+            &raw_bytes(["ok", ""]).expect("short labels")[..],
             &[2, 0, 0, 0, b'o', b'k', 0, 0, 0, 0]
         );
     }

@@ -7,7 +7,6 @@ use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
-use super::binary::{encode_labels, encode_scores};
 use super::outcome::Outcome;
 use super::rows::Wanted;
 use super::{InferResponse, OutputData, OutputParameters, OutputTensor};
@@ -16,6 +15,7 @@ use crate::error::ApiError;
 use crate::extract::INFERENCE_HEADER_LENGTH;
 use crate::inference_log::{mark_replayed, set_inference_id};
 use crate::registry::ModelEntry;
+use crate::tensor_bytes::{encode_bytes, encode_fp64};
 
 /// Which outputs go as binary data after the JSON header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,7 +103,7 @@ fn output_tensors<'o>(
         let (parameters, values) = match (&mut data, binary.score) {
             (Some(data), true) => {
                 let before = data.len();
-                encode_scores(&outcome.scores, data);
+                encode_fp64(&outcome.scores, data);
                 (
                     Some(OutputParameters {
                         binary_data_size: data.len() - before,
@@ -129,7 +129,7 @@ fn output_tensors<'o>(
         let (parameters, values) = match (&mut data, binary.label) {
             (Some(data), true) => {
                 let before = data.len();
-                encode_labels(labels, data)?;
+                encode_bytes(labels.iter().map(|l| l.as_ref()), data)?;
                 (
                     Some(OutputParameters {
                         binary_data_size: data.len() - before,

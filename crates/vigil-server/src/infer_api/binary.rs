@@ -4,11 +4,10 @@
 //! values of every input with `parameters.binary_data_size`. Outputs asked
 //! for as binary travel the same way in the response.
 
-use std::borrow::Cow;
-
 use super::rows::{NUMERIC_DATATYPES, Shape};
 use super::wire::InferRequest;
 use crate::error::ApiError;
+use crate::tensor_bytes::{decode_le, element_size};
 
 /// Splits a body into its JSON header and binary section (`None` without
 /// a header length: the whole body is JSON).
@@ -26,17 +25,6 @@ pub(crate) fn split_body(
             body.len()
         ))),
     }
-}
-
-/// Size in bytes of one element of a numeric datatype.
-fn element_size(datatype: &str) -> Option<usize> {
-    Some(match datatype {
-        "INT8" | "UINT8" => 1,
-        "FP16" | "INT16" | "UINT16" => 2,
-        "FP32" | "INT32" | "UINT32" => 4,
-        "FP64" | "INT64" | "UINT64" => 8,
-        _ => return None,
-    })
 }
 
 /// Decodes the binary inputs of `request` from `binary` (the bytes after
@@ -97,7 +85,7 @@ pub(crate) fn decode_inputs(
         rest = tail;
         total += size;
         let start = request.data.len();
-        decode_values(datatype, bytes, &mut request.data);
+        decode_le(datatype, bytes, &mut request.data);
         request.inputs[index].data = Some(start..request.data.len());
     }
     if !rest.is_empty() {
@@ -115,70 +103,6 @@ fn describe(request: &InferRequest<'_>, index: usize) -> String {
         Some(name) => format!("tensor `{name}`"),
         None => format!("inputs[{index}]"),
     }
-}
-
-/// Appends the little-endian values of `bytes` (a whole number of elements
-/// of `datatype`, checked by the caller) to `out` as f64.
-fn decode_values(datatype: &str, bytes: &[u8], out: &mut Vec<f64>) {
-    macro_rules! each {
-        ($ty:ty, $to:expr) => {{
-            const W: usize = std::mem::size_of::<$ty>();
-            out.extend(bytes.chunks_exact(W).map(|chunk| {
-                let mut raw = [0u8; W];
-                raw.copy_from_slice(chunk);
-                $to(<$ty>::from_le_bytes(raw))
-            }))
-        }};
-    }
-    out.reserve(bytes.len() / element_size(datatype).unwrap_or(1));
-    match datatype {
-        "FP16" => each!(u16, f16_to_f64),
-        "FP32" => each!(f32, f64::from),
-        "FP64" => each!(f64, |v| v),
-        "INT8" => each!(i8, f64::from),
-        "INT16" => each!(i16, f64::from),
-        "INT32" => each!(i32, f64::from),
-        // Wider integers become the nearest f64, as JSON numbers do.
-        "INT64" => each!(i64, |v| v as f64),
-        "UINT8" => each!(u8, f64::from),
-        "UINT16" => each!(u16, f64::from),
-        "UINT32" => each!(u32, f64::from),
-        "UINT64" => each!(u64, |v| v as f64),
-        _ => {}
-    }
-}
-
-/// An IEEE 754 half-precision value.
-fn f16_to_f64(bits: u16) -> f64 {
-    let sign = if bits & 0x8000 == 0 { 1.0 } else { -1.0 };
-    let exponent = i32::from((bits >> 10) & 0x1f);
-    let fraction = f64::from(bits & 0x3ff);
-    match exponent {
-        0 => sign * fraction * 2f64.powi(-24),
-        0x1f if fraction == 0.0 => sign * f64::INFINITY,
-        0x1f => f64::NAN,
-        _ => sign * (1.0 + fraction / 1024.0) * 2f64.powi(exponent - 15),
-    }
-}
-
-/// Appends `scores` as FP64 little-endian.
-pub(crate) fn encode_scores(scores: &[f64], out: &mut Vec<u8>) {
-    out.reserve(scores.len() * 8);
-    for score in scores {
-        out.extend_from_slice(&score.to_le_bytes());
-    }
-}
-
-/// Appends `labels` as BYTES elements: a 4-byte little-endian length, then
-/// the bytes.
-pub(crate) fn encode_labels(labels: &[Cow<'_, str>], out: &mut Vec<u8>) -> Result<(), ApiError> {
-    for label in labels {
-        let length = u32::try_from(label.len())
-            .map_err(|_| ApiError::internal("a label is longer than 4 GiB"))?;
-        out.extend_from_slice(&length.to_le_bytes());
-        out.extend_from_slice(label.as_bytes());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

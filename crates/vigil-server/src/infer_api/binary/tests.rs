@@ -1,9 +1,9 @@
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::f16_to_f64;
 use crate::error::ErrorCode;
 use crate::infer_api::parse_request;
+use crate::tensor_bytes::f16_to_f64;
 
 /// One generated tensor: datatype, shape, little-endian bytes and the
 /// values the server must read from them.
