@@ -26,9 +26,17 @@ pub struct ServerMetadata {
     pub name: &'static str,
     /// The server version.
     pub version: &'static str,
-    /// Supported protocol extensions (none yet).
-    pub extensions: Vec<String>,
+    /// Supported protocol extensions, by Triton's names: `binary_tensor_data`
+    /// (raw tensor bytes after a JSON header, on `/infer`).
+    pub extensions: &'static [&'static str],
 }
+
+/// The protocol extensions Vigil implements. Not listed, because Vigil does
+/// not do what they promise: `classification` (the output parameter is
+/// ignored), `sequence`, `model_repository`, `statistics`, `trace`,
+/// `logging`, `schedule_policy`, the shared-memory extensions, and
+/// `parameters` (request parameters other than the binary ones are ignored).
+const EXTENSIONS: &[&str] = &["binary_tensor_data"];
 
 /// Liveness.
 #[utoipa::path(get, path = "/v2/health/live", tag = "health",
@@ -51,7 +59,7 @@ pub async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: "vigil",
         version: env!("CARGO_PKG_VERSION"),
-        extensions: Vec::new(),
+        extensions: EXTENSIONS,
     })
 }
 

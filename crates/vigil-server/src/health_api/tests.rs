@@ -16,7 +16,10 @@ async fn live_ready_and_server_metadata() {
     assert_eq!(meta.status, StatusCode::OK);
     assert_eq!(meta.json["name"], "vigil");
     assert_eq!(meta.json["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(meta.json["extensions"], serde_json::json!([]));
+    assert_eq!(
+        meta.json["extensions"],
+        serde_json::json!(["binary_tensor_data"])
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 
 mod answer;
 mod binary;
+mod doc;
 mod outcome;
 mod rows;
 mod wire;
@@ -29,6 +30,7 @@ use crate::inference_log::LogContext;
 use crate::registry::ModelEntry;
 use crate::state::AppState;
 use answer::{BinaryOutputs, http_response};
+pub use doc::{InferRequestDoc, RequestOutput, RequestTensor, TensorValue};
 use wire::{InferRequest, RequestSeed};
 
 // The transport-neutral core, also used by the gRPC transport (some of it
@@ -93,76 +95,6 @@ pub struct ModelReady {
     pub name: String,
     /// Always true: a served model is loaded.
     pub ready: bool,
-}
-
-/// An input tensor (documentation of the wire form; parsing is streaming).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct RequestTensor {
-    /// A feature name, or any name for the `[batch, n_features]` form.
-    name: String,
-    /// `[batch, n_features]`, `[batch]` or `[batch, 1]`.
-    shape: Vec<u64>,
-    /// FP16/FP32/FP64, INT8..INT64 or UINT8..UINT64.
-    datatype: String,
-    /// Numbers row-major, flat or nested; `null` is a missing value.
-    /// Absent when the values are binary (`parameters.binary_data_size`).
-    #[schema(value_type = Option<Vec<Object>>)]
-    data: Option<Vec<Option<f64>>>,
-    /// `binary_data_size`: the tensor's values are that many raw
-    /// little-endian bytes after the JSON header (binary tensor data
-    /// extension); other parameters are ignored.
-    parameters: Option<InputParametersDoc>,
-}
-
-/// Input tensor parameters that Vigil reads.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct InputParametersDoc {
-    /// Bytes of binary data for this tensor: shape × datatype size.
-    binary_data_size: Option<u64>,
-}
-
-/// A requested output.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct RequestOutput {
-    /// `score` or `label`.
-    name: String,
-    /// `binary_data: true` returns the output as binary data after the
-    /// JSON header; other parameters are ignored.
-    parameters: Option<OutputParametersDoc>,
-}
-
-/// Requested-output parameters that Vigil reads.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct OutputParametersDoc {
-    /// Return this output as binary data (default: the request's
-    /// `binary_data_output`).
-    binary_data: Option<bool>,
-}
-
-/// Request parameters that Vigil reads.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct RequestParametersDoc {
-    /// Return every output as binary data unless it says otherwise.
-    binary_data_output: Option<bool>,
-}
-
-/// `POST /v2/models/{name}/infer` body.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct InferRequestDoc {
-    /// Echoed in the response.
-    id: Option<String>,
-    /// `binary_data_output`; other parameters are ignored.
-    parameters: Option<RequestParametersDoc>,
-    /// The input tensors.
-    inputs: Vec<RequestTensor>,
-    /// Outputs to return (default: all).
-    outputs: Option<Vec<RequestOutput>>,
 }
 
 /// An output tensor.
@@ -343,7 +275,7 @@ pub async fn model_version_ready(
 /// `application/octet-stream` body whose first
 /// `Inference-Header-Content-Length` bytes are the JSON response.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference",
-    params(("name" = String, Path, description = "model name"), ("Inference-Header-Content-Length" = Option<u64>, Header, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
+    params(("name" = String, Path, description = "model name"), ("Inference-Header-Content-Length" = Option<u64>, Header, nullable = false, minimum = 0, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
     request_body(description = "JSON (content type `application/json` or none), or JSON header + binary tensor data (`application/octet-stream` or none, with `Inference-Header-Content-Length`)",
         content((InferRequestDoc = "application/json"), (Vec<u8> = "application/octet-stream"))),
     responses((status = 200, description = "scores; binary outputs after a JSON header of `Inference-Header-Content-Length` bytes",
@@ -373,7 +305,7 @@ pub async fn infer(
 /// `application/octet-stream` body whose first
 /// `Inference-Header-Content-Length` bytes are the JSON response.
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference",
-    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version"), ("Inference-Header-Content-Length" = Option<u64>, Header, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
+    params(("name" = String, Path, description = "model name"), ("version" = String, Path, description = "model version"), ("Inference-Header-Content-Length" = Option<u64>, Header, nullable = false, minimum = 0, description = "binary tensor data extension: the body's first N bytes are the JSON request, binary input data follows")),
     request_body(description = "JSON (content type `application/json` or none), or JSON header + binary tensor data (`application/octet-stream` or none, with `Inference-Header-Content-Length`)",
         content((InferRequestDoc = "application/json"), (Vec<u8> = "application/octet-stream"))),
     responses((status = 200, description = "scores; binary outputs after a JSON header of `Inference-Header-Content-Length` bytes",

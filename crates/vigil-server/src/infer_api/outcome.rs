@@ -35,7 +35,8 @@ pub(crate) struct Outcome<'e> {
 }
 
 /// Scores `rows` (`batch` rows in model order) and, when the inference log
-/// is on, logs them first; `client_id` is the request's `id`.
+/// is on, logs them first; `client_id` is the request's `id` (a 400 when
+/// it breaks the request-id rules, log or no log).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn infer_rows<'e>(
     state: &AppState,
@@ -59,6 +60,9 @@ pub(crate) async fn infer_rows<'e>(
             inference_id,
         }
     };
+    // Checked here, for every transport and with the log off too, so that
+    // one request is not valid on one server and invalid on another.
+    super::doc::check_id(client_id, batch)?;
     let Some(log) = &state.log else {
         let (scores, cache_status) = score_rows(state, entry, rows, batch, cache).await?;
         return Ok(fresh(scores, cache_status, None));

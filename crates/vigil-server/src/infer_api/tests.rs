@@ -439,3 +439,203 @@ async fn content_type_and_size_limits() {
         &["larger than max_body_bytes (64 bytes)"],
     );
 }
+
+fn one_row(id: &str) -> serde_json::Value {
+    json!({"id": id, "inputs": [{"name": "x", "shape": [1, 8], "datatype": "FP32", "data": DEMO_ROW}]})
+}
+
+fn two_rows(id: &str) -> serde_json::Value {
+    json!({"id": id, "inputs": [{"name": "x", "shape": [2, 8], "datatype": "FP32", "data": [DEMO_ROW, DEMO_ROW_2]}]})
+}
+
+#[tokio::test]
+async fn ids_follow_the_request_id_rules_with_the_log_off() {
+    let state = demo_state();
+    assert!(state.log.is_none(), "the rules hold without the log");
+    let refused = [
+        (one_row(""), vec!["invalid `id`", "must not be empty"]),
+        (
+            one_row("a\u{7}b"),
+            vec!["invalid `id`", "control characters"],
+        ),
+        (one_row(&"y".repeat(129)), vec!["invalid `id`", "128"]),
+        // Two rows are logged as `id#0`, `id#1`: the score route's batch
+        // limit, whatever the batch size.
+        (
+            two_rows(&"y".repeat(121)),
+            vec![
+                "invalid `id`",
+                "with more than one row at most 120 bytes, got 121",
+            ],
+        ),
+    ];
+    for (body, needles) in refused {
+        let answer = infer(&state, &body).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request", &needles);
+    }
+    for body in [one_row(&"y".repeat(128)), two_rows(&"y".repeat(120))] {
+        let answer = infer(&state, &body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.json["id"], body["id"]);
+    }
+}
+
+#[tokio::test]
+async fn parameters_are_objects_or_null() {
+    let state = demo_state();
+    let tensor = json!({"name": "x", "shape": [1, 8], "datatype": "FP32", "data": DEMO_ROW, "parameters": null});
+    let answer = infer(
+        &state,
+        &json!({"parameters": null, "inputs": [tensor], "outputs": [{"name": "score", "parameters": null}]}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["outputs"][0]["name"], "score");
+    let mut array_tensor = tensor.clone();
+    array_tensor["parameters"] = json!([16]);
+    let refused = [
+        json!({"parameters": [true], "inputs": [tensor]}),
+        json!({"inputs": [array_tensor]}),
+        json!({"inputs": [tensor], "outputs": [["score"]]}),
+        json!({"inputs": [tensor], "outputs": [{"name": "score", "parameters": [false]}]}),
+    ];
+    for body in refused {
+        let answer = infer(&state, &body).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &["expected an object"],
+        );
+    }
+}
+
+/// The document states the rules the two tests above and
+/// `bad_requests_name_the_field` hold the server to.
+#[tokio::test]
+async fn the_infer_request_schema_states_the_rules() {
+    let state = demo_state();
+    let doc = call(&state, "GET", "/openapi.json", None).await.json;
+    let schemas = &doc["components"]["schemas"];
+    for path in [
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+    ] {
+        assert_eq!(
+            doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/InferRequestDoc",
+            "{path}"
+        );
+    }
+    let request = &schemas["InferRequestDoc"];
+    assert_eq!(request["required"], json!(["inputs"]));
+    assert_eq!(request["additionalProperties"], false);
+    assert_eq!(request["properties"]["inputs"]["minItems"], 1);
+    assert_eq!(request["properties"]["id"]["minLength"], 1);
+    assert_eq!(request["properties"]["id"]["maxLength"], 128);
+    assert!(
+        request["properties"]["id"]["description"]
+            .as_str()
+            .expect("description")
+            .contains("With more than one row at most 120 bytes")
+    );
+    assert_eq!(
+        request["properties"]["parameters"]["type"],
+        json!(["object", "null"])
+    );
+    let forms = schemas["RequestTensor"]["oneOf"].as_array().expect("oneOf");
+    assert_eq!(forms.len(), 2);
+    let (json_form, binary_form) = (&forms[0], &forms[1]);
+    assert_eq!(
+        json_form["required"],
+        json!(["name", "datatype", "shape", "data"])
+    );
+    assert_eq!(
+        binary_form["required"],
+        json!(["name", "datatype", "shape", "parameters"])
+    );
+    assert!(binary_form["properties"].get("data").is_none());
+    for form in forms {
+        assert_eq!(form["additionalProperties"], false);
+        assert_eq!(
+            form["properties"]["datatype"]["enum"],
+            json!(crate::infer_api::NUMERIC_DATATYPES)
+        );
+        let shape = &form["properties"]["shape"];
+        assert_eq!(
+            (&shape["minItems"], &shape["maxItems"]),
+            (&json!(1), &json!(2))
+        );
+        assert_eq!(shape["items"]["minimum"], 0);
+    }
+    assert_eq!(
+        binary_form["properties"]["parameters"]["required"],
+        json!(["binary_data_size"])
+    );
+    assert_eq!(
+        json_form["properties"]["parameters"]["properties"]["binary_data_size"]["type"],
+        "null"
+    );
+    assert_eq!(
+        schemas["TensorValue"]["type"],
+        json!(["number", "null", "array"])
+    );
+    assert_eq!(
+        schemas["TensorValue"]["items"]["$ref"],
+        "#/components/schemas/TensorValue"
+    );
+    let output = &schemas["RequestOutput"];
+    assert_eq!(output["required"], json!(["name"]));
+    assert_eq!(
+        output["properties"]["name"]["enum"],
+        json!(["score", "label"])
+    );
+}
+
+#[tokio::test]
+async fn schema_valid_tensors_are_accepted_in_both_forms() {
+    // The shapes the document allows reach the model: `[batch]` per
+    // feature, `[batch, 1]` per feature, `[batch, n_features]`, and a batch
+    // of zero rows.
+    let state = demo_state();
+    let per_feature = |shape: serde_json::Value| json!({"inputs": [{"name": "amount", "shape": shape, "datatype": "FP64", "data": [DEMO_ROW[0]]}]});
+    for body in [
+        per_feature(json!([1])),
+        per_feature(json!([1, 1])),
+        one_row("r"),
+    ] {
+        let answer = infer(&state, &body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{body}: {}", answer.text);
+        assert_eq!(answer.json["outputs"][0]["shape"], json!([1]));
+    }
+    let empty = json!({"inputs": [{"name": "x", "shape": [0, 8], "datatype": "FP32", "data": []}]});
+    let answer = infer(&state, &empty).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["outputs"][0]["shape"], json!([0]));
+    let three = json!({"inputs": [{"name": "x", "shape": [1, 8, 1], "datatype": "FP32", "data": DEMO_ROW}]});
+    let answer = infer(&state, &three).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["shape [1, 8, 1]"],
+    );
+}
+
+#[tokio::test]
+async fn the_header_length_parameter_is_an_optional_byte_count() {
+    let state = demo_state();
+    let doc = call(&state, "GET", "/openapi.json", None).await.json;
+    let params = doc["paths"]["/v2/models/{name}/infer"]["post"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let header = params
+        .iter()
+        .find(|p| p["name"] == "Inference-Header-Content-Length")
+        .expect("the header is documented");
+    assert_eq!(header["in"], "header");
+    assert_eq!(header["required"], false);
+    // Not nullable: a header has no null, and `null` is a 400.
+    assert_eq!(header["schema"]["type"], "integer");
+    assert_eq!(header["schema"]["minimum"], 0);
+}

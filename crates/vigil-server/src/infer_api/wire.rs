@@ -58,7 +58,7 @@ struct OutputRequest<'a> {
     #[serde(borrow)]
     name: CowStr<'a>,
     #[serde(default)]
-    parameters: Option<OutputParameters>,
+    parameters: Option<Object<OutputParameters>>,
 }
 
 /// The parameters read from an output (others are ignored).
@@ -94,8 +94,8 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
                 "id" => request.id = Some(map.next_value::<CowStr<'de>>()?.0),
                 "parameters" => {
                     request.binary_output = map
-                        .next_value::<Option<RequestParameters>>()?
-                        .is_some_and(|p| p.binary_data_output);
+                        .next_value::<Option<Object<RequestParameters>>>()?
+                        .is_some_and(|p| p.0.binary_data_output);
                 }
                 "inputs" => {
                     saw_inputs = true;
@@ -106,13 +106,13 @@ impl<'de> Visitor<'de> for RequestSeed<'_> {
                     self.current_input.set(None);
                 }
                 "outputs" => {
-                    let outputs: Vec<OutputRequest<'de>> = map.next_value()?;
+                    let outputs: Vec<Object<OutputRequest<'de>>> = map.next_value()?;
                     request.outputs = Some(
                         outputs
                             .into_iter()
-                            .map(|o| RequestedOutput {
+                            .map(|Object(o)| RequestedOutput {
                                 name: o.name.0,
-                                binary: o.parameters.and_then(|p| p.binary_data),
+                                binary: o.parameters.and_then(|p| p.0.binary_data),
                             })
                             .collect(),
                     );
@@ -212,8 +212,8 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
                 }
                 "parameters" => {
                     *self.binary_size = map
-                        .next_value::<Option<TensorParameters>>()?
-                        .and_then(|p| p.binary_data_size);
+                        .next_value::<Option<Object<TensorParameters>>>()?
+                        .and_then(|p| p.0.binary_data_size);
                 }
                 other => {
                     return Err(de::Error::unknown_field(
@@ -224,6 +224,27 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
             }
         }
         Ok(tensor)
+    }
+}
+
+/// A struct read only from a JSON object: serde's derived structs also
+/// take an array of their fields in order (`"parameters": [true]`), which
+/// the documented wire form does not allow.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
     }
 }
 
@@ -393,6 +414,24 @@ mod tests {
             err.to_string().contains("invalid value: integer `-1`"),
             "{err}"
         );
+        for body in [
+            r#"{"parameters":[true],"inputs":[]}"#,
+            r#"{"inputs":[{"parameters":[16]}]}"#,
+            r#"{"inputs":[],"outputs":[["score"]]}"#,
+            r#"{"inputs":[],"outputs":[{"name":"score","parameters":[true]}]}"#,
+        ] {
+            let (err, _) = parse(body).expect_err("an array for an object");
+            assert!(
+                err.to_string().contains("expected an object"),
+                "{body}: {err}"
+            );
+        }
+        let request = parse(
+            r#"{"parameters":null,"inputs":[{"parameters":null}],"outputs":[{"name":"score","parameters":null}]}"#,
+        )
+        .expect("null parameters");
+        assert!(!request.binary_output);
+        assert!(request.binary_inputs.is_empty());
         let (err, _) = parse(r#"{"id":"x"}"#).expect_err("no inputs");
         assert!(err.to_string().contains("missing field `inputs`"), "{err}");
     }

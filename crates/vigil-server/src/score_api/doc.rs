@@ -36,26 +36,34 @@ pub(crate) const BATCH_ID_MAX_BYTES: usize = REQUEST_ID_MAX_BYTES - 8;
 /// inference log is on (the same request must not be valid on one server
 /// and invalid on another).
 pub(crate) fn check_ids(request: &super::wire::ScoreRequest<'_>) -> Result<(), ApiError> {
-    let invalid = |field: &str, err: vigil_store::StoreError| {
-        ApiError::bad_request(format!("invalid `{field}`: {err}"))
-    };
     if let Some(id) = &request.id {
-        vigil_store::validate_request_id(id).map_err(|err| invalid("id", err))?;
-        if request.batch && id.len() > BATCH_ID_MAX_BYTES {
-            return Err(ApiError::bad_request(format!(
-                "invalid `id`: with `instances` at most {BATCH_ID_MAX_BYTES} bytes, got {} \
-                 (rows without an id are logged as `id#0`, `id#1`…)",
-                id.len()
-            )));
-        }
+        check_base_id(id, request.batch.then_some("with `instances`"))?;
     }
     for (i, id) in request.ids.iter().enumerate() {
         if let Some(id) = id {
-            vigil_store::validate_request_id(id)
-                .map_err(|err| invalid(&format!("instances[{i}].id"), err))?;
+            vigil_store::validate_request_id(id).map_err(|err| {
+                ApiError::bad_request(format!("invalid `instances[{i}].id`: {err}"))
+            })?;
         }
     }
     Ok(())
+}
+
+/// A request's top-level `id` against the store's rules and, when its rows
+/// are logged as `id#0`, `id#1`… (`suffixed` says why, e.g. "with
+/// `instances`"), against [`BATCH_ID_MAX_BYTES`]. Shared by every route
+/// that takes an `id`, so that they cannot drift apart.
+pub(crate) fn check_base_id(id: &str, suffixed: Option<&str>) -> Result<(), ApiError> {
+    vigil_store::validate_request_id(id)
+        .map_err(|err| ApiError::bad_request(format!("invalid `id`: {err}")))?;
+    match suffixed {
+        Some(why) if id.len() > BATCH_ID_MAX_BYTES => Err(ApiError::bad_request(format!(
+            "invalid `id`: {why} at most {BATCH_ID_MAX_BYTES} bytes, got {} \
+             (rows without an id are logged as `id#0`, `id#1`…)",
+            id.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// No control character: U+0000–U+001F and U+007F–U+009F.

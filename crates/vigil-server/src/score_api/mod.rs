@@ -20,6 +20,7 @@ use crate::inference_log::{
 };
 use crate::registry::{Label, ModelEntry};
 use crate::state::AppState;
+pub(crate) use doc::{BATCH_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES, check_base_id, request_id};
 pub use doc::{Instance, ScoreRequest};
 use wire::RequestSeed;
 
