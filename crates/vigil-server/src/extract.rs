@@ -3,7 +3,7 @@
 //! body (JSON, or JSON plus binary tensor data).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, RawPathParams, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use serde::de::DeserializeSeed;
@@ -165,6 +165,21 @@ pub(crate) fn json_error(err: serde_json::Error) -> ApiError {
         Category::Syntax | Category::Eof => ApiError::bad_request(format!("malformed json: {err}")),
         Category::Data | Category::Io => ApiError::bad_request(format!("invalid request: {err}")),
     }
+}
+
+/// A model route's `{name}` and optional `{version}` path parameters,
+/// borrowed from the request.
+pub(crate) fn path_params(params: &RawPathParams) -> (&str, Option<&str>) {
+    let mut name = "";
+    let mut version = None;
+    for (key, value) in params {
+        match key {
+            "name" => name = value,
+            "version" => version = Some(value),
+            _ => {}
+        }
+    }
+    (name, version)
 }
 
 /// Fallback for unmatched routes: a JSON 404 naming the path.

@@ -25,6 +25,7 @@ pub mod inference_log;
 pub mod inferences_api;
 pub mod openapi;
 pub mod registry;
+mod request_ids;
 pub mod score_api;
 pub mod state;
 pub mod tls;

@@ -15,7 +15,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::rows::NUMERIC_DATATYPES;
 use crate::error::ApiError;
-use crate::score_api::{BATCH_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES, check_base_id, request_id};
+use crate::request_ids::{BATCH_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES, check_base_id, request_id};
 
 /// The request's `id` against the documented rules, whether or not the
 /// inference log is on: a batch of more than one row is logged as `id#0`,

@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 
 use crate::cache::CacheControl;
 use crate::error::ApiError;
-use crate::extract::InferBody;
+use crate::extract::{InferBody, path_params};
 use crate::inference_log::LogContext;
 use crate::registry::ModelEntry;
 use crate::state::AppState;
@@ -146,19 +146,6 @@ pub struct InferResponse<'a> {
     pub id: Option<&'a str>,
     /// `score` and, for binary probability models, `label`.
     pub outputs: Vec<OutputTensor<'a>>,
-}
-
-pub(crate) fn path_params(params: &RawPathParams) -> (&str, Option<&str>) {
-    let mut name = "";
-    let mut version = None;
-    for (key, value) in params {
-        match key {
-            "name" => name = value,
-            "version" => version = Some(value),
-            _ => {}
-        }
-    }
-    (name, version)
 }
 
 fn find_model(state: &AppState, params: &RawPathParams) -> Result<Arc<ModelEntry>, ApiError> {

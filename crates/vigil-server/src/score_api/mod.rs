@@ -13,14 +13,13 @@ use utoipa::ToSchema;
 
 use crate::cache::{CACHE_HEADER, CacheControl, CacheStatus, Scores};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::path_params;
 use crate::extract::{JsonBody, parse_with};
-use crate::infer_api::path_params;
 use crate::inference_log::{
     LogContext, Prepared, RowAnswer, RowIds, mark_replayed, set_inference_id,
 };
 use crate::registry::{Label, ModelEntry};
 use crate::state::AppState;
-pub(crate) use doc::{BATCH_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES, check_base_id, request_id};
 pub use doc::{Instance, ScoreRequest};
 use wire::RequestSeed;
 
