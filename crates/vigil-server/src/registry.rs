@@ -11,6 +11,7 @@ use anyhow::Context;
 use vigil_model::{Model, ModelFormat, OutputKind};
 
 use crate::config::{Config, FeatureNames, ModelConfig, ModelSource, UnknownFeatures};
+use crate::error::ApiError;
 
 /// The loaded models by name.
 #[derive(Debug, Default)]
@@ -132,6 +133,17 @@ fn name_features(model: &mut Model, features: &FeatureNames) -> anyhow::Result<(
 }
 
 impl ModelEntry {
+    /// Scores `batch` rows (row-major, in model feature order): `batch ×
+    /// num_outputs` values. A failure is the server's, never the client's:
+    /// the rows were checked against the model before.
+    pub(crate) fn predict(&self, rows: &[f64], batch: usize) -> Result<Vec<f64>, ApiError> {
+        let mut scores = vec![0.0; batch * self.model.num_outputs()];
+        self.model.predict_batch(rows, &mut scores).map_err(|err| {
+            ApiError::internal(format!("model `{}` failed to score: {err}", self.name))
+        })?;
+        Ok(scores)
+    }
+
     /// Load the model of one `[[models]]` entry, with the entry's feature
     /// names if it gives them.
     pub fn load(config: &ModelConfig) -> anyhow::Result<ModelEntry> {

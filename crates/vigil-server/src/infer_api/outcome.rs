@@ -158,18 +158,8 @@ async fn score_rows(
     batch: usize,
     cache: CacheControl,
 ) -> Result<(Scores, CacheStatus), ApiError> {
-    let k = entry.model.num_outputs();
     state
         .cache()
-        .get_or_score(entry, rows, cache, || {
-            let mut scores = vec![0.0; batch * k];
-            entry
-                .model
-                .predict_batch(rows, &mut scores)
-                .map_err(|err| {
-                    ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
-                })?;
-            Ok(scores)
-        })
+        .get_or_score(entry, rows, cache, || entry.predict(rows, batch))
         .await
 }

@@ -175,21 +175,9 @@ async fn score_rows(
     state
         .cache()
         .get_or_score(entry, &request.rows, cache, || {
-            predict(entry, &request.rows, request.ids.len())
+            entry.predict(&request.rows, request.ids.len())
         })
         .await
-}
-
-/// Score `batch` rows with the model.
-fn predict(entry: &ModelEntry, rows: &[f64], batch: usize) -> Result<Vec<f64>, ApiError> {
-    let mut scores = vec![0.0; batch * entry.model.num_outputs()];
-    entry
-        .model
-        .predict_batch(rows, &mut scores)
-        .map_err(|err| {
-            ApiError::internal(format!("model `{}` failed to score: {err}", entry.name))
-        })?;
-    Ok(scores)
 }
 
 /// Each row's answer from freshly computed scores.
