@@ -9,9 +9,10 @@ use vigil_server::Config;
 
 #[derive(Debug, Args)]
 #[command(
-    about = "Serve models over HTTP (Open Inference Protocol V2 and plain JSON)",
+    about = "Serve models over HTTP (Open Inference Protocol V2 REST and gRPC, plain JSON)",
     long_about = "Serve models over HTTP: the Open Inference Protocol V2 REST API \
-        (/v2/...) and a plain JSON scoring API (/v1/models/{name}/score).\n\n\
+        (/v2/..., JSON or binary tensors), its gRPC service inference.GRPCInferenceService \
+        on the same port (HTTP/2), and a plain JSON scoring API (/v1/models/{name}/score).\n\n\
         Models come from a TOML config (--config), from --model NAME=PATH flags, or, \
         with neither, the bundled demo fraud model is served as `fraud`. One JSON line \
         goes to stdout when the server listens, then one per request (the access log); \
