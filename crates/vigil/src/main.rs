@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Real-time scoring of XGBoost and LightGBM models, in one binary",
     long_about = "Real-time scoring of XGBoost and LightGBM models, in one binary.\n\n\
-        Serve models over HTTP (Open Inference Protocol V2 and a plain JSON API), \
+        Serve models over HTTP (Open Inference Protocol V2 REST and gRPC, and a plain JSON API), \
         score a CSV file in batch, or load-test a running server.\n\n\
         Examples:\n  \
         vigil serve                                   # demo fraud model on 127.0.0.1:8080\n  \
