@@ -7,13 +7,17 @@
 #
 # Environment: DURATION (s per run, default 10), WARMUP (default 2),
 # LEVELS (default "1 8 64"), LOG=1 to keep the inference log on (default
-# off: this compares the protocols, not the store), MODEL, CASES.
+# off: this compares the protocols, not the store), MODEL, CASES, CHANNELS=N
+# to add a third row per level: gRPC with the streams spread over N HTTP/2
+# connections (`vigil bench --grpc-channels N`), as a client with several
+# channels would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 LEVELS=${LEVELS:-1 8 64}
+CHANNELS=${CHANNELS:-1}
 MODEL=${MODEL:-crates/vigil-model/tests/fixtures/ulb_xgb_200.json}
 CASES=${CASES:-${MODEL%.json}.cases.csv}
 WORK=bench/results/work/grpc
@@ -72,6 +76,8 @@ run() { # protocol level
   local extra=()
   if [[ $1 == grpc ]]; then
     extra=(--url "http://127.0.0.1:$PORT" --grpc fraud)
+  elif [[ $1 == grpc-* ]]; then
+    extra=(--url "http://127.0.0.1:$PORT" --grpc fraud --grpc-channels "${1#grpc-}")
   else
     extra=(--url "http://127.0.0.1:$PORT/v2/models/fraud/infer")
   fi
@@ -82,7 +88,9 @@ run() { # protocol level
 echo "| protocol | concurrency | req/s | p50 µs | p99 µs | errors |"
 echo "|---|---:|---:|---:|---:|---:|"
 for level in $LEVELS; do
-  for proto in json grpc; do
+  protos=(json grpc)
+  if ((CHANNELS > 1)); then protos+=("grpc-$CHANNELS"); fi
+  for proto in "${protos[@]}"; do
     run "$proto" "$level" | tee -a "$WORK/results.jsonl" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)

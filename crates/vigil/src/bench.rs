@@ -99,9 +99,16 @@ pub struct BenchArgs {
     /// body is an Open Inference Protocol JSON infer request whose FP32 or
     /// FP64 inputs become `raw_input_contents`; `--url` is the server
     /// (`http://HOST:PORT`), and the workers are concurrent streams on one
-    /// HTTP/2 connection.
+    /// HTTP/2 connection (or several: `--grpc-channels`).
     #[arg(long, value_name = "NAME", requires = "closed")]
     grpc: Option<String>,
+
+    /// With `--grpc`: spread the workers over N HTTP/2 connections (gRPC
+    /// channels), worker i on channel i mod N. One channel is what a gRPC
+    /// client opens by default; more show what a client that opens several
+    /// gets.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "grpc")]
+    grpc_channels: usize,
 }
 
 /// Where and what to send.
@@ -178,9 +185,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stats = runtime.block_on(async {
         if args.closed {
             if args.warmup > 0.0 {
-                closed_phase(&target, args.warmup, args.connections).await?;
+                closed_phase(&target, args.warmup, args.connections, args.grpc_channels).await?;
             }
-            return closed_phase(&target, args.duration, args.connections).await;
+            return closed_phase(&target, args.duration, args.connections, args.grpc_channels)
+                .await;
         }
         if args.warmup > 0.0 {
             phase(&target, args.rate, args.warmup, args.connections).await?;
@@ -555,18 +563,24 @@ fn flatten(value: &serde_json::Value, out: &mut Vec<f64>) {
 /// Closed loop for `secs`: `workers` tasks, each sending its next request
 /// when the last one answered. HTTP: one keep-alive connection per worker;
 /// gRPC: one HTTP/2 connection, one stream at a time per worker.
-async fn closed_phase(target: &Arc<Target>, secs: f64, workers: usize) -> anyhow::Result<Stats> {
-    let h2 = if target.grpc {
-        Some(connect_h2(target).await?)
-    } else {
-        None
-    };
+async fn closed_phase(
+    target: &Arc<Target>,
+    secs: f64,
+    workers: usize,
+    channels: usize,
+) -> anyhow::Result<Stats> {
+    let mut h2s = Vec::new();
+    if target.grpc {
+        for _ in 0..channels.max(1) {
+            h2s.push(connect_h2(target).await?);
+        }
+    }
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
     let mut tasks = Vec::with_capacity(workers);
-    for _ in 0..workers {
+    for worker in 0..workers {
         let target = Arc::clone(target);
-        let h2 = h2.clone();
+        let h2 = (!h2s.is_empty()).then(|| h2s[worker % h2s.len()].clone());
         tasks.push(tokio::spawn(async move {
             let mut stats = Stats::new()?;
             let mut h1 = None;
