@@ -24,6 +24,8 @@ mod sql;
 pub mod sqlite;
 pub mod stats;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 
 use async_trait::async_trait;
 

@@ -795,6 +795,7 @@ fn into_record(raw: RawRow) -> Result<InferenceRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::settled;
 
     fn record(i: usize) -> InferenceRecord {
         let mut input = serde_json::Map::new();
@@ -898,21 +899,6 @@ mod tests {
             next_deadline(true, Some(t0), tick, Some(checkpoint), now),
             Some(t0 + tick)
         );
-    }
-
-    /// Waits (at most 10 s) until `counter` reaches `at_least` and then
-    /// stops moving (two equal readings 100 ms apart); returns it.
-    async fn settled(counter: &AtomicU64, at_least: u64) -> u64 {
-        let mut before = counter.load(Ordering::Relaxed);
-        for _ in 0..100 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = counter.load(Ordering::Relaxed);
-            if now == before && now >= at_least {
-                break;
-            }
-            before = now;
-        }
-        before
     }
 
     /// Nothing written: the maintenance thread never wakes and never

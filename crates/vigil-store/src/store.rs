@@ -493,6 +493,7 @@ impl InferenceLog for Store {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::test_support::settled;
 
     /// A SQLite log that fails every call while `fail` is set.
     #[derive(Debug)]
@@ -538,21 +539,6 @@ mod tests {
         let mut r = InferenceRecord::new(id, 1, "fraud", "1", serde_json::Map::new());
         r.scores = vec![0.5];
         r
-    }
-
-    /// Waits (at most 10 s) until `counter` reaches `at_least` and then
-    /// stops moving (two equal readings 100 ms apart); returns it.
-    async fn settled(counter: &AtomicU64, at_least: u64) -> u64 {
-        let mut before = counter.load(Ordering::Relaxed);
-        for _ in 0..100 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = counter.load(Ordering::Relaxed);
-            if now == before && now >= at_least {
-                break;
-            }
-            before = now;
-        }
-        before
     }
 
     /// Waits (at most 10 s) until `counter` reaches `at_least`; returns it.

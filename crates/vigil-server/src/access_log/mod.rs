@@ -26,6 +26,11 @@ pub use sink::{AccessLog, LineSink, StdoutLog};
 /// The request id header, read from the request and set on the response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The request id this middleware chose, handed to gRPC handlers in the
+/// request's extensions (an HTTP error body gets it from here directly).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
+
 /// The middleware every route runs through.
 pub(crate) async fn middleware(
     State(state): State<AppState>,
@@ -36,15 +41,18 @@ pub(crate) async fn middleware(
     let request_id = request_id(request.headers());
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let grpc = route
-        .as_ref()
-        .is_some_and(|route| route.as_str().starts_with(crate::grpc_api::ROUTE_PREFIX));
+    // A gRPC call is told by its content type (`application/grpc`,
+    // `application/grpc+proto`, ...), whichever path it asks for.
+    let grpc = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
     if grpc {
         // A gRPC error has no body for us to finish: the handler logs an
         // internal error itself, with this id.
         request
             .extensions_mut()
-            .insert(crate::grpc_api::RequestId(request_id.clone()));
+            .insert(RequestId(request_id.clone()));
     }
     // Only the access log needs the path (for the model name); cloning a
     // `Uri` shares its bytes.

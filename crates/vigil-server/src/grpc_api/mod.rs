@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Status, async_trait};
 
+use crate::access_log::RequestId;
 use crate::error::{ApiError, ErrorCode};
 use crate::gateway::{Admitted, Refused, RouteClass, admit};
 use crate::registry::ModelEntry;
@@ -56,11 +57,6 @@ pub const METHODS: [&str; 6] = [
     "ModelMetadata",
     "ModelInfer",
 ];
-
-/// The request id the access log chose, handed to gRPC handlers (an HTTP
-/// error body gets it from the access log itself).
-#[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub String);
 
 /// Metadata key of the Retry-After seconds of a throttled call (the HTTP
 /// header's name and value).
