@@ -18,6 +18,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     pub json: serde_json::Value,
     pub text: String,
+    /// The body as sent (binary answers are not text).
+    pub bytes: Vec<u8>,
 }
 
 /// Collects access-log lines.
@@ -94,6 +96,7 @@ pub async fn send(state: &AppState, request: Request<Body>) -> Answer {
         headers,
         json,
         text,
+        bytes: bytes.to_vec(),
     }
 }
 
@@ -114,6 +117,18 @@ pub fn assert_error(answer: &Answer, status: StatusCode, code: &str, needles: &[
         Some(request_id)
     );
 }
+
+/// The demo model's features, in model order.
+pub const DEMO_FEATURES: [&str; 8] = [
+    "amount",
+    "merchant_category",
+    "hour",
+    "card_age_days",
+    "tx_last_hour",
+    "distance_from_home_km",
+    "foreign",
+    "new_device",
+];
 
 /// A fraud-looking row for the demo model, in model order.
 pub const DEMO_ROW: [f64; 8] = [950.0, 5.0, 3.0, 12.0, 4.0, 800.0, 1.0, 1.0];
@@ -148,17 +163,7 @@ pub fn numbers(value: &serde_json::Value) -> Vec<f64> {
 
 /// The demo row as a `features` object.
 pub fn demo_features(row: &[f64; 8]) -> String {
-    let names = [
-        "amount",
-        "merchant_category",
-        "hour",
-        "card_age_days",
-        "tx_last_hour",
-        "distance_from_home_km",
-        "foreign",
-        "new_device",
-    ];
-    let fields: Vec<String> = names
+    let fields: Vec<String> = DEMO_FEATURES
         .iter()
         .zip(row)
         .map(|(n, v)| format!("\"{n}\": {v}"))

@@ -5,17 +5,6 @@ use serde_json::json;
 use crate::config::UnknownFeatures;
 use crate::test_util::*;
 
-const FEATURES: [&str; 8] = [
-    "amount",
-    "merchant_category",
-    "hour",
-    "card_age_days",
-    "tx_last_hour",
-    "distance_from_home_km",
-    "foreign",
-    "new_device",
-];
-
 async fn infer(state: &crate::AppState, body: &serde_json::Value) -> Answer {
     call(
         state,
@@ -45,7 +34,7 @@ async fn model_metadata_describes_features_and_outputs() {
             .iter()
             .map(|t| t["name"].as_str().expect("name"))
             .collect();
-        assert_eq!(names, FEATURES);
+        assert_eq!(names, DEMO_FEATURES);
         assert_eq!(inputs[0]["datatype"], "FP32");
         assert_eq!(inputs[0]["shape"], json!([-1]));
         assert_eq!(
@@ -182,7 +171,7 @@ async fn batch_tensor_flat_int_with_nulls_and_version() {
 async fn one_tensor_per_feature_with_missing_ones() {
     let state = demo_state();
     // Every feature but `card_age_days`, two rows, mixed shapes and datatypes.
-    let inputs: Vec<serde_json::Value> = FEATURES
+    let inputs: Vec<serde_json::Value> = DEMO_FEATURES
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != 3)

@@ -3,9 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::json;
-use tower::ServiceExt;
 
 use crate::test_util::*;
 
@@ -21,19 +19,8 @@ async fn raw(
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let response = crate::app(state.clone())
-        .oneshot(builder.body(Body::from(body)).expect("request"))
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, headers, bytes.to_vec())
+    let answer = send(state, builder.body(Body::from(body)).expect("request")).await;
+    (answer.status, answer.headers, answer.bytes)
 }
 
 /// A JSON header followed by `binary`, with its header length.
@@ -176,19 +163,9 @@ async fn binary_inputs_and_binary_outputs() {
 async fn mixed_json_and_binary_inputs_and_outputs() {
     let state = demo_state();
     // Two rows; `amount` and `hour` binary (FP64, INT32), the rest JSON.
-    let features = [
-        "amount",
-        "merchant_category",
-        "hour",
-        "card_age_days",
-        "tx_last_hour",
-        "distance_from_home_km",
-        "foreign",
-        "new_device",
-    ];
     let mut binary = Vec::new();
     let mut inputs = Vec::new();
-    for (i, name) in features.iter().enumerate() {
+    for (i, name) in DEMO_FEATURES.iter().enumerate() {
         let values = [DEMO_ROW[i], DEMO_ROW_2[i]];
         match i {
             0 => {
