@@ -9,6 +9,10 @@
 #   RATE=10000 bench/pairs.sh      # fixed-rate rounds instead: p50/p99 of the
 #                                  # bare axum floor, log off and log on
 #                                  # (`vigil bench`, open loop, 32 conns)
+#   BASELINE=/tmp/old/vigil bench/pairs.sh
+#                                  # this build against another binary (e.g.
+#                                  # the last landed commit's), both with the
+#                                  # log off, then both with it on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +28,14 @@ for f in "$VIGIL" "$FLOOR" "$WORK/vigil.toml" "$WORK/vigil-nolog.toml" "$WORK/v1
 done
 
 # Prints the req/s (or, with RATE, "p50 p99" in ms) of one fresh server on
-# port $2: Vigil with config $1, or the floor when $1 is "floor".
+# port $2: Vigil with config $1, or the floor when $1 is "floor"; $3, if
+# given, is the Vigil binary to serve with.
 one_run() {
   rm -rf "$WORK/vigil-data"
   if [[ $1 == floor ]]; then
     setsid "$FLOOR" "127.0.0.1:$2" >/dev/null 2>>"$WORK/pairs.log" &
   else
-    setsid "$VIGIL" serve --config "$1" >/dev/null 2>>"$WORK/pairs.log" &
+    setsid "${3:-$VIGIL}" serve --config "$1" >/dev/null 2>>"$WORK/pairs.log" &
   fi
   local pid=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break; sleep 0.05; done
@@ -57,6 +62,26 @@ if [[ -n $RATE ]]; then
     read -r on50 on99 < <(one_run "$WORK/vigil.toml" 18091)
     printf 'round %d at %d req/s, p50 / p99 in ms: floor %.2f / %.2f, log off %.2f / %.2f, log on %.2f / %.2f\n' \
       "$round" "$RATE" "$fl50" "$fl99" "$off50" "$off99" "$on50" "$on99"
+  done
+  exit 0
+fi
+
+if [[ -n ${BASELINE:-} ]]; then
+  for mode in nolog log; do
+    config=$WORK/vigil.toml
+    [[ $mode == nolog ]] && config=$WORK/vigil-nolog.toml
+    old_sum=0 new_sum=0
+    for round in $(seq "$ROUNDS"); do
+      old=$(one_run "$config" 18094 "$BASELINE")
+      new=$(one_run "$config" 18091)
+      printf 'pair %d (%s): baseline %8.0f req/s, this build %8.0f req/s, ratio %.2f\n' \
+        "$round" "$mode" "$old" "$new" "$(echo "$new / $old" | bc -l)"
+      old_sum=$(echo "$old_sum + $old" | bc -l)
+      new_sum=$(echo "$new_sum + $new" | bc -l)
+    done
+    printf 'mean (%s): baseline %.0f req/s, this build %.0f req/s, ratio %.2f (%d pairs, %d conns, %d s)\n' \
+      "$mode" "$(echo "$old_sum / $ROUNDS" | bc -l)" "$(echo "$new_sum / $ROUNDS" | bc -l)" \
+      "$(echo "$new_sum / $old_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
   done
   exit 0
 fi
