@@ -68,12 +68,13 @@ fi
 
 if [[ -n ${BASELINE:-} ]]; then
   for mode in nolog log; do
-    config=$WORK/vigil.toml
-    [[ $mode == nolog ]] && config=$WORK/vigil-nolog.toml
+    # Each config names its port (bench/run.sh): 18091 log on, 18094 off.
+    config=$WORK/vigil.toml port=18091
+    [[ $mode == nolog ]] && config=$WORK/vigil-nolog.toml port=18094
     old_sum=0 new_sum=0
     for round in $(seq "$ROUNDS"); do
-      old=$(one_run "$config" 18094 "$BASELINE")
-      new=$(one_run "$config" 18091)
+      old=$(one_run "$config" "$port" "$BASELINE")
+      new=$(one_run "$config" "$port")
       printf 'pair %d (%s): baseline %8.0f req/s, this build %8.0f req/s, ratio %.2f\n' \
         "$round" "$mode" "$old" "$new" "$(echo "$new / $old" | bc -l)"
       old_sum=$(echo "$old_sum + $old" | bc -l)

@@ -107,7 +107,8 @@ pub struct BenchArgs {
     /// channels), worker i on channel i mod N. One channel is what a gRPC
     /// client opens by default; more show what a client that opens several
     /// gets.
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "grpc")]
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "grpc",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     grpc_channels: usize,
 }
 
@@ -571,7 +572,7 @@ async fn closed_phase(
 ) -> anyhow::Result<Stats> {
     let mut h2s = Vec::new();
     if target.grpc {
-        for _ in 0..channels.max(1) {
+        for _ in 0..channels {
             h2s.push(connect_h2(target).await?);
         }
     }
