@@ -113,6 +113,19 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<vigil_segments::Error> for StoreError {
+    fn from(err: vigil_segments::Error) -> Self {
+        use vigil_segments::Error as E;
+        match err {
+            // A full disk or a failing file: retrying later may work (503).
+            E::Full { .. } | E::Io { .. } => StoreError::Unavailable(err.to_string()),
+            // Found at open: the data directory needs a person.
+            E::Locked { .. } | E::Foreign { .. } => StoreError::Config(err.to_string()),
+            E::TooLarge { .. } => StoreError::Rejected(err.to_string()),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(err: tokio_postgres::Error) -> Self {
         // SQLSTATE class 22 is "data exception": the row, not the server, is at fault.
