@@ -12,13 +12,15 @@ use crate::redact::RedactRule;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
-    /// Acknowledge once the transaction is committed to the database (the
-    /// SQLite WAL, not necessarily fsynced); the WAL is fsynced at least every
-    /// `fsync_interval_ms`. A crash of Vigil loses nothing acknowledged; a
-    /// power loss may lose the last interval.
+    /// SQLite: acknowledge once the record is written to the journal (to
+    /// the kernel, not necessarily fsynced); the journal is fsynced at least
+    /// every `fsync_interval_ms`. A crash of Vigil loses nothing
+    /// acknowledged; a power loss may lose the last interval. PostgreSQL
+    /// always commits durably before acknowledging.
     #[default]
     Os,
-    /// Acknowledge only after a durable (fsynced) group commit.
+    /// Acknowledge only after a durable (fsynced) group commit: of the
+    /// journal (SQLite) or of the transaction (PostgreSQL).
     Fsync,
 }
 
@@ -40,8 +42,8 @@ pub enum SpillPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Directory for the SQLite file (`inferences.db`) and the spill queue
-    /// (`spill/`). Default: `vigil-data`.
+    /// Directory for the SQLite file (`inferences.db`), its journal
+    /// (`journal/`) and the spill queue (`spill/`). Default: `vigil-data`.
     pub data_dir: PathBuf,
     /// Database URL. Unset: embedded SQLite in `data_dir`.
     /// `postgres://user:password@host:port/db`: PostgreSQL (no TLS). Default: unset.
@@ -49,9 +51,17 @@ pub struct StoreConfig {
     /// When appends are acknowledged: `os` or `fsync`. Default: `os`.
     /// PostgreSQL always commits durably (`synchronous_commit` is left on).
     pub durability: Durability,
-    /// In `os` mode, the longest time between two fsyncs of the SQLite WAL,
-    /// in milliseconds. Default: 100.
+    /// In `os` mode, the longest time a journaled (SQLite) or spilled
+    /// record waits for its fsync, in milliseconds. Default: 100.
     pub fsync_interval_ms: u64,
+    /// SQLite: how long the indexer waits after the first journaled record
+    /// of a quiet spell before applying what was journaled to SQLite in one
+    /// transaction (sooner once `max_batch_records` wait), in milliseconds.
+    /// Default: 25.
+    pub index_interval_ms: u64,
+    /// SQLite: the journal's segment size, in bytes; applied segments are
+    /// deleted whole. Default: 16777216 (16 MiB).
+    pub journal_segment_bytes: u64,
     /// Largest total size of the spill queue, in bytes. Default: 268435456 (256 MiB).
     pub spill_max_bytes: u64,
     /// What to do when the spill queue is full: `reject` or `drop_oldest`.
@@ -72,10 +82,12 @@ pub struct StoreConfig {
     /// Key of the HMAC-SHA256 used by `hash` rules. Required when a rule is
     /// `hash`; the server may fill it from `VIGIL_STORE_REDACT_KEY`. Default: unset.
     pub redact_hash_key: Option<String>,
-    /// Capacity of the writer's queue, in pending appends; callers wait when
-    /// it is full. Default: 16384.
+    /// Most records waiting to be written: journaled but not yet applied to
+    /// SQLite, or queued for a PostgreSQL commit; appends wait when it is
+    /// full. Default: 16384.
     pub writer_queue_capacity: usize,
-    /// Most records written in one group-commit transaction. Default: 4096.
+    /// Most records written in one transaction: applied to SQLite by the
+    /// indexer, or group-committed to PostgreSQL. Default: 4096.
     pub max_batch_records: usize,
     /// PostgreSQL connection timeout in milliseconds. Default: 5000.
     pub connect_timeout_ms: u64,
@@ -86,6 +98,12 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_fsync_interval_ms() -> u64 {
     100
+}
+fn default_index_interval_ms() -> u64 {
+    25
+}
+fn default_journal_segment_bytes() -> u64 {
+    16 << 20
 }
 fn default_spill_max_bytes() -> u64 {
     256 * 1024 * 1024
@@ -116,6 +134,8 @@ impl Default for StoreConfig {
             url: None,
             durability: Durability::default(),
             fsync_interval_ms: default_fsync_interval_ms(),
+            index_interval_ms: default_index_interval_ms(),
+            journal_segment_bytes: default_journal_segment_bytes(),
             spill_max_bytes: default_spill_max_bytes(),
             spill_policy: SpillPolicy::default(),
             spill_replay_interval_ms: default_spill_replay_interval_ms(),
@@ -150,6 +170,7 @@ impl StoreConfig {
         }
         let positive = [
             ("fsync_interval_ms", self.fsync_interval_ms),
+            ("index_interval_ms", self.index_interval_ms),
             ("spill_max_bytes", self.spill_max_bytes),
             ("spill_replay_interval_ms", self.spill_replay_interval_ms),
             (
@@ -165,6 +186,9 @@ impl StoreConfig {
             if value == 0 {
                 problems.push(format!("`{name}` must be greater than 0"));
             }
+        }
+        if self.journal_segment_bytes < 4096 {
+            problems.push("`journal_segment_bytes` must be at least 4096".to_owned());
         }
         if self.retention_days == Some(0) {
             problems.push("`retention_days` must be at least 1 (unset keeps forever)".to_owned());
@@ -184,6 +208,11 @@ impl StoreConfig {
     /// The SQLite database file.
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("inferences.db")
+    }
+
+    /// The SQLite log's journal directory.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
     }
 
     /// The spill queue's directory.

@@ -2,15 +2,17 @@
 //! request id.
 //!
 //! - [`InferenceLog`] is the trait the server holds as `Arc<dyn InferenceLog>`.
-//! - [`SqliteLog`] (embedded default, WAL, group commits run by the appending
-//!   tasks themselves, a maintenance thread for fsyncs and checkpoints) and
-//!   [`PostgresLog`] (scale-out) implement it with the database's conditional
-//!   insert, so retries and replicas never produce two records for one id.
+//! - [`SqliteLog`] (embedded default: appends are journaled to a segment log
+//!   and acknowledged there, an indexer thread applies them to SQLite in
+//!   large transactions) and [`PostgresLog`] (scale-out: a group commit
+//!   before the answer) implement it; the key is unique in both, so retries
+//!   and replicas never produce two records for one id.
 //! - [`Store`] wraps a backend with the spill queue (backend outage), the
 //!   retention sweeper and the counters; it is what the server opens.
 //! - [`redact`], [`export`] and the record helpers are pure and usable alone.
 
 pub mod clock;
+mod codec;
 pub mod config;
 pub mod error;
 pub mod export;
