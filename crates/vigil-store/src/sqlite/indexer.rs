@@ -148,6 +148,7 @@ impl Shared {
         let Some(&(last, _)) = records.last() else {
             return Ok(0);
         };
+        tracing::debug!(records = records.len(), "journal batch: transaction open");
         let tx = db.conn.transaction()?;
         for (_, record) in &records {
             rows::insert(&tx, record)?;
@@ -161,6 +162,7 @@ impl Shared {
             ],
         )?;
         tx.commit()?;
+        tracing::debug!(records = records.len(), "journal batch: committed");
         db.applied = Some(last);
         self.applied_records
             .fetch_add(records.len() as u64 + undecodable, Ordering::Relaxed);
@@ -225,7 +227,9 @@ impl Shared {
     /// The indexer thread's loop, until the log is dropped.
     pub fn run(&self) {
         loop {
-            let stopping = self.signal.wait(self.interval, || self.tail.len() >= self.full_at);
+            let stopping = self
+                .signal
+                .wait(self.interval, || self.tail.len() >= self.full_at);
             self.index(stopping);
             if stopping {
                 return;

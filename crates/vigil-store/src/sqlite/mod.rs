@@ -35,7 +35,7 @@ use crate::record::{AppendOutcome, InferenceRecord, ListQuery, Page, page_from_r
 use crate::sql::{COLUMNS, Param, first_occurrences, list_sql};
 use indexer::{Db, Shared, Signal};
 pub(crate) use rows::judge;
-use rows::{SELECT_BY_ID_ORDER, raw_row, into_record, select_one};
+use rows::{SELECT_BY_ID_ORDER, into_record, raw_row, select_one};
 use tail::{Entry, Tail};
 
 /// Read-only connections kept open for queries.
@@ -250,7 +250,10 @@ impl Shared {
         let mut db = self.lock_db()?;
         let replayed = self.apply_all(&mut db)?;
         if replayed > 0 {
-            tracing::info!(records = replayed, "journal applied to sqlite before serving");
+            tracing::info!(
+                records = replayed,
+                "journal applied to sqlite before serving"
+            );
         }
         if self.checkpoint(&mut db) {
             db.reset()?;
@@ -273,7 +276,10 @@ fn journal_records(
 ) -> Result<Vec<AppendOutcome>> {
     let tail = &shared.tail;
     let firsts = first_occurrences(records);
-    let shard_of: Vec<usize> = records.iter().map(|r| tail.shard_of(&r.request_id)).collect();
+    let shard_of: Vec<usize> = records
+        .iter()
+        .map(|r| tail.shard_of(&r.request_id))
+        .collect();
     let mut order = shard_of.clone();
     order.sort_unstable();
     order.dedup();
@@ -397,9 +403,7 @@ impl InferenceLog for SqliteLog {
                 records.push(r);
             }
         }
-        records.sort_by(|a, b| {
-            (b.received_at_us, &b.model).cmp(&(a.received_at_us, &a.model))
-        });
+        records.sort_by(|a, b| (b.received_at_us, &b.model).cmp(&(a.received_at_us, &a.model)));
         Ok(records)
     }
 

@@ -57,7 +57,11 @@ pub(crate) fn judge(new: &InferenceRecord, existing: InferenceRecord) -> AppendO
     }
 }
 
-pub(super) fn delete_batch(conn: &mut Connection, before_us: i64, batch_size: usize) -> Result<u64> {
+pub(super) fn delete_batch(
+    conn: &mut Connection,
+    before_us: i64,
+    batch_size: usize,
+) -> Result<u64> {
     let limit = i64::try_from(batch_size).unwrap_or(i64::MAX);
     let deleted = conn.execute(
         "DELETE FROM inferences WHERE rowid IN \

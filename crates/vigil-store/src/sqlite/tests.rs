@@ -74,7 +74,6 @@ async fn schema_v1_records_survive_the_migration() {
     assert_eq!(ids, ["old", "w-1"]);
 }
 
-
 /// A configuration whose indexer waits a minute: records stay journaled
 /// until something applies them.
 fn slow_indexer(dir: &Path) -> StoreConfig {
@@ -96,7 +95,10 @@ async fn open(config: &StoreConfig) -> SqliteLog {
 async fn journaled_records_are_read_before_they_are_applied() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let log = open(&slow_indexer(dir.path())).await;
-    assert_eq!(log.append(record(1)).await.ok(), Some(AppendOutcome::Inserted));
+    assert_eq!(
+        log.append(record(1)).await.ok(),
+        Some(AppendOutcome::Inserted)
+    );
     assert_eq!(log.shared.transactions.load(Ordering::Relaxed), 0);
     assert_eq!(log.shared.tail.len(), 1);
 
@@ -154,7 +156,13 @@ async fn an_unapplied_journal_is_applied_on_open() {
         let found = log.lookup("fraud", &format!("w-{i}")).await.ok().flatten();
         assert_eq!(found.map(|r| r.received_at_us), Some(i as i64));
     }
-    let journal: u64 = log.shared.journal.segments().iter().map(|s| s.records).sum();
+    let journal: u64 = log
+        .shared
+        .journal
+        .segments()
+        .iter()
+        .map(|s| s.records)
+        .sum();
     assert_eq!(journal, 0, "the applied journal was not emptied");
     drop(log);
     // Opening again applies nothing twice.
@@ -181,10 +189,17 @@ async fn an_idle_log_sleeps_and_an_append_is_applied_once() {
     let log = open(&config).await;
     let shared = &log.shared;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(shared.signal.wakeups.load(Ordering::Relaxed), 0, "an idle log woke");
+    assert_eq!(
+        shared.signal.wakeups.load(Ordering::Relaxed),
+        0,
+        "an idle log woke"
+    );
     assert_eq!(shared.transactions.load(Ordering::Relaxed), 0);
 
-    assert_eq!(log.append(record(1)).await.ok(), Some(AppendOutcome::Inserted));
+    assert_eq!(
+        log.append(record(1)).await.ok(),
+        Some(AppendOutcome::Inserted)
+    );
     assert_eq!(settled(&shared.transactions, 1).await, 1);
     let woke = shared.signal.wakeups.load(Ordering::Relaxed);
     assert!(woke >= 1, "the append did not wake the indexer");
@@ -220,11 +235,17 @@ async fn applied_journal_segments_are_deleted() {
     let total = (tasks * per_task) as u64;
     assert_eq!(settled(&log.shared.applied_records, total).await, total);
     let transactions = log.shared.transactions.load(Ordering::Relaxed);
-    assert!(transactions < total / 4, "{transactions} transactions for {total} records");
+    assert!(
+        transactions < total / 4,
+        "{transactions} transactions for {total} records"
+    );
     // A checkpoint comes at most a second after the last apply; one more
     // append makes the indexer run again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(log.append(record(total as usize)).await.ok(), Some(AppendOutcome::Inserted));
+    assert_eq!(
+        log.append(record(total as usize)).await.ok(),
+        Some(AppendOutcome::Inserted)
+    );
     assert!(settled(&log.shared.checkpoints, 1).await >= 1);
     let segments = log.shared.journal.segments();
     let journaled: u64 = segments.iter().map(|s| s.records).sum();
@@ -242,7 +263,10 @@ async fn a_full_tail_holds_appends_until_applied() {
     let log = open(&config).await;
     let started = std::time::Instant::now();
     for i in 0..100 {
-        assert_eq!(log.append(record(i)).await.ok(), Some(AppendOutcome::Inserted));
+        assert_eq!(
+            log.append(record(i)).await.ok(),
+            Some(AppendOutcome::Inserted)
+        );
         assert!(log.shared.tail.len() <= 8);
     }
     // The minute-long interval was never waited for.

@@ -1,6 +1,8 @@
 //! Helpers shared by the black-box tests.
 #![allow(dead_code)]
 
+pub mod logged;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
