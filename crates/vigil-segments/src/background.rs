@@ -251,6 +251,7 @@ impl Inner {
                 .filter(|id| c.segs.remove(id).is_some())
                 .collect()
         };
+        Counters::add(&self.counters.segments_deleted, gone.len() as u64);
         for id in &gone {
             for kind in [Kind::Seg, Kind::Idx, Kind::Lz4] {
                 let p = files::path(&self.dir, *id, kind);
@@ -259,7 +260,6 @@ impl Inner {
                 }
             }
         }
-        Counters::add(&self.counters.segments_deleted, gone.len() as u64);
         gone.len() as u64
     }
 }
