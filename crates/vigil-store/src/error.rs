@@ -88,12 +88,13 @@ impl StoreError {
             | StoreError::InvalidParameter { .. }
             | StoreError::Rejected(_) => ErrorCode::BadRequest,
             StoreError::NotFound { .. } => ErrorCode::NotFound,
-            StoreError::Unavailable(_) | StoreError::SpillFull | StoreError::Closed => {
-                ErrorCode::Unavailable
-            }
-            StoreError::Config(_) | StoreError::Corrupt(_) | StoreError::Io(_) => {
-                ErrorCode::Internal
-            }
+            // A local file that cannot be written (a full disk) is a write
+            // the log cannot take now, like an unreachable database.
+            StoreError::Unavailable(_)
+            | StoreError::SpillFull
+            | StoreError::Closed
+            | StoreError::Io(_) => ErrorCode::Unavailable,
+            StoreError::Config(_) | StoreError::Corrupt(_) => ErrorCode::Internal,
         }
     }
 
@@ -153,5 +154,7 @@ mod tests {
         assert_eq!(StoreError::SpillFull.code().as_str(), "unavailable");
         assert!(StoreError::Unavailable("x".into()).is_backend_failure());
         assert!(!StoreError::InvalidCursor.is_backend_failure());
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(StoreError::Io(full).code(), ErrorCode::Unavailable);
     }
 }

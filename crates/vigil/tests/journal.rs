@@ -81,9 +81,14 @@ fn kill_9_while_the_indexer_is_mid_transaction_loses_nothing_acknowledged() {
     let data = tempfile::tempdir().expect("tempdir");
     let config = data.path().join("vigil.toml");
     // Few, large transactions: a kill right after one opens lands inside it.
+    let model = common::workspace().join("crates/vigil-server/assets/demo-fraud.json");
     std::fs::write(
         &config,
-        "[store]\nindex_interval_ms = 400\nmax_batch_records = 1000000\n",
+        format!(
+            "[[models]]\nname = \"fraud\"\npath = {:?}\n\n\
+             [store]\nindex_interval_ms = 400\nmax_batch_records = 1000000\n",
+            model.display().to_string()
+        ),
     )
     .expect("write config");
     let db = data.path().join("db");
@@ -246,6 +251,21 @@ fn a_full_disk_answers_503_loses_nothing_and_recovers() {
     }
     for n in 0..20 {
         assert_eq!(send(&format!("again-{n}"), n).status, 200);
+    }
+    // Answers taken while the store was failing over sit in the spill queue
+    // until the replayer writes them (every second): wait for it to drain.
+    let started = Instant::now();
+    loop {
+        let reply = try_http(&server.addr, "GET", "/api/store/stats", None).expect("stats");
+        let stats: serde_json::Value = serde_json::from_str(&reply.body).expect("json");
+        if stats["degraded"] == false && stats["spill_bytes"] == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the spill queue did not drain: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
     assert_all_logged(&server.addr, &acked);
     eprintln!(
