@@ -273,3 +273,27 @@ fn a_full_disk_answers_503_loses_nothing_and_recovers() {
         acked.len()
     );
 }
+
+/// A file in the journal's directory that is not the journal's stops the
+/// start with an error naming it, rather than being ignored or deleted.
+#[test]
+fn a_foreign_file_in_the_journal_is_a_start_up_error_naming_it() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let journal = data.path().join("journal");
+    std::fs::create_dir_all(&journal).expect("mkdir");
+    let foreign = journal.join("notes.txt");
+    std::fs::write(&foreign, "not a segment").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("run vigil serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a foreign file: {stderr}");
+    assert!(
+        stderr.contains(&foreign.display().to_string()),
+        "the error does not name {}: {stderr}",
+        foreign.display()
+    );
+    assert!(foreign.exists(), "the foreign file was removed");
+}
