@@ -71,6 +71,10 @@ pub enum StoreError {
     /// The configuration is invalid.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// The data directory cannot be used as it is (held by another
+    /// process, or holding a file that is not the store's); found at open.
+    #[error("unusable data directory: {0}")]
+    DataDir(String),
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -94,7 +98,9 @@ impl StoreError {
             | StoreError::SpillFull
             | StoreError::Closed
             | StoreError::Io(_) => ErrorCode::Unavailable,
-            StoreError::Config(_) | StoreError::Corrupt(_) => ErrorCode::Internal,
+            StoreError::Config(_) | StoreError::DataDir(_) | StoreError::Corrupt(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 
@@ -121,7 +127,7 @@ impl From<vigil_segments::Error> for StoreError {
             // A full disk or a failing file: retrying later may work (503).
             E::Full { .. } | E::Io { .. } => StoreError::Unavailable(err.to_string()),
             // Found at open: the data directory needs a person.
-            E::Locked { .. } | E::Foreign { .. } => StoreError::Config(err.to_string()),
+            E::Locked { .. } | E::Foreign { .. } => StoreError::DataDir(err.to_string()),
             E::TooLarge { .. } => StoreError::Rejected(err.to_string()),
         }
     }

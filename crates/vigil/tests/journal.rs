@@ -289,7 +289,10 @@ fn a_foreign_file_in_the_journal_is_a_start_up_error_naming_it() {
         .output()
         .expect("run vigil serve");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "started with a foreign file: {stderr}");
+    assert!(
+        !out.status.success(),
+        "started with a foreign file: {stderr}"
+    );
     assert!(
         stderr.contains(&foreign.display().to_string()),
         "the error does not name {}: {stderr}",
