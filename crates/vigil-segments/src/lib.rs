@@ -26,9 +26,26 @@
 //! All methods block; async callers run `Fsync` appends on a blocking pool.
 //! `SegmentLog` is `Send + Sync`: share it behind an `Arc`.
 
+mod background;
+mod files;
+mod frame;
+mod index;
+mod inner;
+mod reader;
+mod recovery;
+mod writer;
+
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::background::Bg;
+use crate::inner::{Catalog, Counters, Inner, lock};
+use crate::writer::{Active, Queue};
 
 /// When an append returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -235,7 +252,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// concurrent readers.
 #[derive(Debug)]
 pub struct SegmentLog {
-    dir: PathBuf,
+    inner: Arc<Inner>,
+    background: Option<JoinHandle<()>>,
 }
 
 impl SegmentLog {
@@ -245,18 +263,60 @@ impl SegmentLog {
     /// compression). An unreadable or foreign file in `dir` is an error
     /// naming it.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(SegmentLog, Recovery)> {
-        let _ = options;
+        let dir = dir.as_ref().to_owned();
+        let opened = recovery::open(&dir, &options)?;
+        let recovery = opened.recovery;
+        let active_len = opened
+            .segs
+            .get(&opened.active_id)
+            .map_or(frame::HEADER_LEN, |m| m.len);
+        let records = opened.active_builder.index().records;
+        let inner = Arc::new(Inner {
+            catalog: Mutex::new(Catalog {
+                segs: opened.segs,
+                end: Position {
+                    segment: opened.active_id,
+                    offset: active_len,
+                },
+            }),
+            queue: Mutex::new(Queue::new(opened.active_id, active_len, records)),
+            active: Mutex::new(Active {
+                id: opened.active_id,
+                file: Arc::new(opened.active_file),
+                len: active_len,
+                builder: opened.active_builder,
+                written_seq: 0,
+                failures: VecDeque::new(),
+                unsynced: Vec::new(),
+                dir_dirty: false,
+            }),
+            written_seq: AtomicU64::new(0),
+            synced_seq: AtomicU64::new(0),
+            sync_lock: Mutex::new(()),
+            files_lock: Mutex::new(()),
+            counters: Counters::default(),
+            bg: Bg::default(),
+            _lock: opened.lock,
+            opts: options,
+            dir,
+        });
+        let bg = Arc::clone(&inner);
+        let background = std::thread::Builder::new()
+            .name("vigil-segments".to_owned())
+            .spawn(move || background::run(bg))
+            .map_err(files::io_err(&inner.dir))?;
         Ok((
             SegmentLog {
-                dir: dir.as_ref().to_owned(),
+                inner,
+                background: Some(background),
             },
-            Recovery::default(),
+            recovery,
         ))
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
     }
 
     /// Appends one record; see [`SegmentLog::append_batch`].
@@ -266,8 +326,10 @@ impl SegmentLog {
         payload: &[u8],
         durability: Durability,
     ) -> Result<Position> {
-        let _ = (timestamp_us, payload, durability);
-        unimplemented!("segment log: append")
+        let mut at = Position::default();
+        self.inner
+            .append_with(&[(timestamp_us, payload)], durability, |p| at = p)?;
+        Ok(at)
     }
 
     /// Appends records in order, contiguously in one segment, in one group
@@ -278,26 +340,27 @@ impl SegmentLog {
         records: &[(i64, &[u8])],
         durability: Durability,
     ) -> Result<Vec<Position>> {
-        let _ = (records, durability);
-        unimplemented!("segment log: append_batch")
+        let mut out = Vec::with_capacity(records.len());
+        self.inner
+            .append_with(records, durability, |p| out.push(p))?;
+        Ok(out)
     }
 
     /// Makes everything written so far durable (one `fdatasync`, shared
     /// with concurrent callers; nothing to do when nothing was written).
     pub fn sync(&self) -> Result<()> {
-        unimplemented!("segment log: sync")
+        self.inner.sync_all()
     }
 
     /// The position just after the last appended record: a scan from an
     /// earlier position ends there.
     pub fn end(&self) -> Position {
-        unimplemented!("segment log: end")
+        lock(&self.inner.catalog).end
     }
 
     /// The record at `position`, if it is there and intact.
     pub fn read_at(&self, position: Position) -> Result<Option<OwnedRecord>> {
-        let _ = position;
-        unimplemented!("segment log: read_at")
+        self.inner.read_at_impl(position)
     }
 
     /// Calls `f` with every record whose timestamp lies in
@@ -309,8 +372,7 @@ impl SegmentLog {
         to_us: i64,
         f: impl FnMut(Record<'_>) -> ControlFlow<()>,
     ) -> Result<ScanStats> {
-        let _ = (from_us, to_us, f);
-        unimplemented!("segment log: scan")
+        self.inner.scan_impl(from_us, to_us, f)
     }
 
     /// Calls `f` with every record at or after `from`, in log order, up to
@@ -320,36 +382,66 @@ impl SegmentLog {
         from: Position,
         f: impl FnMut(Record<'_>) -> ControlFlow<()>,
     ) -> Result<ScanStats> {
-        let _ = (from, f);
-        unimplemented!("segment log: scan_from")
+        self.inner.scan_from_impl(from, f)
     }
 
     /// Seals the active segment now if it holds a record; returns its id.
     /// The next append starts a new segment.
     pub fn roll(&self) -> Result<Option<u64>> {
-        unimplemented!("segment log: roll")
+        self.inner.roll_now()
     }
 
     /// Deletes every sealed segment numbered below `position.segment`
     /// (whole files; readers that have one open finish reading it);
     /// returns how many were deleted.
     pub fn delete_before(&self, position: Position) -> Result<u64> {
-        let _ = position;
-        unimplemented!("segment log: delete_before")
+        let ids: Vec<u64> = lock(&self.inner.catalog)
+            .segs
+            .range(..position.segment)
+            .filter(|(_, m)| m.sealed)
+            .map(|(id, _)| *id)
+            .collect();
+        Ok(self.inner.delete_segments(&ids))
     }
 
     /// The segments, oldest first (the active one last).
     pub fn segments(&self) -> Vec<SegmentInfo> {
-        unimplemented!("segment log: segments")
+        let c = lock(&self.inner.catalog);
+        c.segs
+            .range(..=c.end.segment)
+            .map(|(_, m)| m.info())
+            .collect()
     }
 
     /// The size of all segments, in bytes.
     pub fn total_bytes(&self) -> u64 {
-        unimplemented!("segment log: total_bytes")
+        lock(&self.inner.catalog).total_bytes()
     }
 
     /// The counters.
     pub fn stats(&self) -> Stats {
-        unimplemented!("segment log: stats")
+        self.inner.counters.snapshot()
+    }
+
+    /// How many times the background thread has woken from a wait: an idle
+    /// log adds none.
+    pub fn background_wakeups(&self) -> u64 {
+        self.inner.bg.wakeups.load(Ordering::Relaxed)
     }
 }
+
+impl Drop for SegmentLog {
+    /// Stops the background thread (which fsyncs what was written) and
+    /// releases the directory's lock.
+    fn drop(&mut self) {
+        self.inner.bg.stop();
+        if let Some(handle) = self.background.take()
+            && handle.join().is_err()
+        {
+            tracing::error!(dir = %self.inner.dir.display(), "the segment log's background thread panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,474 @@
+//! Appends: framing into a shared queue, group commit, rolls by size and
+//! shared fsyncs.
+//!
+//! An appender frames its records into the queue under a short mutex and
+//! gets a sequence number and its positions (the queue knows where the
+//! tail of the log will be). It then takes the writer's lock: if its
+//! sequence is already written, someone else's group carried it; otherwise
+//! it takes everything queued and writes it in one `write` per segment.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::mem;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::background::SealJob;
+use crate::files::{self, Kind};
+use crate::frame::{self, FRAME_HEAD, HEADER_LEN, SEG_MAGIC};
+use crate::index::IndexBuilder;
+use crate::inner::{Counters, Inner, SegMeta, lock};
+use crate::{Durability, Error, Position, Result};
+
+/// How many failed sequence ranges are remembered for late waiters.
+const MAX_FAILURES: usize = 4096;
+
+/// Framed records for one segment, waiting for a group write.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub seg: u64,
+    pub buf: Vec<u8>,
+    /// The last sequence number whose bytes are in `buf`.
+    pub last_seq: u64,
+    /// Appends (batches) in `buf`.
+    pub batches: u64,
+}
+
+/// The queue of framed bytes and the logical tail of the log.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    /// The last sequence number handed out.
+    pub seq: u64,
+    pub chunks: Vec<Chunk>,
+    /// Where the next record goes: segment and offset.
+    pub tail_seg: u64,
+    pub tail_len: u64,
+    /// Records in the tail segment, written or queued.
+    pub tail_records: u64,
+    /// When the tail segment's first record arrived (for roll by age).
+    pub tail_first: Option<Instant>,
+    /// Emptied buffers, reused.
+    pub spare: Vec<Vec<u8>>,
+}
+
+impl Queue {
+    pub(crate) fn new(tail_seg: u64, tail_len: u64, tail_records: u64) -> Queue {
+        Queue {
+            seq: 0,
+            chunks: Vec::new(),
+            tail_seg,
+            tail_len,
+            tail_records,
+            tail_first: (tail_records > 0).then(Instant::now),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Starts the next segment: later records go there.
+    fn roll(&mut self) {
+        self.tail_seg += 1;
+        self.tail_len = HEADER_LEN;
+        self.tail_records = 0;
+        self.tail_first = None;
+        let buf = self.spare.pop().unwrap_or_default();
+        self.chunks.push(Chunk {
+            seg: self.tail_seg,
+            buf,
+            last_seq: self.seq,
+            batches: 0,
+        });
+    }
+
+    fn tail_chunk(&mut self) -> &mut Chunk {
+        if self.chunks.last().is_none_or(|c| c.seg != self.tail_seg) {
+            let buf = self.spare.pop().unwrap_or_default();
+            self.chunks.push(Chunk {
+                seg: self.tail_seg,
+                buf,
+                last_seq: self.seq,
+                batches: 0,
+            });
+        }
+        let last = self.chunks.len() - 1;
+        &mut self.chunks[last]
+    }
+
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        // Keep a few moderate buffers; drop one that grew huge.
+        if self.spare.len() < 4 && buf.capacity() <= 8 << 20 {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+}
+
+/// Why a group write failed, kept for every append of the group.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    Full,
+    Io(PathBuf, io::ErrorKind, String),
+}
+
+impl Failure {
+    fn error(&self, dir: &std::path::Path) -> Error {
+        match self {
+            Failure::Full => Error::Full {
+                dir: dir.to_owned(),
+            },
+            Failure::Io(path, kind, msg) => Error::Io {
+                path: path.clone(),
+                source: io::Error::new(*kind, msg.clone()),
+            },
+        }
+    }
+
+    fn of(path: PathBuf, e: &io::Error) -> Failure {
+        // ENOSPC, EDQUOT, or a write that stopped short.
+        let full = matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::WriteZero
+        );
+        if full {
+            Failure::Full
+        } else {
+            Failure::Io(path, e.kind(), e.to_string())
+        }
+    }
+}
+
+/// The active segment, owned by whoever holds the writer's lock.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub id: u64,
+    pub file: Arc<File>,
+    /// Bytes written (all of them intact frames, after the header).
+    pub len: u64,
+    pub builder: IndexBuilder,
+    /// The last sequence number written or failed.
+    pub written_seq: u64,
+    /// Failed sequence ranges (inclusive) and why.
+    pub failures: VecDeque<(u64, u64, Failure)>,
+    /// Sealed segments' files not yet fsynced by [`Inner::sync_to`].
+    pub unsynced: Vec<Arc<File>>,
+    /// A segment file was created since the directory was last fsynced.
+    pub dir_dirty: bool,
+}
+
+impl Active {
+    fn outcome(&self, seq: u64, dir: &std::path::Path) -> Result<()> {
+        for (lo, hi, why) in self.failures.iter().rev() {
+            if (*lo..=*hi).contains(&seq) {
+                return Err(why.error(dir));
+            }
+            if *hi < seq {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Frames `records` into the queue, reports each one's position to
+    /// `pos`, and returns once the group write (and, for
+    /// [`Durability::Fsync`], the fsync) carrying them is done.
+    pub(crate) fn append_with(
+        &self,
+        records: &[(i64, &[u8])],
+        durability: Durability,
+        mut pos: impl FnMut(Position),
+    ) -> Result<()> {
+        let max = self.opts.max_record_bytes;
+        let mut bytes = 0u64;
+        for (_, p) in records {
+            if p.len() > max as usize {
+                return Err(Error::TooLarge { len: p.len(), max });
+            }
+            bytes += (FRAME_HEAD + p.len()) as u64;
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (seq, first) = {
+            let mut q = lock(&self.queue);
+            if q.tail_records > 0 && q.tail_len + bytes > self.opts.segment_bytes {
+                q.roll();
+            }
+            let seg = q.tail_seg;
+            let mut offset = q.tail_len;
+            let chunk = q.tail_chunk();
+            for (ts, p) in records {
+                pos(Position {
+                    segment: seg,
+                    offset,
+                });
+                frame::encode_with_crc(&mut chunk.buf, *ts, p, frame::frame_crc(*ts, p));
+                offset += (FRAME_HEAD + p.len()) as u64;
+            }
+            chunk.batches += 1;
+            q.seq += 1;
+            let seq = q.seq;
+            let last = q.chunks.len() - 1;
+            q.chunks[last].last_seq = seq;
+            q.tail_len = offset;
+            q.tail_records += records.len() as u64;
+            let first = q.tail_first.is_none();
+            if first {
+                q.tail_first = Some(Instant::now());
+            }
+            (seq, first)
+        };
+        if first && self.opts.segment_age.is_some() {
+            self.bg.kick();
+        }
+        self.wait_written(seq)?;
+        if durability == Durability::Fsync {
+            self.sync_to(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the tail segment if it holds a record; returns its id.
+    pub(crate) fn roll_now(&self) -> Result<Option<u64>> {
+        let (old, seq) = {
+            let mut q = lock(&self.queue);
+            if q.tail_records == 0 {
+                return Ok(None);
+            }
+            let old = q.tail_seg;
+            q.seq += 1;
+            q.roll();
+            let seq = q.seq;
+            let last = q.chunks.len() - 1;
+            q.chunks[last].last_seq = seq;
+            (old, seq)
+        };
+        self.wait_written(seq)?;
+        Ok(Some(old))
+    }
+
+    /// Returns once `seq` is written, writing the queue if nobody has.
+    fn wait_written(&self, seq: u64) -> Result<()> {
+        let mut a = lock(&self.active);
+        if a.written_seq < seq {
+            self.write_group(&mut a);
+        }
+        a.outcome(seq, &self.dir)
+    }
+
+    /// Writes everything queued: one `write` per segment.
+    fn write_group(&self, a: &mut Active) {
+        let (mut chunks, mut upto) = {
+            let mut q = lock(&self.queue);
+            (mem::take(&mut q.chunks), q.seq)
+        };
+        let mut ok_upto = a.written_seq;
+        let mut records = 0u64;
+        let mut failure: Option<(Failure, u64)> = None;
+        let mut done_bufs = Vec::new();
+        let mut rest = chunks.drain(..);
+        for chunk in rest.by_ref() {
+            if chunk.seg != a.id
+                && let Err(f) = self.open_next(a, chunk.seg)
+            {
+                failure = Some((f, chunk.batches));
+                done_bufs.push(chunk.buf);
+                break;
+            }
+            if !chunk.buf.is_empty() {
+                if let Err(e) = (&*a.file).write_all(&chunk.buf) {
+                    let path = files::path(&self.dir, a.id, Kind::Seg);
+                    // Keep nothing of the group: cut back to the last good length.
+                    if let Err(cut) = a.file.set_len(a.len) {
+                        tracing::error!(segment = %path.display(), error = %cut, "cannot cut a failed write back");
+                    }
+                    failure = Some((Failure::of(path, &e), chunk.batches));
+                    done_bufs.push(chunk.buf);
+                    break;
+                }
+                Counters::add(&self.counters.writes, 1);
+                records += index_frames(&mut a.builder, a.len, &chunk.buf);
+                a.len += chunk.buf.len() as u64;
+            }
+            ok_upto = chunk.last_seq;
+            done_bufs.push(chunk.buf);
+        }
+        let unwritten: Vec<Chunk> = rest.collect();
+        let mut q = lock(&self.queue);
+        if let Some((why, mut batches)) = failure {
+            // Every append queued after the failure was placed behind the
+            // lost bytes: fail them too and put the tail back.
+            for c in unwritten.into_iter().chain(mem::take(&mut q.chunks)) {
+                batches += c.batches;
+                done_bufs.push(c.buf);
+            }
+            upto = q.seq;
+            q.tail_seg = a.id;
+            q.tail_len = a.len;
+            q.tail_records = a.builder.index().records;
+            if q.tail_records == 0 {
+                q.tail_first = None;
+            }
+            if matches!(why, Failure::Full) {
+                Counters::add(&self.counters.full_errors, batches);
+            }
+            tracing::warn!(dir = %self.dir.display(), failure = ?why, appends = batches, "group write failed");
+            match a.failures.back_mut() {
+                Some(last)
+                    if last.1 == ok_upto
+                        && matches!((&last.2, &why), (Failure::Full, Failure::Full)) =>
+                {
+                    last.1 = upto;
+                }
+                _ => a.failures.push_back((ok_upto + 1, upto, why)),
+            }
+            if a.failures.len() > MAX_FAILURES {
+                a.failures.pop_front();
+            }
+        }
+        for b in done_bufs {
+            q.recycle(b);
+        }
+        drop(q);
+        a.written_seq = upto;
+        self.written_seq.store(upto, Ordering::Release);
+        Counters::add(&self.counters.records_appended, records);
+        {
+            let mut c = lock(&self.catalog);
+            let ix = a.builder.index();
+            if let Some(m) = c.segs.get_mut(&a.id) {
+                m.len = a.len;
+                m.disk_bytes = a.len;
+                m.records = ix.records;
+                m.time = ix.time;
+            }
+            c.end = Position {
+                segment: a.id,
+                offset: a.len,
+            };
+        }
+        if records > 0 {
+            self.bg.note_written();
+        }
+    }
+
+    /// Creates segment `id`, makes it active and hands the old one to the
+    /// background thread for sealing (fsync, index sidecar).
+    fn open_next(&self, a: &mut Active, id: u64) -> Result<(), Failure> {
+        let path = files::path(&self.dir, id, Kind::Seg);
+        let header = frame::file_header(SEG_MAGIC, self.opts.max_record_bytes);
+        let created = (|| {
+            let open = || {
+                OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .create_new(true)
+                    .open(&path)
+            };
+            let mut f = match open() {
+                // A leftover of a failed roll: nothing of it was acknowledged.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    std::fs::remove_file(&path)?;
+                    open()?
+                }
+                other => other?,
+            };
+            if let Err(e) = f.write_all(&header) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            Ok(f)
+        })();
+        let file = Arc::new(created.map_err(|e| Failure::of(path.clone(), &e))?);
+        let old_file = mem::replace(&mut a.file, file);
+        let builder = IndexBuilder::new(self.opts.index_every_bytes);
+        let old_index = Arc::new(mem::replace(&mut a.builder, builder).finish());
+        let old_id = mem::replace(&mut a.id, id);
+        let old_len = mem::replace(&mut a.len, HEADER_LEN);
+        a.unsynced.push(Arc::clone(&old_file));
+        a.dir_dirty = true;
+        {
+            let mut c = lock(&self.catalog);
+            if let Some(m) = c.segs.get_mut(&old_id) {
+                // This group may have written to it before rolling.
+                m.len = old_len;
+                m.disk_bytes = old_len;
+                m.records = old_index.records;
+                m.time = old_index.time;
+                m.sealed = true;
+                m.index = Some(Arc::clone(&old_index));
+            }
+            c.segs.insert(
+                id,
+                SegMeta {
+                    id,
+                    sealed: false,
+                    len: HEADER_LEN,
+                    disk_bytes: HEADER_LEN,
+                    records: 0,
+                    time: None,
+                    max_record: self.opts.max_record_bytes,
+                    index: None,
+                    compressed: false,
+                },
+            );
+        }
+        Counters::add(&self.counters.rolls, 1);
+        self.bg.push_seal(SealJob {
+            id: old_id,
+            file: old_file,
+            index: old_index,
+        });
+        Ok(())
+    }
+
+    /// Returns once everything up to `seq` is durable: one fsync serves
+    /// every caller queued meanwhile.
+    pub(crate) fn sync_to(&self, seq: u64) -> Result<()> {
+        if self.synced_seq.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let _g = lock(&self.sync_lock);
+        if self.synced_seq.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let (target, files, dir_dirty) = {
+            let mut a = lock(&self.active);
+            let mut files = mem::take(&mut a.unsynced);
+            files.push(Arc::clone(&a.file));
+            (a.written_seq, files, mem::take(&mut a.dir_dirty))
+        };
+        for f in &files {
+            f.sync_data().map_err(files::io_err(&self.dir))?;
+            Counters::add(&self.counters.fsyncs, 1);
+        }
+        if dir_dirty {
+            files::sync_dir(&self.dir).map_err(files::io_err(&self.dir))?;
+        }
+        self.synced_seq.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.sync_to(self.written_seq.load(Ordering::Acquire))
+    }
+}
+
+/// Adds the frames of a buffer just written at `base` to the index;
+/// returns how many there were.
+fn index_frames(builder: &mut IndexBuilder, base: u64, buf: &[u8]) -> u64 {
+    let mut off = 0usize;
+    let mut n = 0;
+    while off + FRAME_HEAD <= buf.len() {
+        let len = frame::le_u32(&buf[off..]) as usize;
+        let ts = frame::le_i64(&buf[off + 8..]);
+        builder.add(base + off as u64, ts, (FRAME_HEAD + len) as u64);
+        off += FRAME_HEAD + len;
+        n += 1;
+    }
+    n
+}
