@@ -126,6 +126,18 @@ pub(crate) fn run(inner: Arc<Inner>) {
                 at(first + age);
             }
         }
+        if first && inner.opts.compression == Compression::Lz4 {
+            // Segments sealed before a restart and not yet compressed.
+            let raw: Vec<u64> = lock(&inner.catalog)
+                .segs
+                .values()
+                .filter(|m| m.sealed && !m.compressed)
+                .map(|m| m.id)
+                .collect();
+            for id in raw {
+                inner.compress_segment(id);
+            }
+        }
         if sealed || first || inner.opts.retain_age.is_some() {
             first = false;
             if let Some(d) = inner.retain() {
@@ -239,6 +251,7 @@ impl Inner {
                 .filter(|id| c.segs.remove(id).is_some())
                 .collect()
         };
+        Counters::add(&self.counters.segments_deleted, gone.len() as u64);
         for id in &gone {
             for kind in [Kind::Seg, Kind::Idx, Kind::Lz4] {
                 let p = files::path(&self.dir, *id, kind);
@@ -247,10 +260,6 @@ impl Inner {
                 }
             }
         }
-        Counters::add(&self.counters.segments_deleted, gone.len() as u64);
         gone.len() as u64
     }
-
-    /// Compresses a sealed segment (not yet implemented: kept as written).
-    fn compress_segment(&self, _id: u64) {}
 }

@@ -27,6 +27,7 @@
 //! `SegmentLog` is `Send + Sync`: share it behind an `Arc`.
 
 mod background;
+mod compress;
 mod files;
 mod frame;
 mod index;

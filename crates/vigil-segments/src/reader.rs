@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io;
 use std::ops::ControlFlow;
 
+use crate::compress::Lz4Segment;
 use crate::files::{self, Kind, read_full_at};
 use crate::frame::{self, Check, Event, FRAME_HEAD, HEADER_LEN, Walked};
 use crate::inner::{Inner, SegMeta, lock};
@@ -74,6 +75,7 @@ fn true_if(a: bool, b: bool) -> bool {
 /// A segment opened for reading.
 pub(crate) enum Source {
     Raw(File),
+    Lz4(Lz4Segment),
 }
 
 /// What a scan hands out and counts.
@@ -135,7 +137,13 @@ impl Inner {
     pub(crate) fn open_source(&self, meta: &SegMeta) -> Result<Option<(Source, SegMeta)>> {
         let mut meta = meta.clone();
         for _ in 0..4 {
-            let opened = File::open(files::path(&self.dir, meta.id, Kind::Seg)).map(Source::Raw);
+            let opened = if meta.compressed {
+                File::open(files::path(&self.dir, meta.id, Kind::Lz4))
+                    .and_then(|f| Lz4Segment::new(f, &meta))
+                    .map(Source::Lz4)
+            } else {
+                File::open(files::path(&self.dir, meta.id, Kind::Seg)).map(Source::Raw)
+            };
             match opened {
                 Ok(s) => return Ok(Some((s, meta))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -291,6 +299,20 @@ impl Inner {
                     }
                 }
             }
+            Source::Lz4(seg) => {
+                let path = files::path(&self.dir, id, Kind::Lz4);
+                let mut bufs = (Vec::new(), std::mem::take(buf));
+                for &(a, b) in ranges {
+                    let flow = seg
+                        .walk(a, b, &mut bufs, &mut |e| sink.event(id, e))
+                        .map_err(files::io_err(&path))?;
+                    if flow.is_break() {
+                        *buf = bufs.1;
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                *buf = bufs.1;
+            }
         }
         Ok(ControlFlow::Continue(()))
     }
@@ -322,6 +344,10 @@ impl Inner {
             Source::Raw(file) => {
                 let path = files::path(&self.dir, meta.id, Kind::Seg);
                 read_frame_at(&file, off, limit, meta.max_record).map_err(files::io_err(&path))?
+            }
+            Source::Lz4(seg) => {
+                let path = files::path(&self.dir, meta.id, Kind::Lz4);
+                seg.frame_at(off).map_err(files::io_err(&path))?
             }
         };
         let Some(bytes) = bytes else {

@@ -9,6 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::compress;
 use crate::files::{self, Kind, Name, io_err, read_full_at};
 use crate::frame::{self, Event, HEADER_LEN, SEG_MAGIC};
 use crate::index::{IndexBuilder, SegIndex};
@@ -99,14 +100,28 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         .map(|(id, _)| *id);
     let mut active: Option<(u64, IndexBuilder)> = None;
     for (id, f) in found {
-        if f.lz4 {
-            let lz4 = files::path(dir, id, Kind::Lz4);
-            return Err(Error::Foreign {
-                path: lz4,
-                reason: "compressed segments are not supported yet".to_owned(),
-            });
-        }
         let idx_path = files::path(dir, id, Kind::Idx);
+        let seg_path = files::path(dir, id, Kind::Seg);
+        if f.lz4 {
+            let mut found_here = Recovery::default();
+            match compress::load(dir, id, f.seg, opts.index_every_bytes, &mut found_here)? {
+                Some(meta) => {
+                    // The swap finished its rename: the raw copy is redundant.
+                    files::remove_if_exists(&seg_path).map_err(io_err(&seg_path))?;
+                    files::remove_if_exists(&idx_path).map_err(io_err(&idx_path))?;
+                    recovery.segments += 1;
+                    recovery.records += found_here.records;
+                    recovery.cut_bytes += found_here.cut_bytes;
+                    segs.insert(id, meta);
+                    continue;
+                }
+                None => {
+                    let lz4 = files::path(dir, id, Kind::Lz4);
+                    tracing::warn!(segment = %lz4.display(), "unusable compressed segment; keeping its raw copy");
+                    files::remove_if_exists(&lz4).map_err(io_err(&lz4))?;
+                }
+            }
+        }
         if !f.seg {
             // A sidecar whose segment is gone.
             files::remove_if_exists(&idx_path).map_err(io_err(&idx_path))?;

@@ -422,3 +422,8 @@ fn concurrent_appenders_get_distinct_positions_and_all_land() {
     assert_eq!(rec.records, got.len() as u64);
     assert_eq!(all(&log), got);
 }
+
+mod background;
+mod compression;
+mod full_disk;
+mod props;
