@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::InferenceLog;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Durability, StoreConfig};
+use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::postgres::PostgresLog;
 use crate::record::{AppendOutcome, InferenceRecord, ListQuery, Page};
@@ -30,7 +30,9 @@ use crate::stats::{StoreStats, StoreStatsSnapshot};
 /// when the spill is replayed); `get`, `list` and `delete_expired` return
 /// the backend's error.
 ///
-/// Open one `Store` per `data_dir`: the spill queue assumes a single owner.
+/// Open one `Store` per `data_dir`: while records are spilled, the spill
+/// queue's segment log holds the spill directory's lock, and a second store
+/// that must spill meanwhile gets an unavailable error.
 #[derive(Debug)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -44,13 +46,11 @@ struct Inner {
     spill: SpillQueue,
     degraded: AtomicBool,
     stats: Arc<StoreStats>,
-    /// Signalled after records are spilled: the spill syncer and the
-    /// replayer wait on these instead of polling, so a healthy store's
-    /// background tasks never wake.
-    spilled_for_sync: Notify,
+    /// Signalled after records are spilled: the replayer waits on it
+    /// instead of polling, so a healthy store's replayer never wakes (the
+    /// spill's segment log fsyncs in `os` mode on its own thread, which
+    /// exists only while records are spilled).
     spilled_for_replay: Notify,
-    /// Spill fsyncs done by the syncer (tests read it).
-    spill_syncs: AtomicU64,
     /// Replay attempts by the replayer (tests read it).
     replay_attempts: AtomicU64,
 }
@@ -87,7 +87,8 @@ impl Store {
             &config.spill_dir(),
             config.spill_max_bytes,
             config.spill_policy,
-            config.durability == Durability::Fsync,
+            config.durability,
+            Duration::from_millis(config.fsync_interval_ms),
         )?;
         let stats = Arc::new(StoreStats::default());
         StoreStats::add(&stats.spill_corrupt, recovered.corrupt);
@@ -103,9 +104,7 @@ impl Store {
             spill,
             degraded: AtomicBool::new(recovered.records > 0),
             stats,
-            spilled_for_sync: Notify::new(),
             spilled_for_replay: Notify::new(),
-            spill_syncs: AtomicU64::new(0),
             replay_attempts: AtomicU64::new(0),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -115,13 +114,6 @@ impl Store {
             config.max_batch_records,
             shutdown_rx.clone(),
         ))];
-        if config.durability == Durability::Os {
-            tasks.push(tokio::spawn(spill_syncer(
-                Arc::clone(&inner),
-                Duration::from_millis(config.fsync_interval_ms),
-                shutdown_rx.clone(),
-            )));
-        }
         if let Some(days) = config.retention_days {
             tasks.push(tokio::spawn(crate::retention::sweeper(
                 Arc::clone(&inner.backend),
@@ -230,7 +222,6 @@ impl Inner {
                     StoreStats::add(&self.stats.records_dropped, report.dropped);
                     outcomes.push(AppendOutcome::Spilled);
                     // A stored permit when nobody waits: nothing is lost.
-                    self.spilled_for_sync.notify_one();
                     self.spilled_for_replay.notify_one();
                 }
                 Err(err) => {
@@ -344,38 +335,6 @@ async fn replay_all(inner: &Inner, chunk: usize) -> Result<u64> {
     }
     inner.degraded.store(false, Ordering::Release);
     Ok(replayed)
-}
-
-/// In `os` mode, fsyncs the spill file after records are spilled: at once
-/// after a quiet spell, then at most every `interval` while spilling goes
-/// on, so a spilled record is on disk within `interval` (closed segments
-/// were synced when closed). Sleeps until something is spilled.
-async fn spill_syncer(inner: Arc<Inner>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut last_sync: Option<Instant> = None;
-    loop {
-        let mut stopping = tokio::select! {
-            () = inner.spilled_for_sync.notified() => *shutdown.borrow(),
-            _ = shutdown.changed() => true,
-        };
-        if !stopping && let Some(at) = last_sync {
-            tokio::select! {
-                () = tokio::time::sleep_until((at + interval).into()) => {}
-                _ = shutdown.changed() => stopping = true,
-            }
-        }
-        if !inner.spill.is_empty() {
-            last_sync = Some(Instant::now());
-            inner.spill_syncs.fetch_add(1, Ordering::Relaxed);
-            let inner = Arc::clone(&inner);
-            let synced = tokio::task::spawn_blocking(move || inner.spill.sync()).await;
-            if let Ok(Err(err)) = synced {
-                tracing::warn!(error = %err, "spill fsync failed");
-            }
-        }
-        if stopping {
-            return;
-        }
-    }
 }
 
 /// Replays records singly; records the backend rejects are dropped
@@ -493,7 +452,6 @@ impl InferenceLog for Store {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::test_support::settled;
 
     /// A SQLite log that fails every call while `fail` is set.
     #[derive(Debug)]
@@ -552,15 +510,35 @@ mod tests {
         counter.load(Ordering::Relaxed)
     }
 
-    /// A healthy store's spill syncer and replayer never run; a spilled
-    /// record is fsynced and replayed once the backend is back, and then
-    /// both go back to sleep.
+    /// Like `test_support::settled` for the spill's fsync count: waits (at most 10 s)
+    /// until it reaches `at_least` and stops moving; returns it.
+    async fn settled_fsyncs(spill: &SpillQueue, at_least: u64) -> u64 {
+        let mut before = spill.fsyncs();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = spill.fsyncs();
+            if now == before && now >= at_least {
+                break;
+            }
+            before = now;
+        }
+        before
+    }
+
+    /// A healthy store opens no spill log, so it never fsyncs it, and never
+    /// runs the replayer; a spilled record is fsynced once by the spill
+    /// log's background thread, its segment once more when the replayer
+    /// seals it, and nothing more while the replayer retries or after the
+    /// backend is back.
     #[tokio::test]
     async fn spill_tasks_run_only_while_there_is_a_spill() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut config = StoreConfig::with_data_dir(dir.path());
         config.fsync_interval_ms = 10;
-        config.spill_replay_interval_ms = 10;
+        // Long enough for the background fsync of a spilled record to come
+        // before the replayer's first attempt seals its segment.
+        config.spill_replay_interval_ms = 300;
+        let interval = Duration::from_millis(config.spill_replay_interval_ms);
         let backend = Arc::new(Flaky {
             inner: SqliteLog::open(&config)
                 .await
@@ -575,9 +553,13 @@ mod tests {
             store.append(record("a")).await.ok(),
             Some(AppendOutcome::Inserted)
         );
-        // Twenty intervals of a healthy store: nothing to sync or replay.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(inner.spill_syncs.load(Ordering::Relaxed), 0);
+        // Two intervals of a healthy store: nothing to sync or replay.
+        tokio::time::sleep(2 * interval).await;
+        assert_eq!(inner.spill.fsyncs(), 0);
+        assert!(
+            !config.spill_dir().exists(),
+            "a healthy store opened the spill"
+        );
         assert_eq!(inner.replay_attempts.load(Ordering::Relaxed), 0);
 
         backend.fail.store(true, Ordering::SeqCst);
@@ -585,18 +567,31 @@ mod tests {
             store.append(record("b")).await.ok(),
             Some(AppendOutcome::Spilled)
         );
-        assert_eq!(settled(&inner.spill_syncs, 1).await, 1);
-        let failing = reached(&inner.replay_attempts, 2).await;
-        assert!(failing >= 2, "no retries while failing: {failing}");
+        assert_eq!(settled_fsyncs(&inner.spill, 1).await, 1);
+        let failing = reached(&inner.replay_attempts, 3).await;
+        assert!(failing >= 3, "no retries while failing: {failing}");
+        // The first attempt sealed the segment (fsynced by the log's
+        // background thread); the retries only read it.
+        assert_eq!(settled_fsyncs(&inner.spill, 2).await, 2);
+        let still_failing = reached(&inner.replay_attempts, failing + 2).await;
+        assert!(still_failing >= failing + 2);
+        assert_eq!(inner.spill.fsyncs(), 2);
+
         backend.fail.store(false, Ordering::SeqCst);
-        let attempts = settled(&inner.replay_attempts, failing + 1).await;
+        for _ in 0..1000 {
+            if !store.is_degraded() && store.spill_bytes() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(!store.is_degraded());
         assert_eq!(store.spill_bytes(), 0);
         assert_eq!(store.stats_snapshot().records_unspilled, 1);
-        // Replayed: twenty more intervals without an attempt or a sync.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let attempts = inner.replay_attempts.load(Ordering::Relaxed);
+        // Replayed: three more intervals without an attempt or a sync.
+        tokio::time::sleep(3 * interval).await;
         assert_eq!(inner.replay_attempts.load(Ordering::Relaxed), attempts);
-        assert_eq!(inner.spill_syncs.load(Ordering::Relaxed), 1);
+        assert_eq!(inner.spill.fsyncs(), 2);
         store.shutdown().await;
     }
 }
