@@ -51,7 +51,7 @@ impl Bg {
 
     /// Notes a write; wakes the thread only when it was clean.
     pub(crate) fn note_written(&self) {
-        if !self.dirty.swap(true, Ordering::AcqRel) {
+        if !self.dirty.load(Ordering::SeqCst) && !self.dirty.swap(true, Ordering::SeqCst) {
             self.kick();
         }
     }
@@ -105,7 +105,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
         if inner.bg.dirty.load(Ordering::Acquire) {
             let due = last_sync.map_or(now, |t| t + interval);
             if now >= due {
-                inner.bg.dirty.store(false, Ordering::Release);
+                inner.bg.dirty.store(false, Ordering::SeqCst);
                 if let Err(e) = inner.sync_all() {
                     tracing::error!(error = %e, "background fsync of the segment log failed");
                 }

@@ -290,8 +290,13 @@ impl SegmentLog {
                 failures: VecDeque::new(),
                 unsynced: Vec::new(),
                 dir_dirty: false,
+                taken: Vec::new(),
+                spare_bufs: Vec::new(),
+                writes: 0,
+                records_appended: 0,
             }),
             written_seq: AtomicU64::new(0),
+            failed_hi: AtomicU64::new(0),
             synced_seq: AtomicU64::new(0),
             sync_lock: Mutex::new(()),
             files_lock: Mutex::new(()),
@@ -421,7 +426,11 @@ impl SegmentLog {
 
     /// The counters.
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        let (records, writes) = {
+            let a = lock(&self.inner.active);
+            (a.records_appended, a.writes)
+        };
+        self.inner.counters.snapshot(records, writes)
     }
 
     /// How many times the background thread has woken from a wait: an idle
