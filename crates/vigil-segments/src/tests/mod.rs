@@ -423,6 +423,72 @@ fn concurrent_appenders_get_distinct_positions_and_all_land() {
     assert_eq!(all(&log), got);
 }
 
+#[test]
+fn fsync_appends_share_their_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = SegmentLog::open(dir.path(), opts()).unwrap();
+    let log = std::sync::Arc::new(log);
+    let threads: Vec<_> = (0..16i64)
+        .map(|t| {
+            let log = std::sync::Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    log.append(t * 100 + i, b"durable", Durability::Fsync)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = log.stats();
+    assert_eq!(s.records_appended, 640);
+    assert!(s.fsyncs < 640, "one fsync per append: {s:?}");
+    assert!(s.writes < 640, "one write per append: {s:?}");
+}
+
+#[test]
+fn a_sealed_segment_shorter_than_its_index_is_scanned_and_reindexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        segment_bytes: 600,
+        ..opts()
+    };
+    let (log, _) = SegmentLog::open(dir.path(), o.clone()).unwrap();
+    let ps: Vec<Position> = (0..40u64)
+        .map(|i| log.append(i as i64, &payload(i), Durability::Os).unwrap())
+        .collect();
+    drop(log);
+    let first = ps[0].segment;
+    let idx = files::path(dir.path(), first, Kind::Idx);
+    let old_idx = fs::read(&idx).unwrap();
+    let in_first: Vec<&Position> = ps.iter().filter(|p| p.segment == first).collect();
+    assert!(in_first.len() > 3);
+    // Cut inside the third record of the first (sealed) segment.
+    let cut = in_first[2].offset + 5;
+    OpenOptions::new()
+        .write(true)
+        .open(seg_file(dir.path(), first))
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let (log, rec) = SegmentLog::open(dir.path(), o).unwrap();
+    assert_eq!(rec.cut_bytes, 5);
+    assert_eq!(rec.records, 40 - in_first.len() as u64 + 2);
+    let segs = log.segments();
+    assert_eq!(
+        (segs[0].id, segs[0].records, segs[0].sealed),
+        (first, 2, true)
+    );
+    let new_idx = fs::read(&idx).unwrap();
+    assert_ne!(new_idx, old_idx, "the stale sidecar was rewritten");
+    let ix = crate::index::SegIndex::decode(&new_idx).unwrap();
+    assert_eq!((ix.valid_len, ix.records), (in_first[2].offset, 2));
+    let got = all(&log);
+    assert_eq!(got.len(), 40 - in_first.len() + 2);
+}
+
 mod background;
 mod compression;
 mod full_disk;
