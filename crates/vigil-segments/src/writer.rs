@@ -203,6 +203,11 @@ impl Inner {
         if records.is_empty() {
             return Ok(());
         }
+        // The CRC of a single record is computed before the queue's lock.
+        let single_crc = match records {
+            [(ts, p)] => Some(frame::frame_crc(*ts, p)),
+            _ => None,
+        };
         let (seq, first) = {
             let mut q = lock(&self.queue);
             if q.tail_records > 0 && q.tail_len + bytes > self.opts.segment_bytes {
@@ -216,7 +221,8 @@ impl Inner {
                     segment: seg,
                     offset,
                 });
-                frame::encode_with_crc(&mut chunk.buf, *ts, p, frame::frame_crc(*ts, p));
+                let crc = single_crc.unwrap_or_else(|| frame::frame_crc(*ts, p));
+                frame::encode_with_crc(&mut chunk.buf, *ts, p, crc);
                 offset += (FRAME_HEAD + p.len()) as u64;
             }
             chunk.batches += 1;
