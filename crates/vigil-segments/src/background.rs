@@ -16,6 +16,9 @@ use crate::files::{self, Kind};
 use crate::index::SegIndex;
 use crate::inner::{Counters, Inner, lock};
 
+/// How long a failed roll by age waits before it is tried again.
+const ROLL_RETRY: Duration = Duration::from_secs(1);
+
 /// A segment just sealed by the writer, to be made durable and indexed.
 #[derive(Debug)]
 pub(crate) struct SealJob {
@@ -51,7 +54,7 @@ impl Bg {
 
     /// Notes a write; wakes the thread only when it was clean.
     pub(crate) fn note_written(&self) {
-        if !self.dirty.swap(true, Ordering::AcqRel) {
+        if !self.dirty.load(Ordering::SeqCst) && !self.dirty.swap(true, Ordering::SeqCst) {
             self.kick();
         }
     }
@@ -82,6 +85,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
     let interval = inner.opts.fsync_interval;
     let mut last_sync: Option<Instant> = None;
     let mut first = true;
+    let mut roll_retry: Option<Instant> = None;
     loop {
         let (stop, seals) = {
             let mut s = lock(&inner.bg.state);
@@ -105,7 +109,7 @@ pub(crate) fn run(inner: Arc<Inner>) {
         if inner.bg.dirty.load(Ordering::Acquire) {
             let due = last_sync.map_or(now, |t| t + interval);
             if now >= due {
-                inner.bg.dirty.store(false, Ordering::Release);
+                inner.bg.dirty.store(false, Ordering::SeqCst);
                 if let Err(e) = inner.sync_all() {
                     tracing::error!(error = %e, "background fsync of the segment log failed");
                 }
@@ -117,13 +121,20 @@ pub(crate) fn run(inner: Arc<Inner>) {
         if let Some(age) = inner.opts.segment_age {
             let first = lock(&inner.queue).tail_first;
             if let Some(first) = first {
-                if now >= first + age {
-                    if let Err(e) = inner.roll_now() {
-                        tracing::warn!(error = %e, "rolling the segment log by age failed");
+                let due = (first + age).max(roll_retry.unwrap_or(now));
+                if now >= due {
+                    match inner.roll_now() {
+                        Ok(Some(_)) => roll_retry = None,
+                        Ok(None) => roll_retry = Some(now + age),
+                        Err(e) => {
+                            // A full disk: try again later, not in a loop.
+                            tracing::warn!(error = %e, "rolling the segment log by age failed");
+                            roll_retry = Some(now + ROLL_RETRY);
+                        }
                     }
                     continue;
                 }
-                at(first + age);
+                at(due);
             }
         }
         if first && inner.opts.compression == Compression::Lz4 {

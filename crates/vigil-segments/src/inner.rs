@@ -66,8 +66,6 @@ impl Catalog {
 /// The counters behind [`Stats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub records_appended: AtomicU64,
-    pub writes: AtomicU64,
     pub fsyncs: AtomicU64,
     pub rolls: AtomicU64,
     pub segments_deleted: AtomicU64,
@@ -79,11 +77,12 @@ impl Counters {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> Stats {
+    /// The counters, with the writer's own (kept under its lock).
+    pub(crate) fn snapshot(&self, records_appended: u64, writes: u64) -> Stats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
-            records_appended: g(&self.records_appended),
-            writes: g(&self.writes),
+            records_appended,
+            writes,
             fsyncs: g(&self.fsyncs),
             rolls: g(&self.rolls),
             segments_deleted: g(&self.segments_deleted),
@@ -106,6 +105,8 @@ pub(crate) struct Inner {
     pub active: Mutex<Active>,
     /// The last sequence number written (or failed); mirrors `Active`.
     pub written_seq: AtomicU64,
+    /// The highest sequence number of any failed group write.
+    pub failed_hi: AtomicU64,
     /// The last sequence number made durable.
     pub synced_seq: AtomicU64,
     /// Serialises fsyncs, so one serves every waiter queued meanwhile.

@@ -25,6 +25,60 @@
 //!
 //! All methods block; async callers run `Fsync` appends on a blocking pool.
 //! `SegmentLog` is `Send + Sync`: share it behind an `Arc`.
+//!
+//! # On disk
+//!
+//! ```text
+//! dir/LOCK                       held with File::try_lock while open
+//! dir/00000000000000000007.seg   a segment: header, then frames
+//! dir/00000000000000000007.idx   its sidecar, once sealed
+//! dir/00000000000000000006.lz4   a sealed segment, compressed
+//! ```
+//!
+//! - Every file starts with a 24-byte header: magic (`VIGILSEG` or
+//!   `VIGILLZ4`), format version (u32), the largest payload the file may
+//!   hold (u32), a CRC32C of those 16 bytes and 4 zero bytes. Any other file
+//!   in the directory, or a damaged header, is refused as
+//!   [`Error::Foreign`] rather than guessed at.
+//! - A frame is `[len u32 LE][crc32c u32 LE][timestamp i64 LE][payload]`,
+//!   the CRC32C covering the timestamp and the payload. A [`Position`] is
+//!   the segment's number and the frame's offset in the uncompressed
+//!   segment; it never changes, compressed or not.
+//! - The sidecar (written to a `.tmp`, fsynced and renamed, after the
+//!   segment itself is fsynced) holds the segment's valid length, record
+//!   count, time range and a sparse time index: one entry per about
+//!   `index_every_bytes` (offset, end, oldest and newest timestamp, count).
+//! - A compressed segment holds one independently compressed LZ4 block per
+//!   index entry (each with its own CRC32C) and the index as a footer, so a
+//!   range scan decompresses only the blocks it needs. It is written to a
+//!   `.tmp`, fsynced and renamed before the raw file goes.
+//!
+//! # Guarantees
+//!
+//! - An append that returned `Ok` under [`Durability::Os`] survives the
+//!   death of the process (`kill -9`, a panic, an OOM kill); under
+//!   [`Durability::Fsync`], or once [`SegmentLog::sync`] returned, it also
+//!   survives a crash of the machine. `Os` appends reach the disk within
+//!   about `fsync_interval` anyway.
+//! - An append that returned an error kept nothing: a full disk
+//!   ([`Error::Full`]) cuts the segment back to its last good length and
+//!   fails every append of that group; the log goes on, and appends succeed
+//!   again once there is space.
+//! - A batch is contiguous in one segment and either wholly kept or not.
+//! - Opening after a crash keeps every intact frame before the first
+//!   damage that no intact frame follows (a torn tail, cut off). A damaged
+//!   frame in the middle is skipped with a warning naming segment and
+//!   offset and counted ([`Recovery::skipped_records`],
+//!   [`ScanStats::skipped_records`]); nothing panics on what a file holds.
+//! - Readers run beside the writer: a scan sees every record acknowledged
+//!   before it started (up to [`SegmentLog::end`]), never a partly written
+//!   one, in log order; a segment deleted by retention under a reader is
+//!   finished from the open file, one deleted before the reader reached it
+//!   is skipped.
+//!
+//! Records are never rewritten: retention drops whole sealed segments and
+//! compression swaps a sealed file for an equivalent one. Unix only (the
+//! reads use `pread`).
 
 mod background;
 mod compress;
@@ -290,8 +344,13 @@ impl SegmentLog {
                 failures: VecDeque::new(),
                 unsynced: Vec::new(),
                 dir_dirty: false,
+                taken: Vec::new(),
+                spare_bufs: Vec::new(),
+                writes: 0,
+                records_appended: 0,
             }),
             written_seq: AtomicU64::new(0),
+            failed_hi: AtomicU64::new(0),
             synced_seq: AtomicU64::new(0),
             sync_lock: Mutex::new(()),
             files_lock: Mutex::new(()),
@@ -421,7 +480,11 @@ impl SegmentLog {
 
     /// The counters.
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        let (records, writes) = {
+            let a = lock(&self.inner.active);
+            (a.records_appended, a.writes)
+        };
+        self.inner.counters.snapshot(records, writes)
     }
 
     /// How many times the background thread has woken from a wait: an idle

@@ -49,13 +49,8 @@ pub(crate) fn walk_file(
         }
         let got = read_full_at(file, &mut buf[..n], pos)?;
         let short = got < n;
-        match frame::walk(
-            &buf[..got],
-            pos,
-            true_if(short, pos + got as u64 == limit),
-            max_record,
-            &mut f,
-        ) {
+        let at_end = short || pos + got as u64 == limit;
+        match frame::walk(&buf[..got], pos, at_end, max_record, &mut f) {
             Walked::End if short => return Ok(FileEnd::Short(pos + got as u64)),
             Walked::End => return Ok(FileEnd::End),
             Walked::BadTail(x) => return Ok(FileEnd::BadTail(x)),
@@ -66,10 +61,6 @@ pub(crate) fn walk_file(
             }
         }
     }
-}
-
-fn true_if(a: bool, b: bool) -> bool {
-    a || b
 }
 
 /// A segment opened for reading.

@@ -12,8 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::mem;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, TryLockError};
 use std::time::Instant;
 
 use crate::background::SealJob;
@@ -25,6 +25,10 @@ use crate::{Durability, Error, Position, Result};
 
 /// How many failed sequence ranges are remembered for late waiters.
 const MAX_FAILURES: usize = 4096;
+
+/// How often a waiter yields to a write in flight before it sleeps on the
+/// writer's lock.
+const MAX_YIELDS: u32 = 200;
 
 /// Framed records for one segment, waiting for a group write.
 #[derive(Debug)]
@@ -155,6 +159,13 @@ pub(crate) struct Active {
     pub unsynced: Vec<Arc<File>>,
     /// A segment file was created since the directory was last fsynced.
     pub dir_dirty: bool,
+    /// The chunks of the group being written (kept for their capacity).
+    pub taken: Vec<Chunk>,
+    /// Buffers of the last group, handed back to the queue at the next.
+    pub spare_bufs: Vec<Vec<u8>>,
+    /// `write` calls and records written, for [`crate::Stats`].
+    pub writes: u64,
+    pub records_appended: u64,
 }
 
 impl Active {
@@ -192,6 +203,11 @@ impl Inner {
         if records.is_empty() {
             return Ok(());
         }
+        // The CRC of a single record is computed before the queue's lock.
+        let single_crc = match records {
+            [(ts, p)] => Some(frame::frame_crc(*ts, p)),
+            _ => None,
+        };
         let (seq, first) = {
             let mut q = lock(&self.queue);
             if q.tail_records > 0 && q.tail_len + bytes > self.opts.segment_bytes {
@@ -205,7 +221,8 @@ impl Inner {
                     segment: seg,
                     offset,
                 });
-                frame::encode_with_crc(&mut chunk.buf, *ts, p, frame::frame_crc(*ts, p));
+                let crc = single_crc.unwrap_or_else(|| frame::frame_crc(*ts, p));
+                frame::encode_with_crc(&mut chunk.buf, *ts, p, crc);
                 offset += (FRAME_HEAD + p.len()) as u64;
             }
             chunk.batches += 1;
@@ -251,31 +268,63 @@ impl Inner {
     }
 
     /// Returns once `seq` is written, writing the queue if nobody has.
+    ///
+    /// While another appender's write is in flight, waiters yield rather
+    /// than sleep on the lock: they stay runnable, so appenders that come
+    /// meanwhile queue behind the write and the next group carries them
+    /// all, and nobody pays a futex sleep and wake per record.
     fn wait_written(&self, seq: u64) -> Result<()> {
-        let mut a = lock(&self.active);
-        if a.written_seq < seq {
-            self.write_group(&mut a);
+        let mut yields = 0u32;
+        loop {
+            if self.written_seq.load(Ordering::Acquire) >= seq {
+                // Failures are published before `written_seq`.
+                if self.failed_hi.load(Ordering::Acquire) < seq {
+                    return Ok(());
+                }
+                return lock(&self.active).outcome(seq, &self.dir);
+            }
+            let guard = match self.active.try_lock() {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) if yields >= MAX_YIELDS => Some(lock(&self.active)),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            match guard {
+                Some(mut a) => {
+                    if a.written_seq < seq {
+                        self.write_group(&mut a);
+                    }
+                    return a.outcome(seq, &self.dir);
+                }
+                None => {
+                    yields += 1;
+                    std::thread::yield_now();
+                }
+            }
         }
-        a.outcome(seq, &self.dir)
     }
 
     /// Writes everything queued: one `write` per segment.
     fn write_group(&self, a: &mut Active) {
-        let (mut chunks, mut upto) = {
+        let mut upto;
+        {
             let mut q = lock(&self.queue);
-            (mem::take(&mut q.chunks), q.seq)
-        };
+            // Hand back the last group's buffers and take this group.
+            for b in a.spare_bufs.drain(..) {
+                q.recycle(b);
+            }
+            mem::swap(&mut q.chunks, &mut a.taken);
+            upto = q.seq;
+        }
+        let mut taken = mem::take(&mut a.taken);
         let mut ok_upto = a.written_seq;
         let mut records = 0u64;
-        let mut failure: Option<(Failure, u64)> = None;
-        let mut done_bufs = Vec::new();
-        let mut rest = chunks.drain(..);
-        for chunk in rest.by_ref() {
+        let mut failure: Option<(Failure, usize)> = None;
+        for (i, chunk) in taken.iter().enumerate() {
             if chunk.seg != a.id
                 && let Err(f) = self.open_next(a, chunk.seg)
             {
-                failure = Some((f, chunk.batches));
-                done_bufs.push(chunk.buf);
+                failure = Some((f, i));
                 break;
             }
             if !chunk.buf.is_empty() {
@@ -285,25 +334,23 @@ impl Inner {
                     if let Err(cut) = a.file.set_len(a.len) {
                         tracing::error!(segment = %path.display(), error = %cut, "cannot cut a failed write back");
                     }
-                    failure = Some((Failure::of(path, &e), chunk.batches));
-                    done_bufs.push(chunk.buf);
+                    failure = Some((Failure::of(path, &e), i));
                     break;
                 }
-                Counters::add(&self.counters.writes, 1);
+                a.writes += 1;
                 records += index_frames(&mut a.builder, a.len, &chunk.buf);
                 a.len += chunk.buf.len() as u64;
             }
             ok_upto = chunk.last_seq;
-            done_bufs.push(chunk.buf);
         }
-        let unwritten: Vec<Chunk> = rest.collect();
-        let mut q = lock(&self.queue);
-        if let Some((why, mut batches)) = failure {
+        if let Some((why, at)) = failure {
+            let mut batches: u64 = taken[at..].iter().map(|c| c.batches).sum();
+            let mut q = lock(&self.queue);
             // Every append queued after the failure was placed behind the
             // lost bytes: fail them too and put the tail back.
-            for c in unwritten.into_iter().chain(mem::take(&mut q.chunks)) {
+            for c in q.chunks.drain(..) {
                 batches += c.batches;
-                done_bufs.push(c.buf);
+                a.spare_bufs.push(c.buf);
             }
             upto = q.seq;
             q.tail_seg = a.id;
@@ -312,6 +359,7 @@ impl Inner {
             if q.tail_records == 0 {
                 q.tail_first = None;
             }
+            drop(q);
             if matches!(why, Failure::Full) {
                 Counters::add(&self.counters.full_errors, batches);
             }
@@ -328,14 +376,13 @@ impl Inner {
             if a.failures.len() > MAX_FAILURES {
                 a.failures.pop_front();
             }
+            self.failed_hi.fetch_max(upto, Ordering::AcqRel);
         }
-        for b in done_bufs {
-            q.recycle(b);
+        for c in taken.drain(..) {
+            a.spare_bufs.push(c.buf);
         }
-        drop(q);
-        a.written_seq = upto;
-        self.written_seq.store(upto, Ordering::Release);
-        Counters::add(&self.counters.records_appended, records);
+        a.taken = taken;
+        a.records_appended += records;
         {
             let mut c = lock(&self.catalog);
             let ix = a.builder.index();
@@ -350,6 +397,11 @@ impl Inner {
                 offset: a.len,
             };
         }
+        // Published after the catalog: a returned append is in `end()`.
+        // SeqCst pairs with the background thread's clearing of `dirty`
+        // before it reads `written_seq`: one of the two sees the other.
+        a.written_seq = upto;
+        self.written_seq.store(upto, Ordering::SeqCst);
         if records > 0 {
             self.bg.note_written();
         }
@@ -454,7 +506,7 @@ impl Inner {
 
     /// Makes everything written so far durable.
     pub(crate) fn sync_all(&self) -> Result<()> {
-        self.sync_to(self.written_seq.load(Ordering::Acquire))
+        self.sync_to(self.written_seq.load(Ordering::SeqCst))
     }
 }
 
