@@ -6,72 +6,17 @@
 //! deadlines (the next fsync, the active segment's age, the oldest
 //! segment's expiry).
 
-use std::fs::File;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::Compression;
 use crate::files::{self, Kind};
-use crate::index::SegIndex;
-use crate::inner::{Counters, Inner, lock};
+use crate::inner::{Counters, Inner};
+use crate::state::{SealJob, lock};
 
 /// How long a failed roll by age waits before it is tried again.
 const ROLL_RETRY: Duration = Duration::from_secs(1);
-
-/// A segment just sealed by the writer, to be made durable and indexed.
-#[derive(Debug)]
-pub(crate) struct SealJob {
-    pub id: u64,
-    pub file: Arc<File>,
-    pub index: Arc<SegIndex>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    kicked: bool,
-    stop: bool,
-    seals: Vec<SealJob>,
-}
-
-/// How the log talks to its background thread.
-#[derive(Debug, Default)]
-pub(crate) struct Bg {
-    state: Mutex<State>,
-    cv: Condvar,
-    /// Written since the last background fsync.
-    dirty: AtomicBool,
-    /// Times the thread woke from a wait.
-    pub wakeups: AtomicU64,
-}
-
-impl Bg {
-    /// Wakes the thread to look at its deadlines again.
-    pub(crate) fn kick(&self) {
-        lock(&self.state).kicked = true;
-        self.cv.notify_one();
-    }
-
-    /// Notes a write; wakes the thread only when it was clean.
-    pub(crate) fn note_written(&self) {
-        if !self.dirty.load(Ordering::SeqCst) && !self.dirty.swap(true, Ordering::SeqCst) {
-            self.kick();
-        }
-    }
-
-    pub(crate) fn push_seal(&self, job: SealJob) {
-        let mut s = lock(&self.state);
-        s.seals.push(job);
-        s.kicked = true;
-        drop(s);
-        self.cv.notify_one();
-    }
-
-    pub(crate) fn stop(&self) {
-        lock(&self.state).stop = true;
-        self.cv.notify_one();
-    }
-}
 
 /// Microseconds since the Unix epoch, now.
 fn now_us() -> i64 {

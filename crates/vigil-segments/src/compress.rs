@@ -19,7 +19,8 @@ use std::sync::Arc;
 use crate::files::{self, Kind, io_err, read_full_at};
 use crate::frame::{self, Event, FRAME_HEAD, HEADER_LEN, Walked, le_u32, le_u64};
 use crate::index::{Block, IndexBuilder, SegIndex};
-use crate::inner::{Inner, SegMeta, lock};
+use crate::inner::{Inner, SegMeta};
+use crate::state::lock;
 use crate::{Error, Recovery, Result};
 
 /// The first bytes of a compressed segment file.

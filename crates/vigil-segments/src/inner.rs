@@ -5,18 +5,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use crate::background::Bg;
 use crate::index::SegIndex;
-use crate::writer::{Active, Queue};
+use crate::state::{Active, Bg, Queue};
 use crate::{Options, Position, SegmentInfo, Stats};
-
-/// Locks a mutex, carrying on if a holder panicked: every critical section
-/// leaves its state consistent before anything in it can panic.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A segment as the catalog knows it.
 #[derive(Debug, Clone)]

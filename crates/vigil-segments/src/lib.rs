@@ -88,6 +88,7 @@ mod index;
 mod inner;
 mod reader;
 mod recovery;
+mod state;
 mod writer;
 
 use std::collections::VecDeque;
@@ -98,9 +99,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::background::Bg;
-use crate::inner::{Catalog, Counters, Inner, lock};
-use crate::writer::{Active, Queue};
+use crate::inner::{Catalog, Counters, Inner};
+use crate::state::{Active, Bg, Queue, lock};
 
 /// When an append returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -8,7 +8,8 @@ use std::ops::ControlFlow;
 use crate::compress::Lz4Segment;
 use crate::files::{self, Kind, read_full_at};
 use crate::frame::{self, Check, Event, FRAME_HEAD, HEADER_LEN, Walked};
-use crate::inner::{Inner, SegMeta, lock};
+use crate::inner::{Inner, SegMeta};
+use crate::state::lock;
 use crate::{OwnedRecord, Position, Record, Result, ScanStats};
 
 /// Bytes read from a segment file at a time.
