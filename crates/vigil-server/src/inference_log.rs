@@ -112,7 +112,16 @@ pub(crate) enum Prepared {
     /// Every row was logged before with the same input: answer with these.
     Replay(Vec<InferenceRecord>),
     /// Score the rows, then [`InferenceLogHandle::commit`] these.
-    Fresh(Vec<InferenceRecord>),
+    Fresh(Fresh),
+}
+
+/// Records to score and log.
+#[derive(Debug)]
+pub(crate) struct Fresh {
+    records: Vec<InferenceRecord>,
+    /// Every id was generated now (no client id), so no log holds them and
+    /// the store need not read its records to check them.
+    generated_ids: bool,
 }
 
 /// One row's answer, from the model now or from the log.
@@ -219,7 +228,11 @@ impl InferenceLogHandle {
         }
         if !check {
             // Generated ids cannot have been logged before.
-            return Ok((base, Prepared::Fresh(records)));
+            let fresh = Fresh {
+                records,
+                generated_ids: true,
+            };
+            return Ok((base, Prepared::Fresh(fresh)));
         }
         let mut stored = Vec::with_capacity(records.len());
         for record in &records {
@@ -237,7 +250,11 @@ impl InferenceLogHandle {
         if !stored.is_empty() && stored.len() == records.len() {
             return Ok((base, Prepared::Replay(stored)));
         }
-        Ok((base, Prepared::Fresh(records)))
+        let fresh = Fresh {
+            records,
+            generated_ids: false,
+        };
+        Ok((base, Prepared::Fresh(fresh)))
     }
 
     /// Fills in the outputs and appends the records; returns, per row, the
@@ -247,10 +264,14 @@ impl InferenceLogHandle {
         &self,
         entry: &ModelEntry,
         ctx: &LogContext,
-        mut records: Vec<InferenceRecord>,
+        fresh: Fresh,
         scores: &[f64],
         cached: bool,
     ) -> Result<Vec<Option<Box<InferenceRecord>>>, ApiError> {
+        let Fresh {
+            mut records,
+            generated_ids,
+        } = fresh;
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -269,11 +290,12 @@ impl InferenceLogHandle {
             record.api_key_name = ctx.api_key_name.as_deref().map(str::to_owned);
             record.trace_id.clone_from(&ctx.trace_id);
         }
-        let outcomes = self
-            .log
-            .append_batch(records)
-            .await
-            .map_err(|err| store_error(&err))?;
+        let appended = if generated_ids {
+            self.log.append_fresh_batch(records).await
+        } else {
+            self.log.append_batch(records).await
+        };
+        let outcomes = appended.map_err(|err| store_error(&err))?;
         outcomes
             .into_iter()
             .map(|outcome| match outcome {

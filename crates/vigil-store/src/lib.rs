@@ -72,6 +72,17 @@ pub trait InferenceLog: Send + Sync + std::fmt::Debug {
     /// is judged against the earlier one.
     async fn append_batch(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>>;
 
+    /// [`InferenceLog::append_batch`] for records whose ids were generated
+    /// for them just now (UUIDv7: no log can hold them yet), so a backend
+    /// may skip reading its stored records to check them. By default the
+    /// same as `append_batch`.
+    async fn append_fresh_batch(
+        &self,
+        records: Vec<InferenceRecord>,
+    ) -> Result<Vec<AppendOutcome>> {
+        self.append_batch(records).await
+    }
+
     /// Every record with this id, across models, newest first. An id is
     /// unique per model only, so more than one record can come back; the
     /// HTTP API shows the first and 404s on an empty list.

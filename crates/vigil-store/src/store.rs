@@ -237,12 +237,16 @@ impl Inner {
         Ok(outcomes)
     }
 
-    async fn append_batch(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
+    async fn append_batch(
+        &self,
+        records: Vec<InferenceRecord>,
+        fresh: bool,
+    ) -> Result<Vec<AppendOutcome>> {
         for r in &records {
             r.validate()?;
         }
         let started = Instant::now();
-        let result = self.append_inner(records).await;
+        let result = self.append_inner(records, fresh).await;
         if let Ok(outcomes) = &result {
             outcomes.iter().for_each(|o| self.count(o));
         }
@@ -251,12 +255,21 @@ impl Inner {
         result
     }
 
-    async fn append_inner(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
+    async fn append_inner(
+        &self,
+        records: Vec<InferenceRecord>,
+        fresh: bool,
+    ) -> Result<Vec<AppendOutcome>> {
         if self.degraded.load(Ordering::Acquire) {
             return self.spill_records(&records);
         }
         if self.spill.is_empty() {
-            return match self.backend.append_batch(records.clone()).await {
+            let written = if fresh {
+                self.backend.append_fresh_batch(records.clone()).await
+            } else {
+                self.backend.append_batch(records.clone()).await
+            };
+            return match written {
                 Ok(outcomes) => Ok(outcomes),
                 Err(err) if err.is_backend_failure() => self.fail_over(&err, &records),
                 Err(err) => Err(err),
@@ -426,7 +439,14 @@ impl InferenceLog for Store {
     }
 
     async fn append_batch(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
-        self.inner.append_batch(records).await
+        self.inner.append_batch(records, false).await
+    }
+
+    async fn append_fresh_batch(
+        &self,
+        records: Vec<InferenceRecord>,
+    ) -> Result<Vec<AppendOutcome>> {
+        self.inner.append_batch(records, true).await
     }
 
     async fn get(&self, request_id: &str) -> Result<Vec<InferenceRecord>> {

@@ -36,7 +36,7 @@ use crate::sql::{COLUMNS, Param, first_occurrences, list_sql};
 use indexer::{Db, Shared, Signal};
 pub(crate) use rows::judge;
 use rows::{SELECT_BY_ID_ORDER, into_record, raw_row, select_one};
-use tail::{Entry, Tail};
+use tail::{Entry, Found, Tail};
 
 /// Read-only connections kept open for queries.
 const READERS: usize = 4;
@@ -218,6 +218,41 @@ impl SqliteLog {
         .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
     }
 
+    /// Checks, journals and answers `records`; `fresh` skips reading
+    /// SQLite for ids generated just now.
+    async fn journal(
+        &self,
+        records: Vec<InferenceRecord>,
+        fresh: bool,
+    ) -> Result<Vec<AppendOutcome>> {
+        for r in &records {
+            r.validate()?;
+        }
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.room().await;
+        match self.durability {
+            // A journal write is a few microseconds: no hand-off.
+            Durability::Os => journal_records(&self.shared, &self.readers, &records, fresh),
+            Durability::Fsync => {
+                let (shared, readers) = (Arc::clone(&self.shared), Arc::clone(&self.readers));
+                tokio::task::spawn_blocking(move || {
+                    let outcomes = journal_records(&shared, &readers, &records, fresh)?;
+                    // One fdatasync for every append queued meanwhile; it
+                    // also covers a replayed record that is journaled only.
+                    shared.journal.sync()?;
+                    Ok(outcomes)
+                })
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("append task failed: {e}")))?
+            }
+        }
+    }
+
     /// Waits while the unapplied tail is full (SQLite is behind).
     async fn room(&self) {
         while self.shared.tail.len() >= self.capacity {
@@ -267,12 +302,14 @@ impl Shared {
     }
 }
 
-/// Journals the new records of `records` (after the idempotency check)
-/// and answers each; runs without awaiting, under the tail shards' locks.
+/// Journals the new records of `records` (after the idempotency check:
+/// the tail, then SQLite unless the ids were just generated) and answers each;
+/// runs without awaiting, under the tail shards' locks.
 fn journal_records(
     shared: &Shared,
     readers: &Readers,
     records: &[InferenceRecord],
+    generated_ids: bool,
 ) -> Result<Vec<AppendOutcome>> {
     let tail = &shared.tail;
     let firsts = first_occurrences(records);
@@ -295,9 +332,16 @@ fn journal_records(
         if firsts[i] != i {
             continue;
         }
-        if let Some(e) = tail::find(&guards[slot(i)], &r.model, &r.request_id) {
+        let shard = &mut guards[slot(i)];
+        if let Some(e) = shard.find(&r.model, &r.request_id) {
             outcomes[i] = Some(judge(r, (*e.record).clone()));
-        } else if let Some(existing) = readers.with(|c| select_one(c, &r.model, &r.request_id))? {
+            continue;
+        }
+        // Generated ids, and ids a lookup just found absent, need no read.
+        let unseen = generated_ids || shard.take_absent(&r.model, &r.request_id);
+        if !unseen
+            && let Some(existing) = readers.with(|c| select_one(c, &r.model, &r.request_id))?
+        {
             outcomes[i] = Some(judge(r, existing));
         } else {
             fresh.push(i);
@@ -345,42 +389,30 @@ fn journal_records(
 #[async_trait]
 impl InferenceLog for SqliteLog {
     async fn lookup(&self, model: &str, request_id: &str) -> Result<Option<InferenceRecord>> {
-        if let Some(r) = self.shared.tail.get(model, request_id)? {
-            return Ok(Some((*r).clone()));
-        }
+        let tail = &self.shared.tail;
+        let generation = match tail.get(model, request_id)? {
+            Found::Journaled(r) => return Ok(Some((*r).clone())),
+            Found::Missing { generation } => generation,
+        };
         // A primary-key read from a WAL snapshot never waits for the writer
         // and takes microseconds, so it runs inline: handing it to the
         // blocking pool would cost more than the query.
-        self.readers.with(|c| select_one(c, model, request_id))
+        let stored = self.readers.with(|c| select_one(c, model, request_id))?;
+        if stored.is_none() {
+            tail.remember_absent(model, request_id, generation)?;
+        }
+        Ok(stored)
     }
 
     async fn append_batch(&self, records: Vec<InferenceRecord>) -> Result<Vec<AppendOutcome>> {
-        for r in &records {
-            r.validate()?;
-        }
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
-        self.room().await;
-        match self.durability {
-            // A journal write is a few microseconds: no hand-off.
-            Durability::Os => journal_records(&self.shared, &self.readers, &records),
-            Durability::Fsync => {
-                let (shared, readers) = (Arc::clone(&self.shared), Arc::clone(&self.readers));
-                tokio::task::spawn_blocking(move || {
-                    let outcomes = journal_records(&shared, &readers, &records)?;
-                    // One fdatasync for every append queued meanwhile; it
-                    // also covers a replayed record that is journaled only.
-                    shared.journal.sync()?;
-                    Ok(outcomes)
-                })
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("append task failed: {e}")))?
-            }
-        }
+        self.journal(records, false).await
+    }
+
+    async fn append_fresh_batch(
+        &self,
+        records: Vec<InferenceRecord>,
+    ) -> Result<Vec<AppendOutcome>> {
+        self.journal(records, true).await
     }
 
     async fn get(&self, request_id: &str) -> Result<Vec<InferenceRecord>> {
