@@ -1,4 +1,5 @@
-//! Sustained append throughput into SQLite with group commit: many tasks
+//! Sustained append throughput into the SQLite log (journaled, applied to
+//! SQLite by the indexer thread): many tasks
 //! append one record at a time, each waiting for its acknowledgement, as
 //! concurrent HTTP requests do.
 

@@ -199,7 +199,9 @@ mod tests {
     }
 
     fn take(tail: &Tail, model: &str, id: &str) -> bool {
-        let mut shard = tail.lock(tail.shard_of(id)).unwrap_or_else(|e| panic!("{e}"));
+        let mut shard = tail
+            .lock(tail.shard_of(id))
+            .unwrap_or_else(|e| panic!("{e}"));
         shard.take_absent(model, id)
     }
 
@@ -207,7 +209,9 @@ mod tests {
     fn apply(tail: &Tail, id: &str, model: &str) {
         let position = Position::default();
         {
-            let mut shard = tail.lock(tail.shard_of(id)).unwrap_or_else(|e| panic!("{e}"));
+            let mut shard = tail
+                .lock(tail.shard_of(id))
+                .unwrap_or_else(|e| panic!("{e}"));
             let record = Arc::new(record(id, model));
             tail.insert(&mut shard, Entry { record, position });
         }
