@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::frame::HEADER_LEN;
 use crate::index::SegIndex;
 use crate::state::{Active, Bg, Queue};
 use crate::{Options, Position, SegmentInfo, Stats};
@@ -31,6 +32,21 @@ pub(crate) struct SegMeta {
 }
 
 impl SegMeta {
+    /// A new, empty active segment: just its header.
+    pub(crate) fn empty(id: u64, max_record: u32) -> SegMeta {
+        SegMeta {
+            id,
+            sealed: false,
+            len: HEADER_LEN,
+            disk_bytes: HEADER_LEN,
+            records: 0,
+            time: None,
+            max_record,
+            index: None,
+            compressed: false,
+        }
+    }
+
     pub(crate) fn info(&self) -> SegmentInfo {
         SegmentInfo {
             id: self.id,

@@ -145,20 +145,7 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         None => {
             let id = last.map_or(1, |l| l + 1);
             create_segment(dir, id, opts.max_record_bytes)?;
-            segs.insert(
-                id,
-                SegMeta {
-                    id,
-                    sealed: false,
-                    len: HEADER_LEN,
-                    disk_bytes: HEADER_LEN,
-                    records: 0,
-                    time: None,
-                    max_record: opts.max_record_bytes,
-                    index: None,
-                    compressed: false,
-                },
-            );
+            segs.insert(id, SegMeta::empty(id, opts.max_record_bytes));
             (id, IndexBuilder::new(opts.index_every_bytes))
         }
     };

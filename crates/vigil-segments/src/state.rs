@@ -69,6 +69,11 @@ impl Queue {
         self.tail_len = HEADER_LEN;
         self.tail_records = 0;
         self.tail_first = None;
+        self.push_chunk();
+    }
+
+    /// Starts a chunk for the tail segment, reusing a spare buffer.
+    fn push_chunk(&mut self) {
         let buf = self.spare.pop().unwrap_or_default();
         self.chunks.push(Chunk {
             seg: self.tail_seg,
@@ -80,13 +85,7 @@ impl Queue {
 
     pub(crate) fn tail_chunk(&mut self) -> &mut Chunk {
         if self.chunks.last().is_none_or(|c| c.seg != self.tail_seg) {
-            let buf = self.spare.pop().unwrap_or_default();
-            self.chunks.push(Chunk {
-                seg: self.tail_seg,
-                buf,
-                last_seq: self.seq,
-                batches: 0,
-            });
+            self.push_chunk();
         }
         let last = self.chunks.len() - 1;
         &mut self.chunks[last]

@@ -299,20 +299,8 @@ impl Inner {
                 m.sealed = true;
                 m.index = Some(Arc::clone(&old_index));
             }
-            c.segs.insert(
-                id,
-                SegMeta {
-                    id,
-                    sealed: false,
-                    len: HEADER_LEN,
-                    disk_bytes: HEADER_LEN,
-                    records: 0,
-                    time: None,
-                    max_record: self.opts.max_record_bytes,
-                    index: None,
-                    compressed: false,
-                },
-            );
+            c.segs
+                .insert(id, SegMeta::empty(id, self.opts.max_record_bytes));
         }
         Counters::add(&self.counters.rolls, 1);
         self.bg.push_seal(SealJob {
