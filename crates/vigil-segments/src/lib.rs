@@ -102,6 +102,13 @@ use std::time::Duration;
 use crate::inner::{Catalog, Counters, Inner};
 use crate::state::{Active, Bg, Queue, lock};
 
+/// Bytes a record takes on disk besides its payload (length, CRC32C,
+/// timestamp): for callers that budget a log's size.
+pub const FRAME_OVERHEAD_BYTES: u64 = frame::FRAME_HEAD as u64;
+
+/// Bytes of the header every segment file starts with.
+pub const SEGMENT_HEADER_BYTES: u64 = frame::HEADER_LEN;
+
 /// When an append returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Durability {

@@ -27,18 +27,16 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use serde::Deserialize;
-use vigil_segments::{Options, Position, SegmentLog};
+// The size budget counts the segment log's bytes per record besides the
+// payload, and per new segment file.
+use vigil_segments::{
+    FRAME_OVERHEAD_BYTES as FRAME_OVERHEAD, Options, Position, SEGMENT_HEADER_BYTES, SegmentLog,
+};
 
 use crate::config::{Durability, SpillPolicy};
 use crate::error::{Result, StoreError};
 use crate::record::InferenceRecord;
 
-/// The segment log's bytes per record besides the payload (length, CRC32C,
-/// timestamp), for the size budget (a test checks it against the log).
-const FRAME_OVERHEAD: u64 = 16;
-/// The size of a new segment file's header, for the size budget (a test
-/// checks it against the log).
-const SEGMENT_HEADER_BYTES: u64 = 24;
 /// Smallest and largest segment size.
 const MIN_SEGMENT_BYTES: u64 = 4096;
 const MAX_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;

@@ -237,11 +237,11 @@ impl SqliteLog {
         self.room().await;
         match self.durability {
             // A journal write is a few microseconds: no hand-off.
-            Durability::Os => journal_records(&self.shared, &self.readers, &records, fresh),
+            Durability::Os => journal_records(&self.shared, &self.readers, records, fresh),
             Durability::Fsync => {
                 let (shared, readers) = (Arc::clone(&self.shared), Arc::clone(&self.readers));
                 tokio::task::spawn_blocking(move || {
-                    let outcomes = journal_records(&shared, &readers, &records, fresh)?;
+                    let outcomes = journal_records(&shared, &readers, records, fresh)?;
                     // One fdatasync for every append queued meanwhile; it
                     // also covers a replayed record that is journaled only.
                     shared.journal.sync()?;
@@ -308,11 +308,11 @@ impl Shared {
 fn journal_records(
     shared: &Shared,
     readers: &Readers,
-    records: &[InferenceRecord],
+    records: Vec<InferenceRecord>,
     generated_ids: bool,
 ) -> Result<Vec<AppendOutcome>> {
     let tail = &shared.tail;
-    let firsts = first_occurrences(records);
+    let firsts = first_occurrences(&records);
     let shard_of: Vec<usize> = records
         .iter()
         .map(|r| tail.shard_of(&r.request_id))
@@ -347,26 +347,19 @@ fn journal_records(
             fresh.push(i);
         }
     }
-    if !fresh.is_empty() {
+    let positions = if fresh.is_empty() {
+        Vec::new()
+    } else {
         let payloads: Vec<Vec<u8>> = fresh.iter().map(|&i| codec::encode(&records[i])).collect();
         let batch: Vec<(i64, &[u8])> = fresh
             .iter()
             .zip(&payloads)
             .map(|(&i, p)| (records[i].received_at_us, p.as_slice()))
             .collect();
-        let positions = shared.journal.append_batch(&batch, JournalDurability::Os)?;
-        for (&i, position) in fresh.iter().zip(positions) {
-            let record = Arc::new(records[i].clone());
-            tail.insert(&mut guards[slot(i)], Entry { record, position });
-            outcomes[i] = Some(AppendOutcome::Inserted);
-        }
-    }
-    drop(guards);
-    if !fresh.is_empty() {
-        shared.signal.mark();
-        if tail.len() >= shared.full_at {
-            shared.signal.notify();
-        }
+        shared.journal.append_batch(&batch, JournalDurability::Os)?
+    };
+    for &i in &fresh {
+        outcomes[i] = Some(AppendOutcome::Inserted);
     }
     // A later record with an earlier one's key is judged against it.
     for (i, r) in records.iter().enumerate() {
@@ -378,6 +371,24 @@ fn journal_records(
                 }
                 _ => Some(judge(r, records[first].clone())),
             };
+        }
+    }
+    // The journaled records move into the tail, uncopied.
+    let mut records: Vec<Option<InferenceRecord>> = records.into_iter().map(Some).collect();
+    for (&i, position) in fresh.iter().zip(positions) {
+        if let Some(record) = records[i].take() {
+            let entry = Entry {
+                record: Arc::new(record),
+                position,
+            };
+            tail.insert(&mut guards[slot(i)], entry);
+        }
+    }
+    drop(guards);
+    if !fresh.is_empty() {
+        shared.signal.mark();
+        if tail.len() >= shared.full_at {
+            shared.signal.notify();
         }
     }
     outcomes
