@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod datum;
 pub mod math;
 pub mod model;
+pub mod notify;
 pub mod sketch;
 pub mod statistic;
 pub mod tsdb;

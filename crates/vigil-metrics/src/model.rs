@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 pub type Dimensions = BTreeMap<String, String>;
 
 /// The unit of a series, with CloudWatch's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub enum Unit {
     Seconds,
     Microseconds,

@@ -53,3 +53,34 @@ impl Sketch {
         None
     }
 }
+
+impl Sketch {
+    /// Appends the sketch's binary form to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.values.len() as u32).to_le_bytes());
+        for (v, c) in &self.values {
+            out.extend_from_slice(&v.to_le_bytes());
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+    }
+
+    /// Reads a sketch written by [`Sketch::encode`]; returns it and the
+    /// number of bytes read.
+    pub fn decode(bytes: &[u8]) -> Result<(Sketch, usize), String> {
+        let take = |at: usize, n: usize| bytes.get(at..at + n).ok_or("truncated sketch");
+        let len = u32::from_le_bytes(take(0, 4)?.try_into().map_err(|_| "truncated sketch")?);
+        let mut at = 4;
+        let mut values = Vec::new();
+        for _ in 0..len {
+            let v = f64::from_le_bytes(take(at, 8)?.try_into().map_err(|_| "truncated sketch")?);
+            let c = u64::from_le_bytes(
+                take(at + 8, 8)?
+                    .try_into()
+                    .map_err(|_| "truncated sketch")?,
+            );
+            values.push((v, c));
+            at += 16;
+        }
+        Ok((Sketch { values }, at))
+    }
+}
