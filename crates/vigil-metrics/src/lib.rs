@@ -11,6 +11,7 @@ pub mod datum;
 pub mod math;
 pub mod model;
 pub mod notify;
+pub mod registry;
 pub mod sketch;
 pub mod statistic;
 pub mod tsdb;
