@@ -28,6 +28,8 @@ use vigil_store::{
 use crate::error::{ApiError, ErrorCode};
 use crate::gateway::keys::KeyName;
 use crate::registry::{Label, ModelEntry};
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::StoreWritten;
 
 /// Response header set to `true` when the answer is a stored one.
 pub const REPLAYED_HEADER: &str = "vigil-replayed";
@@ -44,6 +46,8 @@ pub struct InferenceLogHandle {
     redactor: Arc<Redactor>,
     /// The opened store and its backend's name, for the counters.
     store: Option<(Arc<Store>, &'static str)>,
+    /// Where a write's latency is emitted (the server's spine).
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 /// What a request brings to its records besides the rows.
@@ -150,7 +154,14 @@ impl InferenceLogHandle {
             log,
             redactor: Arc::new(redactor),
             store: None,
+            telemetry: None,
         }
+    }
+
+    /// Emits each write's latency to `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = Some(telemetry);
+        self
     }
 
     /// Wraps an opened [`Store`] (its counters are served too); `backend`
@@ -290,12 +301,18 @@ impl InferenceLogHandle {
             record.api_key_name = ctx.api_key_name.as_deref().map(str::to_owned);
             record.trace_id.clone_from(&ctx.trace_id);
         }
+        let started = Instant::now();
         let appended = if generated_ids {
             self.log.append_fresh_batch(records).await
         } else {
             self.log.append_batch(records).await
         };
         let outcomes = appended.map_err(|err| store_error(&err))?;
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.emit(StoreWritten {
+                latency: started.elapsed(),
+            });
+        }
         outcomes
             .into_iter()
             .map(|outcome| match outcome {

@@ -23,11 +23,13 @@ pub mod health_api;
 pub mod infer_api;
 pub mod inference_log;
 pub mod inferences_api;
+pub mod metrics_api;
 pub mod openapi;
 pub mod registry;
 mod request_ids;
 pub mod score_api;
 pub mod state;
+pub mod telemetry;
 pub mod tls;
 
 mod tensor_bytes;
@@ -123,11 +125,11 @@ pub async fn serve_with_ready(
             "sqlite"
         };
         let redactor = vigil_store::Store::redactor(&config.store.store);
-        state = state.with_inference_log(InferenceLogHandle::from_store(
-            Arc::clone(store),
-            backend,
-            redactor,
-        ));
+        let telemetry = Arc::clone(state.gateway().telemetry());
+        state = state.with_inference_log(
+            InferenceLogHandle::from_store(Arc::clone(store), backend, redactor)
+                .with_telemetry(telemetry),
+        );
     }
     let stdout_log = if config.server.access_log {
         Some(StdoutLog::start()?)
@@ -142,6 +144,10 @@ pub async fn serve_with_ready(
     let addr = listener.local_addr()?;
     state.gateway().set_listen_addr(addr);
     let reloader = tokio::spawn(reload_on_sighup(std::sync::Arc::clone(state.gateway())));
+    let ticker = tokio::spawn(telemetry::tick_every_second(
+        Arc::clone(state.gateway().telemetry()),
+        store.clone(),
+    ));
     let tls = config.server.tls.is_some();
     tracing::info!(%addr, tls, models = config.models.len(), "serving");
     ready(addr);
@@ -156,6 +162,7 @@ pub async fn serve_with_ready(
             .await?;
     }
     reloader.abort();
+    ticker.abort();
     if let Some(store) = store {
         // Every acknowledged record is already committed; this stops the
         // replayer and the sweeper after a last spill replay attempt.

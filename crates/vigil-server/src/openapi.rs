@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref};
 
 use crate::gateway::{self, RouteClass};
 use crate::state::AppState;
-use crate::{admin_api, health_api, infer_api, inferences_api, score_api};
+use crate::{admin_api, health_api, infer_api, inferences_api, metrics_api, score_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +43,7 @@ use crate::{admin_api, health_api, infer_api, inferences_api, score_api};
         inferences_api::get_inference,
         inferences_api::list_inferences,
         inferences_api::stats::store_stats,
+        metrics_api::prometheus,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -53,6 +54,7 @@ use crate::{admin_api, health_api, infer_api, inferences_api, score_api};
         (name = "scoring", description = "Plain JSON scoring"),
         (name = "meta", description = "This document"),
         (name = "admin", description = "Admin API (needs a key with the admin role)"),
+        (name = "metrics", description = "Metrics: Prometheus exposition, custom metrics, queries"),
         (name = "inferences", description = "The inference log (admin API: needs a key with the admin role)"),
     )
 )]
@@ -280,6 +282,17 @@ pub async fn openapi_json(State(state): State<AppState>) -> Response {
     ([(CONTENT_TYPE, "application/json")], body.as_str()).into_response()
 }
 
+/// Every route template the router serves, the gRPC methods' included
+/// (what the telemetry resolves per-route metric handles for).
+pub(crate) fn route_templates() -> Vec<&'static str> {
+    let mut templates: Vec<&'static str> =
+        route_table().into_iter().map(|(_, path, _)| path).collect();
+    templates.extend(crate::grpc_api::ROUTES);
+    templates.sort_unstable();
+    templates.dedup();
+    templates
+}
+
 /// Every route: (method, path template, handler). The router is built from
 /// this table and the test below compares it with the OpenAPI document.
 pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -329,6 +342,7 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             "/api/store/stats",
             get(inferences_api::stats::store_stats),
         ),
+        ("GET", "/metrics", get(metrics_api::prometheus)),
     ]
 }
 
@@ -366,7 +380,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 17);
+        assert_eq!(routed.len(), 18);
     }
 
     #[test]
@@ -492,7 +506,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 17);
+            assert_eq!(routes.len(), 18);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

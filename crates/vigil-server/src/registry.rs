@@ -12,6 +12,7 @@ use vigil_model::{Model, ModelFormat, OutputKind};
 
 use crate::config::{Config, FeatureNames, ModelConfig, ModelSource, UnknownFeatures};
 use crate::error::ApiError;
+use crate::telemetry::{ModelHandles, Telemetry};
 
 /// The loaded models by name.
 #[derive(Debug, Default)]
@@ -22,12 +23,13 @@ pub struct Registry {
 impl Registry {
     /// Load and compile every model in `config`; an error names each model
     /// and file that failed.
-    pub fn load(config: &Config) -> anyhow::Result<Registry> {
+    pub fn load(config: &Config, telemetry: &Telemetry) -> anyhow::Result<Registry> {
         let mut models = HashMap::with_capacity(config.models.len());
         let mut problems = Vec::new();
         for model_config in &config.models {
             match ModelEntry::load(model_config) {
-                Ok(entry) => {
+                Ok(mut entry) => {
+                    entry.attach(telemetry);
                     models.insert(model_config.name.clone(), Arc::new(entry));
                 }
                 Err(err) => problems.push(format!("{err:#}")),
@@ -73,6 +75,8 @@ pub struct ModelEntry {
     /// Unique per load: the in-process cache keys on it, so a reloaded
     /// model never sees the scores of the one it replaced.
     pub load_id: u64,
+    /// Its metric handles (name and version), resolved once at load.
+    pub(crate) metrics: ModelHandles,
 }
 
 /// One feature as the inference log writes it.
@@ -169,7 +173,7 @@ impl ModelEntry {
             .map(|(i, name)| (name.as_str().into(), i))
             .collect();
         let log_keys = log_keys(model.feature_names());
-        ModelEntry {
+        let mut entry = ModelEntry {
             name: config.name.as_str().into(),
             version: config.version.clone(),
             model,
@@ -182,7 +186,34 @@ impl ModelEntry {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             },
-        }
+            // Counted in a registry of its own until a server attaches it.
+            metrics: ModelHandles::resolve(
+                &vigil_metrics::registry::Registry::new(),
+                &config.name,
+                &config.version,
+                &[],
+            ),
+        };
+        entry.attach_to(&vigil_metrics::registry::Registry::new());
+        entry
+    }
+
+    /// Counts this model's metrics in `telemetry`'s registry.
+    pub fn attach(&mut self, telemetry: &Telemetry) {
+        self.attach_to(telemetry.registry());
+    }
+
+    fn attach_to(&mut self, registry: &vigil_metrics::registry::Registry) {
+        let labels: Vec<String> = if self.has_threshold() {
+            self.labels.to_vec()
+        } else if self.is_multiclass() {
+            (0..self.model.num_outputs())
+                .map(|i| i.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.metrics = ModelHandles::resolve(registry, &self.name, &self.version, &labels);
     }
 
     /// The features in the order the inference log writes them.

@@ -21,6 +21,7 @@ use axum::response::Response;
 
 use crate::error::{ApiError, ErrorCode, error_body};
 use crate::state::AppState;
+use crate::telemetry::events::RequestFinished;
 pub use sink::{AccessLog, LineSink, StdoutLog};
 
 /// The request id header, read from the request and set on the response.
@@ -77,16 +78,25 @@ pub(crate) async fn middleware(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    // A gRPC call answers HTTP 200; its outcome is the `grpc-status`
+    // (in the headers when it failed, 0 in the trailers when it did not).
+    let grpc_status: Option<u16> = grpc.then(|| {
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|value| value.to_str().ok()?.parse().ok())
+            .unwrap_or(0)
+    });
+    state.gateway.telemetry().emit(RequestFinished {
+        route: route.as_ref().map(MatchedPath::as_str),
+        status: grpc_status.map_or_else(|| response.status().as_u16(), grpc_http_status),
+        latency: start.elapsed(),
+        integration: response
+            .extensions()
+            .get::<crate::gateway::IntegrationLatency>()
+            .map(|latency| latency.0),
+    });
     if let Some(sink) = state.access_log.sink() {
-        // A gRPC call answers HTTP 200; its outcome is the `grpc-status`
-        // (in the headers when it failed, 0 in the trailers when it did not).
-        let grpc_status = grpc.then(|| {
-            response
-                .headers()
-                .get("grpc-status")
-                .and_then(|value| value.to_str().ok()?.parse().ok())
-                .unwrap_or(0)
-        });
         let model = route
             .as_ref()
             .zip(uri.as_ref())
@@ -108,6 +118,21 @@ pub(crate) async fn middleware(
         sink.write_line(line);
     }
     response
+}
+
+/// The HTTP status class a gRPC status stands for, so a failed call counts
+/// as a 4xx or 5xx like its HTTP twin.
+fn grpc_http_status(code: u16) -> u16 {
+    match code {
+        0 => 200,
+        // INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED,
+        // FAILED_PRECONDITION, OUT_OF_RANGE: the client's.
+        3 | 5 | 6 | 7 | 9 | 11 => 400,
+        8 => 429,
+        16 => 401,
+        1 => 499,
+        _ => 500,
+    }
 }
 
 /// Give every error response our JSON body, whoever produced it.

@@ -98,7 +98,7 @@ pub struct GatewayStats {
 pub async fn stats(State(state): State<AppState>) -> Json<GatewayStats> {
     let counters = state
         .gateway
-        .metrics()
+        .telemetry()
         .snapshot()
         .into_iter()
         .map(|(name, reason, value)| CounterReading {

@@ -24,8 +24,9 @@ use axum::http::request::Parts;
 
 use crate::config::CacheConfig;
 use crate::error::ApiError;
-use crate::gateway::metrics::GatewayMetrics;
 use crate::registry::ModelEntry;
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::{CacheLookup, Decided, ModelInvoked};
 
 /// Response header saying what the cache did.
 pub const CACHE_HEADER: &str = "vigil-cache";
@@ -143,17 +144,17 @@ enum Backend {
 #[derive(Debug)]
 pub struct PredictionCache {
     backend: Backend,
-    metrics: Arc<GatewayMetrics>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl PredictionCache {
     /// A cache as configured; Redis starts connecting at once, in the
     /// background.
-    pub fn new(config: &CacheConfig, metrics: Arc<GatewayMetrics>) -> anyhow::Result<Self> {
+    pub fn new(config: &CacheConfig, telemetry: Arc<Telemetry>) -> anyhow::Result<Self> {
         let backend = if !config.enabled() {
             Backend::Off
         } else if let Some(url) = &config.url {
-            Backend::Redis(redis::RedisCache::new(url, config, Arc::clone(&metrics))?)
+            Backend::Redis(redis::RedisCache::new(url, config, Arc::clone(&telemetry))?)
         } else {
             Backend::Local(
                 moka::sync::Cache::builder()
@@ -162,7 +163,7 @@ impl PredictionCache {
                     .build(),
             )
         };
-        Ok(PredictionCache { backend, metrics })
+        Ok(PredictionCache { backend, telemetry })
     }
 
     /// Waits at most `cache.timeout_ms` for the Redis connection being
@@ -177,7 +178,40 @@ impl PredictionCache {
 
     /// The scores of `rows` for `entry`: from the cache, or from `score`
     /// (then stored). `control.bypass` skips the lookup and the store.
+    /// Emits the model's invocation (when it scored) and its decisions.
     pub async fn get_or_score<F>(
+        &self,
+        entry: &ModelEntry,
+        rows: &[f64],
+        control: CacheControl,
+        score: F,
+    ) -> Result<(Scores, CacheStatus), ApiError>
+    where
+        F: FnOnce() -> Result<Vec<f64>, ApiError>,
+    {
+        let invoke = || {
+            let started = std::time::Instant::now();
+            let scored = score();
+            self.telemetry.emit(ModelInvoked {
+                model: &entry.metrics,
+                duration: started.elapsed(),
+                ok: scored.is_ok(),
+            });
+            scored
+        };
+        let (scores, status) = self.lookup_or_score(entry, rows, control, invoke).await?;
+        self.telemetry.emit(Decided {
+            model: &entry.metrics,
+            scores: &scores,
+            outputs: entry.model.num_outputs(),
+            threshold: entry.has_threshold().then_some(entry.threshold),
+            multiclass: entry.is_multiclass(),
+            rows,
+        });
+        Ok((scores, status))
+    }
+
+    async fn lookup_or_score<F>(
         &self,
         entry: &ModelEntry,
         rows: &[f64],
@@ -190,7 +224,6 @@ impl PredictionCache {
         if control.bypass || matches!(self.backend, Backend::Off) {
             return Ok((Scores::Owned(score()?), CacheStatus::Bypass));
         }
-        use std::sync::atomic::Ordering::Relaxed;
         match &self.backend {
             Backend::Off => unreachable_off(score),
             Backend::Local(cache) => {
@@ -200,10 +233,10 @@ impl PredictionCache {
                     bits: canonical_row(rows),
                 };
                 if let Some(hit) = cache.get(&key) {
-                    self.metrics.cache_hits.fetch_add(1, Relaxed);
+                    self.telemetry.emit(CacheLookup { hit: true });
                     return Ok((Scores::Shared(hit), CacheStatus::Hit));
                 }
-                self.metrics.cache_misses.fetch_add(1, Relaxed);
+                self.telemetry.emit(CacheLookup { hit: false });
                 let scores: Arc<[f64]> = score()?.into();
                 cache.insert(key, Arc::clone(&scores));
                 Ok((Scores::Shared(scores), CacheStatus::Miss))
@@ -211,10 +244,10 @@ impl PredictionCache {
             Backend::Redis(cache) => {
                 let key = redis::key(&entry.name, &entry.version, rows);
                 if let Some(hit) = cache.get(&key, entry.model.num_outputs()).await {
-                    self.metrics.cache_hits.fetch_add(1, Relaxed);
+                    self.telemetry.emit(CacheLookup { hit: true });
                     return Ok((Scores::Shared(hit.into()), CacheStatus::Hit));
                 }
-                self.metrics.cache_misses.fetch_add(1, Relaxed);
+                self.telemetry.emit(CacheLookup { hit: false });
                 let scores = score()?;
                 cache.set_in_background(key, &scores);
                 Ok((Scores::Owned(scores), CacheStatus::Miss))

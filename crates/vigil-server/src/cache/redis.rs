@@ -28,7 +28,8 @@ use sha2::{Digest, Sha256};
 
 use super::breaker::Breaker;
 use crate::config::CacheConfig;
-use crate::gateway::metrics::GatewayMetrics;
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::CacheFailed;
 
 /// Consecutive failures that open the breaker.
 pub const TRIP_AFTER: u32 = 3;
@@ -53,7 +54,7 @@ struct Shared {
     /// On nanoseconds since `epoch`.
     breaker: Breaker,
     epoch: Instant,
-    metrics: Arc<GatewayMetrics>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// A Redis-backed prediction cache.
@@ -88,7 +89,7 @@ impl RedisCache {
     pub fn new(
         url: &str,
         config: &CacheConfig,
-        metrics: Arc<GatewayMetrics>,
+        telemetry: Arc<Telemetry>,
     ) -> anyhow::Result<RedisCache> {
         let client = redis::Client::open(url)
             .map_err(|err| anyhow::anyhow!("cache.url: invalid redis url: {err}"))?;
@@ -102,7 +103,7 @@ impl RedisCache {
                 ttl_ms: config.ttl_ms,
                 breaker: Breaker::new(TRIP_AFTER, Duration::from_millis(config.breaker_open_ms)),
                 epoch: Instant::now(),
-                metrics,
+                telemetry,
             }),
         };
         cache.shared.connect_in_background();
@@ -315,7 +316,7 @@ impl Shared {
     }
 
     fn failed(&self) {
-        self.metrics.cache_errors.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.emit(CacheFailed);
         self.breaker.failed(self.now_nanos());
     }
 }

@@ -77,9 +77,9 @@ async fn second_identical_row_is_a_hit_whatever_the_key_order() {
     assert_eq!(bypass.json["cached"], false);
     assert_eq!(bypass.json["score"], first.json["score"]);
 
-    let metrics = state.gateway().metrics().snapshot();
-    assert!(metrics.contains(&(crate::gateway::metrics::CACHE_HITS, None, 2)));
-    assert!(metrics.contains(&(crate::gateway::metrics::CACHE_MISSES, None, 2)));
+    let metrics = state.gateway().telemetry().snapshot();
+    assert!(metrics.contains(&(crate::telemetry::names::CACHE_HITS.name, None, 2)));
+    assert!(metrics.contains(&(crate::telemetry::names::CACHE_MISSES.name, None, 2)));
 }
 
 #[tokio::test]
@@ -278,10 +278,10 @@ async fn redis_down_never_fails_a_request_and_opens_the_breaker() {
         assert!(std::time::Instant::now() < deadline, "breaker never opened");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let errors = state.gateway().metrics().snapshot();
+    let errors = state.gateway().telemetry().snapshot();
     assert!(
         errors.contains(&(
-            crate::gateway::metrics::CACHE_ERRORS,
+            crate::telemetry::names::CACHE_ERRORS.name,
             None,
             u64::from(redis::TRIP_AFTER)
         )),

@@ -14,11 +14,14 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::keys::{self, ApiKey, KeyName};
-use super::metrics::{GatewayMetrics, ThrottleReason};
 use super::runtime::{Gateway, Runtime};
 use super::throttle::retry_after_secs;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::{
+    AuthFailed, ScoringEnded, ScoringStarted, ThrottleReason, Throttled, TimedOut,
+};
 
 /// What a route needs from the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,15 +76,24 @@ pub(crate) async fn middleware(
     if let Some(name) = &key_name {
         request.extensions_mut().insert(name.clone());
     }
+    let started = std::time::Instant::now();
     let mut response = match admitted.run(next.run(request)).await {
         Ok(response) => response,
         Err(timeout) => timeout.into_response(),
     };
+    response
+        .extensions_mut()
+        .insert(IntegrationLatency(started.elapsed()));
     if let Some(name) = key_name {
         response.extensions_mut().insert(name);
     }
     response
 }
+
+/// Time the handler took behind the gateway's checks, handed to the
+/// outermost middleware in the response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IntegrationLatency(pub std::time::Duration);
 
 /// A request the gateway let through. It holds the concurrency permit (a
 /// scoring request's) until it is dropped.
@@ -98,7 +110,7 @@ struct Limits<'g> {
     _permit: OwnedSemaphorePermit,
     _in_flight: InFlight<'g>,
     timeout: Duration,
-    metrics: &'g GatewayMetrics,
+    telemetry: &'g Telemetry,
 }
 
 impl Admitted<'_> {
@@ -116,7 +128,7 @@ impl Admitted<'_> {
         match tokio::time::timeout(limits.timeout, work).await {
             Ok(out) => Ok(out),
             Err(_) => {
-                limits.metrics.timed_out();
+                limits.telemetry.emit(TimedOut);
                 Err(ApiError::public(
                     ErrorCode::Timeout,
                     format!(
@@ -168,7 +180,7 @@ pub(crate) fn admit<'g>(
     }
     let runtime = gateway.runtime();
     let key = authenticate(gateway, &runtime, headers, class).map_err(|error| {
-        gateway.metrics().auth_failed();
+        gateway.telemetry().emit(AuthFailed);
         Refused {
             error,
             retry_after_secs: None,
@@ -188,7 +200,7 @@ pub(crate) fn admit<'g>(
     ];
     for (bucket, reason) in checks {
         if let Some(Err(wait)) = bucket.map(|b| b.check()) {
-            gateway.metrics().throttled(reason);
+            gateway.telemetry().emit(Throttled { reason });
             return Err(throttled(
                 reason,
                 retry_after_secs(wait),
@@ -197,7 +209,9 @@ pub(crate) fn admit<'g>(
         }
     }
     let Ok(permit) = Arc::clone(&runtime.concurrency).try_acquire_owned() else {
-        gateway.metrics().throttled(ThrottleReason::Concurrency);
+        gateway.telemetry().emit(Throttled {
+            reason: ThrottleReason::Concurrency,
+        });
         return Err(throttled(
             ThrottleReason::Concurrency,
             1,
@@ -208,27 +222,27 @@ pub(crate) fn admit<'g>(
         key_name,
         limits: Some(Limits {
             _permit: permit,
-            _in_flight: InFlight::enter(gateway.metrics()),
+            _in_flight: InFlight::enter(gateway.telemetry()),
             timeout: runtime.request_timeout,
-            metrics: gateway.metrics(),
+            telemetry: gateway.telemetry(),
         }),
     })
 }
 
 /// Keeps the in-flight count right even when the request is cancelled.
 #[derive(Debug)]
-struct InFlight<'a>(&'a GatewayMetrics);
+struct InFlight<'a>(&'a Telemetry);
 
 impl<'a> InFlight<'a> {
-    fn enter(metrics: &'a GatewayMetrics) -> InFlight<'a> {
-        metrics.enter();
-        InFlight(metrics)
+    fn enter(telemetry: &'a Telemetry) -> InFlight<'a> {
+        telemetry.emit(ScoringStarted);
+        InFlight(telemetry)
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.leave();
+        self.0.emit(ScoringEnded);
     }
 }
 

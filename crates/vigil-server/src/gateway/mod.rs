@@ -8,7 +8,6 @@
 //! A throttled request never reaches the handler, the model or the store.
 
 pub mod keys;
-pub mod metrics;
 mod middleware;
 #[cfg(test)]
 mod reload_tests;
@@ -17,7 +16,9 @@ pub mod runtime;
 pub(crate) mod tests;
 pub mod throttle;
 
+pub use crate::telemetry::ThrottleReason;
 pub use keys::{KeyName, hash_key};
-pub use metrics::{GatewayMetrics, ThrottleReason};
-pub(crate) use middleware::{Admitted, Refused, RouteClass, admit, classify, middleware};
+pub(crate) use middleware::{
+    Admitted, IntegrationLatency, Refused, RouteClass, admit, classify, middleware,
+};
 pub use runtime::{Gateway, Runtime};

@@ -12,9 +12,9 @@ use crate::cache::PredictionCache;
 use crate::config::Config;
 use crate::error::ErrorCode;
 use crate::gateway::keys::{ApiKey, KeyTable};
-use crate::gateway::metrics::GatewayMetrics;
 use crate::gateway::throttle::{Bucket, GatewayClock, bucket_for};
 use crate::registry::Registry;
+use crate::telemetry::Telemetry;
 use crate::tls::{CertificateSource, load_certified_key};
 
 /// One consistent generation of everything reloadable.
@@ -50,9 +50,9 @@ impl Runtime {
         config: &Config,
         old: Option<&Runtime>,
         clock: &GatewayClock,
-        metrics: &Arc<GatewayMetrics>,
+        telemetry: &Arc<Telemetry>,
     ) -> anyhow::Result<Runtime> {
-        let registry = Arc::new(Registry::load(config)?);
+        let registry = Arc::new(Registry::load(config, telemetry)?);
         let tls = match &config.server.tls {
             Some(tls) => Some(load_certified_key(&tls.cert_path, &tls.key_path)?),
             None => None,
@@ -91,7 +91,7 @@ impl Runtime {
         };
         let cache = match old {
             Some(old) if old.config.cache == config.cache => Arc::clone(&old.cache),
-            _ => Arc::new(PredictionCache::new(&config.cache, Arc::clone(metrics))?),
+            _ => Arc::new(PredictionCache::new(&config.cache, Arc::clone(telemetry))?),
         };
         Ok(Runtime {
             config: config.clone(),
@@ -122,7 +122,7 @@ fn default_burst(rate_per_s: f64) -> u32 {
 #[derive(Debug)]
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
-    metrics: Arc<GatewayMetrics>,
+    telemetry: Arc<Telemetry>,
     clock: GatewayClock,
     pub(super) loopback: AtomicBool,
     reload_lock: tokio::sync::Mutex<()>,
@@ -143,11 +143,13 @@ pub struct ReloadSummary {
 impl Gateway {
     /// Build the first runtime from `config` on `clock`.
     pub fn new(config: &Config, clock: GatewayClock) -> anyhow::Result<Gateway> {
-        let metrics = Arc::new(GatewayMetrics::default());
-        let runtime = Runtime::build(config, None, &clock, &metrics)?;
+        let telemetry = Arc::new(Telemetry::new(Arc::new(
+            vigil_metrics::registry::Registry::new(),
+        )));
+        let runtime = Runtime::build(config, None, &clock, &telemetry)?;
         Ok(Gateway {
             runtime: ArcSwap::from_pointee(runtime),
-            metrics,
+            telemetry,
             clock,
             loopback: AtomicBool::new(config.server.listen.ip().is_loopback()),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -159,9 +161,9 @@ impl Gateway {
         self.runtime.load_full()
     }
 
-    /// The counters.
-    pub fn metrics(&self) -> &GatewayMetrics {
-        &self.metrics
+    /// The telemetry spine: metric handles, shared across reloads.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// Read the config again (its file, or the same in-memory config when
@@ -173,7 +175,7 @@ impl Gateway {
         let old = self.runtime();
         let old_cache = Arc::clone(&old.cache);
         let clock = self.clock.clone();
-        let metrics = Arc::clone(&self.metrics);
+        let telemetry = Arc::clone(&self.telemetry);
         // Loading models reads files and compiles trees: off the async workers.
         let new = tokio::task::spawn_blocking(move || {
             let config = match &old.config.source {
@@ -185,7 +187,7 @@ impl Gateway {
                     "[store] changed: the inference log keeps its settings until a restart"
                 );
             }
-            Runtime::build(&config, Some(&old), &clock, &metrics)
+            Runtime::build(&config, Some(&old), &clock, &telemetry)
         })
         .await??;
         if !Arc::ptr_eq(&new.cache, &old_cache) {

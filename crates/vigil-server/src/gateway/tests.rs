@@ -239,7 +239,7 @@ async fn the_global_bucket_throttles_with_retry_after_and_refills_on_the_clock()
     for _ in 0..2 {
         assert_eq!(score_with(&state, None).await.status, StatusCode::OK);
     }
-    let misses = state.gateway().metrics().snapshot();
+    let misses = state.gateway().telemetry().snapshot();
     // Throttled even with a body the handler would reject: it never runs.
     let answer = send(&state, score_request(None, "{not json")).await;
     assert_error(
@@ -249,7 +249,10 @@ async fn the_global_bucket_throttles_with_retry_after_and_refills_on_the_clock()
         &["rate limit"],
     );
     assert_eq!(answer.headers["retry-after"], "2");
-    assert_eq!(state.gateway().metrics().throttles(ThrottleReason::Rate), 1);
+    assert_eq!(
+        state.gateway().telemetry().throttles(ThrottleReason::Rate),
+        1
+    );
     let stats = Request::get("/api/gateway/stats")
         .body(Body::empty())
         .expect("request");
@@ -261,7 +264,7 @@ async fn the_global_bucket_throttles_with_retry_after_and_refills_on_the_clock()
     );
     assert_eq!(stats.json["cache_backend"], "memory");
     // Throttled requests did not reach the cache (nor the model).
-    assert_eq!(state.gateway().metrics().snapshot(), {
+    assert_eq!(state.gateway().telemetry().snapshot(), {
         let mut expected = misses;
         expected[0].2 += 1;
         expected
@@ -301,10 +304,16 @@ async fn a_key_plan_throttles_only_that_key() {
     );
     assert_eq!(answer.headers["retry-after"], "1");
     assert_eq!(
-        state.gateway().metrics().throttles(ThrottleReason::KeyRate),
+        state
+            .gateway()
+            .telemetry()
+            .throttles(ThrottleReason::KeyRate),
         1
     );
-    assert_eq!(state.gateway().metrics().throttles(ThrottleReason::Rate), 0);
+    assert_eq!(
+        state.gateway().telemetry().throttles(ThrottleReason::Rate),
+        0
+    );
     // Another key is unaffected.
     assert_eq!(
         score_with(&state, bearer(SCORE_KEY)).await.status,
@@ -355,7 +364,7 @@ async fn over_the_concurrency_limit_is_refused_at_once() {
         let app = crate::app(state.clone());
         let stuck = tokio::spawn(app.oneshot(stuck_request()));
         // Let the stuck request take the permit.
-        while state.gateway().metrics().snapshot()[3].2 == 0 {
+        while state.gateway().telemetry().snapshot()[3].2 == 0 {
             tokio::task::yield_now().await;
         }
         let answer = score_with(&state, None).await;
@@ -364,7 +373,7 @@ async fn over_the_concurrency_limit_is_refused_at_once() {
         assert_eq!(
             state
                 .gateway()
-                .metrics()
+                .telemetry()
                 .throttles(ThrottleReason::Concurrency),
             1
         );
@@ -387,8 +396,8 @@ async fn a_slow_request_gets_a_504() {
         &["request_timeout_ms (30 ms)"],
     );
     assert_eq!(
-        state.gateway().metrics().snapshot()[4],
-        (metrics::TIMEOUTS, None, 1)
+        state.gateway().telemetry().snapshot()[4],
+        (crate::telemetry::names::TIMEOUTS.name, None, 1)
     );
     // The permit was released.
     assert_eq!(score_with(&state, None).await.status, StatusCode::OK);

@@ -58,6 +58,16 @@ pub const METHODS: [&str; 6] = [
     "ModelInfer",
 ];
 
+/// Each method's route (`ROUTE_PREFIX` + method), in `METHODS` order.
+pub const ROUTES: [&str; 6] = [
+    "/inference.GRPCInferenceService/ServerLive",
+    "/inference.GRPCInferenceService/ServerReady",
+    "/inference.GRPCInferenceService/ModelReady",
+    "/inference.GRPCInferenceService/ServerMetadata",
+    "/inference.GRPCInferenceService/ModelMetadata",
+    "/inference.GRPCInferenceService/ModelInfer",
+];
+
 /// Metadata key of the Retry-After seconds of a throttled call (the HTTP
 /// header's name and value).
 pub const RETRY_AFTER_KEY: &str = "retry-after";
@@ -76,8 +86,8 @@ pub(crate) fn routes(
     })
     .max_decoding_message_size(state.max_body_bytes);
     let service = tower::Layer::layer(&axum::middleware::from_fn(grpc_only), server);
-    for method in METHODS {
-        router = router.route_service(&format!("{ROUTE_PREFIX}{method}"), service.clone());
+    for route in ROUTES {
+        router = router.route_service(route, service.clone());
     }
     router
 }

@@ -351,10 +351,10 @@ async fn keys_come_from_metadata_and_map_to_grpc_codes() {
     assert_eq!(
         state
             .gateway()
-            .metrics()
+            .telemetry()
             .snapshot()
             .iter()
-            .find(|r| r.0 == crate::gateway::metrics::AUTH_FAILURES)
+            .find(|r| r.0 == crate::telemetry::names::AUTH_FAILURES.name)
             .map(|r| r.2),
         Some(3)
     );
@@ -385,7 +385,10 @@ async fn throttled_calls_are_resource_exhausted_with_retry_metadata() {
         metadata.get(super::RETRY_PUSHBACK_KEY),
         Some(&MetadataValue::from(1000u64))
     );
-    assert_eq!(state.gateway().metrics().throttles(ThrottleReason::Rate), 1);
+    assert_eq!(
+        state.gateway().telemetry().throttles(ThrottleReason::Rate),
+        1
+    );
     clock.advance(std::time::Duration::from_secs(1));
     client.model_infer(call()).await.expect("refilled");
 }

@@ -117,7 +117,14 @@ fn every_model_whose_names_do_not_fit_is_reported_at_once() {
         model_config("b", ULB, Some(vec!["x".to_owned(); 30])),
         model_config("c", ULB_NONAMES, Some(header())),
     ];
-    let err = format!("{:#}", Registry::load(&config).expect_err("two bad models"));
+    let err = format!(
+        "{:#}",
+        Registry::load(
+            &config,
+            &crate::telemetry::Telemetry::new(Default::default())
+        )
+        .expect_err("two bad models")
+    );
     assert!(err.contains("model `a`"), "{err}");
     assert!(err.contains("gives 3 feature names"), "{err}");
     assert!(err.contains("model `b`"), "{err}");

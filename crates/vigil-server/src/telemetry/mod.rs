@@ -1,0 +1,315 @@
+//! The telemetry spine: everything on the request path that monitoring
+//! cares about is one event type (`events.rs`) with one
+//! [`Telemetry::emit`], which updates the metric handles resolved here
+//! (per route at start-up, per model at load) and writes the event's log
+//! line. Handlers say what happened; they never touch a registry.
+
+pub mod events;
+pub mod names;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use vigil_metrics::registry::{
+    COUNT_BUCKETS, Counter, Distribution, LATENCY_BUCKETS_MS, Registry, SCORE_BUCKETS,
+};
+
+pub use events::{Event, ThrottleReason};
+use names::*;
+
+/// One reading of `/api/gateway/stats`: (metric name, reason, value).
+pub type Reading = (&'static str, Option<&'static str>, u64);
+
+/// The metric handles of one route template.
+#[derive(Debug)]
+pub(crate) struct RouteHandles {
+    count: Counter,
+    latency: Distribution,
+    integration: Distribution,
+    errors_4xx: Counter,
+    errors_5xx: Counter,
+    /// A scoring route also feeds the `InferencePipeline` namespace.
+    scoring: bool,
+}
+
+/// The metric handles of one loaded model (name and version).
+#[derive(Debug, Clone)]
+pub struct ModelHandles {
+    pub(crate) invocations: Counter,
+    pub(crate) errors: Counter,
+    pub(crate) duration: Distribution,
+    pub(crate) score: Distribution,
+    /// Binary models: `[negative, positive]`; multiclass: one per class.
+    pub(crate) labels: Vec<Counter>,
+    pub(crate) missing: Counter,
+}
+
+impl ModelHandles {
+    /// The handles of `name` at `version` in `r`; `labels` are the
+    /// decisions' label values (index = class or `[negative, positive]`).
+    pub fn resolve(r: &Registry, name: &str, version: &str, labels: &[String]) -> ModelHandles {
+        let dims = [(DIM_MODEL, name), (DIM_VERSION, version)];
+        ModelHandles {
+            invocations: r.counter(INVOCATIONS.key(&dims), INVOCATIONS.prom()),
+            errors: r.counter(ERRORS.key(&dims), ERRORS.prom()),
+            duration: r.distribution(DURATION.key(&dims), DURATION.prom(), LATENCY_BUCKETS_MS),
+            score: r.distribution(SCORE.key(&dims), SCORE.prom(), SCORE_BUCKETS),
+            labels: labels
+                .iter()
+                .map(|label| {
+                    let dims = [
+                        (DIM_MODEL, name),
+                        (DIM_VERSION, version),
+                        (DIM_LABEL, label.as_str()),
+                    ];
+                    r.counter(PREDICTIONS.key(&dims), PREDICTIONS.prom())
+                })
+                .collect(),
+            missing: r.counter(MISSING_FEATURES.key(&dims), MISSING_FEATURES.prom()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct GatewayHandles {
+    throttles: [Counter; 3],
+    timeouts: Counter,
+    auth_failures: Counter,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    cache_errors: Counter,
+    concurrency: Distribution,
+}
+
+#[derive(Debug)]
+pub(crate) struct PipelineHandles {
+    latency: Distribution,
+    success: Counter,
+    errors: Counter,
+}
+
+#[derive(Debug)]
+pub(crate) struct StoreHandles {
+    write_latency: Distribution,
+    writes: Counter,
+    system_errors: Counter,
+    user_errors: Counter,
+    conflicts: Counter,
+    spilled: Counter,
+    replayed: Counter,
+    dropped: Counter,
+    /// The store's counters at the last reading (they count since start).
+    last: Mutex<vigil_store::StoreStatsSnapshot>,
+}
+
+/// The process's metric handles and the in-flight gauge; shared by every
+/// request and kept across reloads.
+#[derive(Debug)]
+pub struct Telemetry {
+    registry: Arc<Registry>,
+    routes: HashMap<Box<str>, RouteHandles>,
+    unmatched: RouteHandles,
+    gateway: GatewayHandles,
+    pipeline: PipelineHandles,
+    store: StoreHandles,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// In tests: the name of every event emitted, in order.
+    recorded: Option<Mutex<Vec<&'static str>>>,
+}
+
+impl Telemetry {
+    /// Handles for every route template the router serves.
+    pub fn new(registry: Arc<Registry>) -> Telemetry {
+        let route = |template: &str, scoring: bool| {
+            let dims = [(DIM_ROUTE, template)];
+            RouteHandles {
+                count: registry.counter(COUNT.key(&dims), COUNT.prom()),
+                latency: registry.distribution(
+                    LATENCY.key(&dims),
+                    LATENCY.prom(),
+                    LATENCY_BUCKETS_MS,
+                ),
+                integration: registry.distribution(
+                    INTEGRATION_LATENCY.key(&dims),
+                    INTEGRATION_LATENCY.prom(),
+                    LATENCY_BUCKETS_MS,
+                ),
+                errors_4xx: registry.counter(ERRORS_4XX.key(&dims), ERRORS_4XX.prom()),
+                errors_5xx: registry.counter(ERRORS_5XX.key(&dims), ERRORS_5XX.prom()),
+                scoring,
+            }
+        };
+        let routes = crate::openapi::route_templates()
+            .into_iter()
+            .map(|template| {
+                let scoring = is_scoring_route(template);
+                (Box::from(template), route(template, scoring))
+            })
+            .collect();
+        let counter = |def: MetricDef| registry.counter(def.key(&[]), def.prom());
+        let reason = |r: ThrottleReason| {
+            registry.counter(THROTTLES.key(&[(DIM_REASON, r.as_str())]), THROTTLES.prom())
+        };
+        Telemetry {
+            unmatched: route("unmatched", false),
+            routes,
+            gateway: GatewayHandles {
+                throttles: [
+                    reason(ThrottleReason::Rate),
+                    reason(ThrottleReason::KeyRate),
+                    reason(ThrottleReason::Concurrency),
+                ],
+                timeouts: counter(TIMEOUTS),
+                auth_failures: counter(AUTH_FAILURES),
+                cache_hits: counter(CACHE_HITS),
+                cache_misses: counter(CACHE_MISSES),
+                cache_errors: counter(CACHE_ERRORS),
+                concurrency: registry.distribution(
+                    CONCURRENT_EXECUTIONS.key(&[]),
+                    CONCURRENT_EXECUTIONS.prom(),
+                    COUNT_BUCKETS,
+                ),
+            },
+            pipeline: PipelineHandles {
+                latency: registry.distribution(
+                    PIPELINE_LATENCY.key(&[]),
+                    PIPELINE_LATENCY.prom(),
+                    LATENCY_BUCKETS_MS,
+                ),
+                success: counter(PIPELINE_SUCCESS),
+                errors: counter(PIPELINE_ERRORS),
+            },
+            store: StoreHandles {
+                write_latency: registry.distribution(
+                    WRITE_LATENCY.key(&[]),
+                    WRITE_LATENCY.prom(),
+                    LATENCY_BUCKETS_MS,
+                ),
+                writes: counter(WRITES),
+                system_errors: counter(SYSTEM_ERRORS),
+                user_errors: counter(USER_ERRORS),
+                conflicts: counter(CONDITIONAL_CHECK_FAILED),
+                spilled: counter(SPILLED),
+                replayed: counter(REPLAYED),
+                dropped: counter(DROPPED),
+                last: Mutex::new(vigil_store::StoreStatsSnapshot::default()),
+            },
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            recorded: None,
+            registry,
+        }
+    }
+
+    /// Like [`Telemetry::new`], also recording every event's name, so a
+    /// test can assert on what a request emitted.
+    pub fn recording(registry: Arc<Registry>) -> Telemetry {
+        Telemetry {
+            recorded: Some(Mutex::new(Vec::new())),
+            ..Telemetry::new(registry)
+        }
+    }
+
+    /// The names of the events emitted so far (empty unless recording).
+    pub fn recorded(&self) -> Vec<&'static str> {
+        self.recorded.as_ref().map_or_else(Vec::new, |r| {
+            r.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        })
+    }
+
+    /// Says that `event` happened.
+    #[inline]
+    pub fn emit(&self, event: impl Event) {
+        if let Some(recorded) = &self.recorded {
+            recorded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(event.name());
+        }
+        event.emit(self);
+    }
+
+    /// The registry every handle lives in.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The handles of one model version, resolved once at load.
+    pub fn model(&self, name: &str, version: &str, labels: &[String]) -> ModelHandles {
+        ModelHandles::resolve(&self.registry, name, version, labels)
+    }
+
+    pub(crate) fn route(&self, template: Option<&str>) -> &RouteHandles {
+        template
+            .and_then(|t| self.routes.get(t))
+            .unwrap_or(&self.unmatched)
+    }
+
+    /// Throttles for one reason so far.
+    pub fn throttles(&self, reason: ThrottleReason) -> u64 {
+        self.gateway.throttles[reason as usize].total()
+    }
+
+    /// The highest concurrency since the last call, which restarts the
+    /// window at the current value.
+    pub fn take_max_concurrency(&self) -> usize {
+        let now = self.in_flight.load(Ordering::Relaxed);
+        self.max_in_flight.swap(now, Ordering::Relaxed)
+    }
+
+    /// The gateway's counters, read from the same handles the metrics
+    /// store and `/metrics` read (the concurrency maximum is read, not reset).
+    pub fn snapshot(&self) -> Vec<Reading> {
+        let g = &self.gateway;
+        let mut out = Vec::with_capacity(9);
+        for reason in [
+            ThrottleReason::Rate,
+            ThrottleReason::KeyRate,
+            ThrottleReason::Concurrency,
+        ] {
+            out.push((
+                THROTTLES.name,
+                Some(reason.as_str()),
+                self.throttles(reason),
+            ));
+        }
+        out.push((
+            CONCURRENT_EXECUTIONS.name,
+            None,
+            self.max_in_flight.load(Ordering::Relaxed) as u64,
+        ));
+        out.push((TIMEOUTS.name, None, g.timeouts.total()));
+        out.push((AUTH_FAILURES.name, None, g.auth_failures.total()));
+        out.push((CACHE_HITS.name, None, g.cache_hits.total()));
+        out.push((CACHE_MISSES.name, None, g.cache_misses.total()));
+        out.push((CACHE_ERRORS.name, None, g.cache_errors.total()));
+        out
+    }
+}
+
+/// Once a second, off the request path: reads the inference log's own
+/// counters into the store's metrics.
+pub async fn tick_every_second(telemetry: Arc<Telemetry>, store: Option<Arc<vigil_store::Store>>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Some(store) = &store {
+            telemetry.emit(events::StoreStatsRead {
+                snapshot: &store.stats_snapshot(),
+            });
+        }
+    }
+}
+
+/// Whether a route template scores (and so feeds `InferencePipeline`).
+fn is_scoring_route(template: &str) -> bool {
+    template.ends_with("/infer")
+        || template.ends_with("/score")
+        || template.ends_with("/ModelInfer")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,344 @@
+//! Every metric Vigil emits: namespace, name, unit and Prometheus name, in
+//! one place (SEMANTICS.md §7 names, so users find what they know).
+//! Handlers never spell a metric; they emit an event (see `events.rs`).
+
+use vigil_metrics::registry::PromName;
+use vigil_metrics::{SeriesKey, Unit};
+
+/// One metric's identity.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    /// The namespace (`Vigil/Gateway`).
+    pub namespace: &'static str,
+    /// The cloud's name (`4XXError`).
+    pub name: &'static str,
+    /// The unit of its data.
+    pub unit: Unit,
+    /// Its Prometheus family name (without `_total`).
+    pub prom: &'static str,
+    /// One line for `# HELP` and the README.
+    pub help: &'static str,
+}
+
+impl MetricDef {
+    /// The series with `dimensions`.
+    pub fn key(&self, dimensions: &[(&str, &str)]) -> SeriesKey {
+        let mut key = SeriesKey::new(self.namespace, self.name).with_unit(self.unit);
+        for (name, value) in dimensions {
+            key = key.with_dimension(*name, *value);
+        }
+        key
+    }
+
+    pub(crate) fn prom(&self) -> PromName {
+        PromName {
+            name: self.prom.to_string(),
+            help: self.help,
+        }
+    }
+}
+
+/// The model scoring step (the cloud's function metrics).
+pub const FUNCTION: &str = "Vigil/Function";
+/// The HTTP/gRPC front door (the cloud's API gateway metrics).
+pub const GATEWAY: &str = "Vigil/Gateway";
+/// The inference log (the cloud's table metrics).
+pub const STORE: &str = "Vigil/Store";
+/// What the models decide.
+pub const MODEL: &str = "Vigil/Model";
+/// The seed runbook's custom namespace.
+pub const PIPELINE: &str = "InferencePipeline";
+
+/// Dimension: model name.
+pub const DIM_MODEL: &str = "model";
+/// Dimension: model version.
+pub const DIM_VERSION: &str = "version";
+/// Dimension: route template (`/v2/models/{name}/infer`).
+pub const DIM_ROUTE: &str = "route";
+/// Dimension: why a request was throttled.
+pub const DIM_REASON: &str = "reason";
+/// Dimension: a decision's label.
+pub const DIM_LABEL: &str = "label";
+
+macro_rules! metric {
+    ($id:ident, $ns:expr, $name:literal, $unit:ident, $prom:literal, $help:literal) => {
+        #[doc = $help]
+        pub const $id: MetricDef = MetricDef {
+            namespace: $ns,
+            name: $name,
+            unit: Unit::$unit,
+            prom: $prom,
+            help: $help,
+        };
+    };
+}
+
+metric!(
+    INVOCATIONS,
+    FUNCTION,
+    "Invocations",
+    Count,
+    "vigil_function_invocations",
+    "scoring calls into a model (cache hits do not invoke it), per model and version"
+);
+metric!(
+    ERRORS,
+    FUNCTION,
+    "Errors",
+    Count,
+    "vigil_function_errors",
+    "scoring calls that failed inside the model, per model and version"
+);
+metric!(
+    THROTTLES,
+    FUNCTION,
+    "Throttles",
+    Count,
+    "vigil_function_throttles",
+    "scoring requests refused by a rate or concurrency limit, per reason"
+);
+metric!(
+    DURATION,
+    FUNCTION,
+    "Duration",
+    Milliseconds,
+    "vigil_function_duration_milliseconds",
+    "time a model spent scoring one call, per model and version"
+);
+metric!(
+    CONCURRENT_EXECUTIONS,
+    FUNCTION,
+    "ConcurrentExecutions",
+    Count,
+    "vigil_function_concurrent_executions",
+    "scoring requests in flight, sampled as each one starts (graph Maximum)"
+);
+
+metric!(
+    COUNT,
+    GATEWAY,
+    "Count",
+    Count,
+    "vigil_gateway_requests",
+    "requests answered, per route template"
+);
+metric!(
+    LATENCY,
+    GATEWAY,
+    "Latency",
+    Milliseconds,
+    "vigil_gateway_latency_milliseconds",
+    "request in to response out, per route template"
+);
+metric!(
+    INTEGRATION_LATENCY,
+    GATEWAY,
+    "IntegrationLatency",
+    Milliseconds,
+    "vigil_gateway_integration_latency_milliseconds",
+    "time in the handler behind the gateway's checks, per route template"
+);
+metric!(
+    ERRORS_4XX,
+    GATEWAY,
+    "4XXError",
+    Count,
+    "vigil_gateway_4xx_errors",
+    "requests answered 4xx, per route template"
+);
+metric!(
+    ERRORS_5XX,
+    GATEWAY,
+    "5XXError",
+    Count,
+    "vigil_gateway_5xx_errors",
+    "requests answered 5xx, per route template"
+);
+metric!(
+    CACHE_HITS,
+    GATEWAY,
+    "CacheHitCount",
+    Count,
+    "vigil_gateway_cache_hits",
+    "predictions served from the cache"
+);
+metric!(
+    CACHE_MISSES,
+    GATEWAY,
+    "CacheMissCount",
+    Count,
+    "vigil_gateway_cache_misses",
+    "predictions scored because the cache did not have them"
+);
+metric!(
+    CACHE_ERRORS,
+    GATEWAY,
+    "CacheErrors",
+    Count,
+    "vigil_gateway_cache_errors",
+    "cache backend failures (the request is scored without the cache)"
+);
+metric!(
+    TIMEOUTS,
+    GATEWAY,
+    "Timeouts",
+    Count,
+    "vigil_gateway_timeouts",
+    "scoring requests that hit request_timeout_ms"
+);
+metric!(
+    AUTH_FAILURES,
+    GATEWAY,
+    "AuthFailures",
+    Count,
+    "vigil_gateway_auth_failures",
+    "requests answered 401 or 403 by the key check"
+);
+
+metric!(
+    WRITES,
+    STORE,
+    "WriteCount",
+    Count,
+    "vigil_store_records_written",
+    "inference records written to the log"
+);
+metric!(
+    WRITE_LATENCY,
+    STORE,
+    "SuccessfulRequestLatency",
+    Milliseconds,
+    "vigil_store_write_latency_milliseconds",
+    "time to log one request's records before answering"
+);
+metric!(
+    SYSTEM_ERRORS,
+    STORE,
+    "SystemErrors",
+    Count,
+    "vigil_store_system_errors",
+    "inference log backend failures"
+);
+metric!(
+    USER_ERRORS,
+    STORE,
+    "UserErrors",
+    Count,
+    "vigil_store_user_errors",
+    "records the log refused as invalid"
+);
+metric!(
+    CONDITIONAL_CHECK_FAILED,
+    STORE,
+    "ConditionalCheckFailedRequests",
+    Count,
+    "vigil_store_conditional_check_failed",
+    "requests whose id was logged before with a different input (409)"
+);
+metric!(
+    SPILLED,
+    STORE,
+    "Spilled",
+    Count,
+    "vigil_store_records_spilled",
+    "records queued on disk while the backend was unavailable"
+);
+metric!(
+    REPLAYED,
+    STORE,
+    "Replayed",
+    Count,
+    "vigil_store_records_replayed",
+    "spilled records written to the backend later"
+);
+metric!(
+    DROPPED,
+    STORE,
+    "Dropped",
+    Count,
+    "vigil_store_records_dropped",
+    "records lost because the spill queue was full"
+);
+
+metric!(
+    SCORE,
+    MODEL,
+    "Score",
+    None,
+    "vigil_model_score",
+    "each decision's score (binary models: the positive probability), per model and version"
+);
+metric!(
+    PREDICTIONS,
+    MODEL,
+    "Predictions",
+    Count,
+    "vigil_model_predictions",
+    "decisions per label, per model and version"
+);
+metric!(
+    MISSING_FEATURES,
+    MODEL,
+    "MissingFeatures",
+    Count,
+    "vigil_model_missing_features",
+    "features absent from scored rows, per model and version"
+);
+
+metric!(
+    PIPELINE_LATENCY,
+    PIPELINE,
+    "LatencyMs",
+    Milliseconds,
+    "inference_pipeline_latency_milliseconds",
+    "scoring requests, request in to response out"
+);
+metric!(
+    PIPELINE_SUCCESS,
+    PIPELINE,
+    "SuccessCount",
+    Count,
+    "inference_pipeline_success",
+    "scoring requests answered 2xx"
+);
+metric!(
+    PIPELINE_ERRORS,
+    PIPELINE,
+    "ErrorCount",
+    Count,
+    "inference_pipeline_errors",
+    "scoring requests not answered 2xx (client errors, throttles and faults)"
+);
+
+/// Every metric, for the README check and `GET /api/metrics`.
+pub const ALL: &[MetricDef] = &[
+    INVOCATIONS,
+    ERRORS,
+    THROTTLES,
+    DURATION,
+    CONCURRENT_EXECUTIONS,
+    COUNT,
+    LATENCY,
+    INTEGRATION_LATENCY,
+    ERRORS_4XX,
+    ERRORS_5XX,
+    CACHE_HITS,
+    CACHE_MISSES,
+    CACHE_ERRORS,
+    TIMEOUTS,
+    AUTH_FAILURES,
+    WRITES,
+    WRITE_LATENCY,
+    SYSTEM_ERRORS,
+    USER_ERRORS,
+    CONDITIONAL_CHECK_FAILED,
+    SPILLED,
+    REPLAYED,
+    DROPPED,
+    SCORE,
+    PREDICTIONS,
+    MISSING_FEATURES,
+    PIPELINE_LATENCY,
+    PIPELINE_SUCCESS,
+    PIPELINE_ERRORS,
+];

@@ -1,0 +1,121 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigil_metrics::registry::Registry;
+
+use super::events::*;
+use super::*;
+
+fn sum_of(
+    drained: &[(vigil_metrics::SeriesKey, vigil_metrics::Aggregate)],
+    ns: &str,
+    name: &str,
+) -> Option<f64> {
+    drained
+        .iter()
+        .filter(|(k, _)| k.namespace == ns && k.name == name)
+        .map(|(_, a)| a.sum)
+        .reduce(|a, b| a + b)
+}
+
+#[test]
+fn a_finished_scoring_request_feeds_the_gateway_and_the_pipeline() {
+    let t = Telemetry::new(Arc::new(Registry::new()));
+    for status in [200, 200, 400, 503] {
+        t.emit(RequestFinished {
+            route: Some("/v1/models/{name}/score"),
+            status,
+            latency: Duration::from_millis(4),
+            integration: Some(Duration::from_millis(3)),
+        });
+    }
+    t.emit(RequestFinished {
+        route: Some("/v2/health/live"),
+        status: 200,
+        latency: Duration::from_micros(50),
+        integration: None,
+    });
+    let drained = t.registry().drain();
+    assert_eq!(sum_of(&drained, GATEWAY, "Count"), Some(5.0));
+    assert_eq!(sum_of(&drained, GATEWAY, "4XXError"), Some(1.0));
+    assert_eq!(sum_of(&drained, GATEWAY, "5XXError"), Some(1.0));
+    assert_eq!(sum_of(&drained, PIPELINE, "SuccessCount"), Some(2.0));
+    assert_eq!(sum_of(&drained, PIPELINE, "ErrorCount"), Some(2.0));
+    let latency = drained
+        .iter()
+        .find(|(k, _)| k.namespace == PIPELINE && k.name == "LatencyMs")
+        .map(|(_, a)| a.clone())
+        .unwrap();
+    assert_eq!(latency.count, 4.0);
+    assert!((latency.max - 4.0).abs() < 1e-9);
+}
+
+#[test]
+fn an_unknown_route_counts_as_unmatched() {
+    let t = Telemetry::new(Arc::new(Registry::new()));
+    t.emit(RequestFinished {
+        route: None,
+        status: 404,
+        latency: Duration::from_micros(10),
+        integration: None,
+    });
+    let drained = t.registry().drain();
+    let unmatched = drained
+        .iter()
+        .find(|(k, _)| k.name == "4XXError")
+        .map(|(k, _)| k.dimensions.get(DIM_ROUTE).cloned())
+        .unwrap();
+    assert_eq!(unmatched.as_deref(), Some("unmatched"));
+}
+
+#[test]
+fn decisions_count_labels_scores_and_missing_features() {
+    let t = Telemetry::recording(Arc::new(Registry::new()));
+    let model = t.model("fraud", "3", &["legit".into(), "fraud".into()]);
+    t.emit(Decided {
+        model: &model,
+        scores: &[0.1, 0.9, 0.7],
+        outputs: 1,
+        threshold: Some(0.5),
+        multiclass: false,
+        rows: &[1.0, f64::NAN, f64::NAN, 2.0],
+    });
+    assert_eq!(model.labels[0].total(), 1);
+    assert_eq!(model.labels[1].total(), 2);
+    assert_eq!(model.missing.total(), 2);
+    assert_eq!(model.score.count(), 3);
+    assert_eq!(t.recorded(), vec!["Decided"]);
+}
+
+#[test]
+fn in_flight_is_a_window_maximum() {
+    let t = Telemetry::new(Arc::new(Registry::new()));
+    for _ in 0..3 {
+        t.emit(ScoringStarted);
+    }
+    t.emit(ScoringEnded);
+    t.emit(ScoringEnded);
+    assert_eq!(t.take_max_concurrency(), 3);
+    assert_eq!(t.take_max_concurrency(), 1);
+    t.emit(Throttled {
+        reason: ThrottleReason::KeyRate,
+    });
+    let snapshot = t.snapshot();
+    assert!(snapshot.contains(&("Throttles", Some("key_rate"), 1)));
+    assert!(snapshot.contains(&("Throttles", Some("rate"), 0)));
+}
+
+#[test]
+fn every_metric_has_a_unique_prometheus_family() {
+    let mut seen = std::collections::HashSet::new();
+    for def in names::ALL {
+        assert!(seen.insert(def.prom), "{} is used twice", def.prom);
+        assert!(
+            def.prom
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
+    }
+}
