@@ -3,23 +3,15 @@
 //! remote Vigil as well as a local one.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
-use http_body_util::{BodyExt, Empty};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use vigil_store::InferenceRecord;
 use vigil_store::export::{ExportFormat, Exporter};
+
+use crate::api_client::{Api, ServerArgs, encode};
 
 /// Records fetched per request (the server's largest page).
 const PAGE: usize = 1000;
@@ -40,30 +32,8 @@ const PAGE: usize = 1000;
         vigil inferences --url https://localhost:8443 --ca-cert server.pem get tx-1042"
 )]
 pub struct InferencesArgs {
-    /// The server's base URL, `http://` or `https://`.
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    url: String,
-
-    /// API key with the admin role (sent as `Authorization: Bearer KEY`).
-    #[arg(
-        long,
-        global = true,
-        value_name = "KEY",
-        env = "VIGIL_API_KEY",
-        hide_env_values = true
-    )]
-    api_key: Option<String>,
-
-    /// PEM certificate(s) to trust for an `https://` URL, besides the
-    /// system's trusted roots: the server's own certificate when it is
-    /// self-signed, or the private CA that signed it.
-    #[arg(long, global = true, value_name = "FILE", env = "VIGIL_CA_CERT")]
-    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
 
     #[command(subcommand)]
     command: InferencesCommand,
@@ -179,7 +149,7 @@ pub fn run(args: InferencesArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let api = Api::new(&args.url, args.api_key.clone(), args.ca_cert.as_deref())?;
+    let api = args.server.api()?;
     runtime.block_on(async move {
         match args.command {
             InferencesCommand::Get(get) => run_get(&api, &get).await,
@@ -218,7 +188,7 @@ async fn run_list(api: &Api, args: &ListArgs) -> anyhow::Result<()> {
             limit,
             cursor.as_deref(),
         );
-        let page = api.page(&query).await?;
+        let page = page(api, &query).await?;
         for record in &page.records {
             if args.json {
                 writeln!(out, "{}", serde_json::to_string(record)?)?;
@@ -270,7 +240,7 @@ async fn run_export(api: &Api, args: &ExportArgs) -> anyhow::Result<()> {
     let mut cursor = None;
     loop {
         let query = query(&args.filters, &args.from, &args.to, PAGE, cursor.as_deref());
-        let page = api.page(&query).await?;
+        let page = page(api, &query).await?;
         for record in &page.records {
             exporter
                 .write(record)
@@ -369,130 +339,14 @@ fn rfc3339_us(micros: i64) -> String {
         .unwrap_or_else(|| micros.to_string())
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// The server's admin API.
-struct Api {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
-    base: String,
-    api_key: Option<String>,
-}
-
-impl Api {
-    fn new(url: &str, api_key: Option<String>, ca_cert: Option<&Path>) -> anyhow::Result<Api> {
-        let uri: hyper::Uri = url
-            .parse()
-            .with_context(|| format!("invalid --url {url:?}"))?;
-        let roots = match uri.scheme_str() {
-            Some("https") => trusted_roots(ca_cert)?,
-            // An http:// URL never makes a handshake; the connector still
-            // takes a TLS config.
-            Some("http") => RootCertStore::empty(),
-            _ => bail!("--url must start with http:// or https://, not {url:?}"),
-        };
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let tls = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("tls protocol versions")?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Api {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            base: url.trim_end_matches('/').to_owned(),
-            api_key,
-        })
-    }
-
-    async fn page(&self, query: &str) -> anyhow::Result<PageBody> {
-        let body = self.get(&format!("/api/inferences?{query}")).await?;
-        serde_json::from_slice(&body).context("the server's answer is not a page of records")
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Bytes> {
-        let uri: hyper::Uri = format!("{}{path}", self.base)
-            .parse()
-            .context("invalid request url")?;
-        let mut request = hyper::Request::get(uri);
-        if let Some(key) = &self.api_key {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {key}"));
-        }
-        let request = request.body(Empty::new())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            bail!("the server answered {status}: {message}");
-        }
-        Ok(body)
-    }
-}
-
-/// The certificates an `https://` URL is checked against: the system's
-/// trusted roots plus `--ca-cert`.
-fn trusted_roots(ca_cert: Option<&Path>) -> anyhow::Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    // A system certificate that does not parse is skipped, as browsers do.
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if let Some(path) = ca_cert {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|err| anyhow::anyhow!("{err}"))
-            .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
-        if certs.is_empty() {
-            bail!("--ca-cert: no PEM certificate in {}", path.display());
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .with_context(|| format!("--ca-cert: a certificate in {}", path.display()))?;
-        }
-    }
-    if roots.is_empty() {
-        bail!(
-            "no trusted certificates for https: the system has none (install the \
-             ca-certificates package) and no --ca-cert was given"
-        );
-    }
-    Ok(roots)
+async fn page(api: &Api, query: &str) -> anyhow::Result<PageBody> {
+    let body = api.get(&format!("/api/inferences?{query}")).await?;
+    serde_json::from_slice(&body).context("the server's answer is not a page of records")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_and_values_are_percent_encoded() {
-        assert_eq!(encode("batch-7#3"), "batch-7%233");
-        assert_eq!(
-            encode("2026-11-23T00:00:00+01:00"),
-            "2026-11-23T00%3A00%3A00%2B01%3A00"
-        );
-        assert_eq!(encode("é"), "%C3%A9");
-    }
 
     #[test]
     fn list_query_carries_every_filter() {

@@ -5,6 +5,7 @@
 //! omission; `inferences` reads the inference log of a running server. The work lives in `vigil-model` and `vigil-server`; this crate
 //! only parses flags, sets up the runtime and reports.
 
+mod api_client;
 mod bench;
 mod inferences;
 mod keys;
