@@ -24,10 +24,14 @@ pub const LATENCY_BUCKETS_MS: &[f64] = &[
 ];
 
 /// Bucket bounds for scores in `[0, 1]` (probabilities).
-pub const SCORE_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
+pub const SCORE_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99,
+];
 
 /// Bucket bounds for small counts (requests in flight).
-pub const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+pub const COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 fn shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -275,7 +279,10 @@ impl Registry {
 
     /// The keys of every registered handle.
     pub fn keys(&self) -> Vec<SeriesKey> {
-        lock(&self.handles).iter().map(|h| h.key().clone()).collect()
+        lock(&self.handles)
+            .iter()
+            .map(|h| h.key().clone())
+            .collect()
     }
 
     /// Every handle in Prometheus's text format (version 0.0.4): counters
@@ -320,7 +327,13 @@ impl Registry {
                     }
                     let le = with_label(&labels, "le", "+Inf");
                     let _ = writeln!(out, "{}_bucket{} {count}", prom.name, braces(&le));
-                    let _ = writeln!(out, "{}_sum{} {}", prom.name, braces(&labels), format_value(sum));
+                    let _ = writeln!(
+                        out,
+                        "{}_sum{} {}",
+                        prom.name,
+                        braces(&labels),
+                        format_value(sum)
+                    );
                     let _ = writeln!(out, "{}_count{} {count}", prom.name, braces(&labels));
                 }
             }
@@ -480,12 +493,18 @@ mod tests {
         );
         c.add(7);
         let text = r.render_prometheus();
-        assert!(text.contains("# TYPE ns_latency_milliseconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE ns_latency_milliseconds histogram"),
+            "{text}"
+        );
         assert!(text.contains("ns_latency_milliseconds_bucket{route=\"/v1/score\",le=\"1\"} 1"));
         assert!(text.contains("ns_latency_milliseconds_bucket{route=\"/v1/score\",le=\"10\"} 2"));
         assert!(text.contains("ns_latency_milliseconds_bucket{route=\"/v1/score\",le=\"+Inf\"} 3"));
         assert!(text.contains("ns_latency_milliseconds_sum{route=\"/v1/score\"} 55.5"));
-        assert!(text.contains("ns_count_total{route=\"/v1/\\\"x\\\"\"} 7"), "{text}");
+        assert!(
+            text.contains("ns_count_total{route=\"/v1/\\\"x\\\"\"} 7"),
+            "{text}"
+        );
     }
 
     #[test]

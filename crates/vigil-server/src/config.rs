@@ -14,12 +14,15 @@ use vigil_model::ModelFormat;
 
 mod features;
 mod gateway;
+mod metrics;
 mod store;
 
 pub use features::FeatureNames;
 use features::feature_names;
 use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
 pub use gateway::{CacheConfig, GatewayConfig, KeyConfig, Roles, parse_key_hash};
+use metrics::MetricsBuilder;
+pub use metrics::MetricsConfig;
 use store::StoreBuilder;
 pub use store::{ENV_STORE_REDACT_KEY, LogConfig};
 
@@ -41,6 +44,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The `[store]` table: the inference log.
     pub store: LogConfig,
+    /// The `[metrics]` table: the spine and the metric store.
+    pub metrics: MetricsConfig,
     /// The file this config was loaded from; a reload reads it again.
     pub source: Option<PathBuf>,
 }
@@ -171,6 +176,7 @@ impl Config {
             keys: Vec::new(),
             cache: CacheConfig::default(),
             store: LogConfig::from_env(&process_env),
+            metrics: MetricsConfig::default(),
             source: None,
         }
     }
@@ -237,6 +243,8 @@ struct ConfigBuilder {
     cache: CacheBuilder,
     #[serde(default)]
     store: StoreBuilder,
+    #[serde(default)]
+    metrics: MetricsBuilder,
 }
 
 /// The process environment, read only through [`ConfigBuilder::apply_env`]
@@ -392,10 +400,13 @@ impl ConfigBuilder {
         let gateway = self.gateway.validate(&mut problems);
         let cache = self.cache.validate(&mut problems);
         let store = self.store.validate(base, &mut problems);
+        let metrics = self.metrics.validate(base, &mut problems);
         let names = models.iter().map(|m| m.name.as_str()).collect();
         let keys = gateway::validate_keys(self.keys, &names, &mut problems);
-        match (server, gateway, cache, store) {
-            (Some(server), Some(gateway), Some(cache), Some(store)) if problems.is_empty() => {
+        match (server, gateway, cache, store, metrics) {
+            (Some(server), Some(gateway), Some(cache), Some(store), Some(metrics))
+                if problems.is_empty() =>
+            {
                 Ok(Config {
                     server,
                     models,
@@ -403,6 +414,7 @@ impl ConfigBuilder {
                     keys,
                     cache,
                     store,
+                    metrics,
                     source: None,
                 })
             }

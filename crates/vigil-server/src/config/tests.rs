@@ -190,13 +190,17 @@ fn builder_keys() -> Vec<String> {
             ..CacheBuilder::default()
         },
         store: StoreBuilder::every_key(),
+        metrics: MetricsBuilder {
+            data_dir: Some("m".into()),
+            ..MetricsBuilder::default()
+        },
     };
     let value = serde_json::to_value(&builder).expect("serializable");
     let mut keys = Vec::new();
     let tables = value.as_object().expect("object");
     assert_eq!(
         tables.len(),
-        6,
+        7,
         "a new top-level table needs docs and this test"
     );
     for (table, value) in tables {
@@ -214,7 +218,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 49);
+    assert_eq!(keys.len(), 56);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),

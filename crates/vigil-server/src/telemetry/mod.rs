@@ -117,6 +117,8 @@ pub struct Telemetry {
     max_in_flight: AtomicUsize,
     /// In tests: the name of every event emitted, in order.
     recorded: Option<Mutex<Vec<&'static str>>>,
+    /// `metrics.enabled = false`: every event is dropped at once.
+    enabled: bool,
 }
 
 impl Telemetry {
@@ -199,6 +201,7 @@ impl Telemetry {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             recorded: None,
+            enabled: true,
             registry,
         }
     }
@@ -212,6 +215,20 @@ impl Telemetry {
         }
     }
 
+    /// Like [`Telemetry::new`], dropping every event (`metrics.enabled =
+    /// false`).
+    pub fn disabled(registry: Arc<Registry>) -> Telemetry {
+        Telemetry {
+            enabled: false,
+            ..Telemetry::new(registry)
+        }
+    }
+
+    /// Whether events are counted.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// The names of the events emitted so far (empty unless recording).
     pub fn recorded(&self) -> Vec<&'static str> {
         self.recorded.as_ref().map_or_else(Vec::new, |r| {
@@ -222,6 +239,9 @@ impl Telemetry {
     /// Says that `event` happened.
     #[inline]
     pub fn emit(&self, event: impl Event) {
+        if !self.enabled {
+            return;
+        }
         if let Some(recorded) = &self.recorded {
             recorded
                 .lock()
