@@ -143,9 +143,12 @@ pub struct ReloadSummary {
 impl Gateway {
     /// Build the first runtime from `config` on `clock`.
     pub fn new(config: &Config, clock: GatewayClock) -> anyhow::Result<Gateway> {
-        let telemetry = Arc::new(Telemetry::new(Arc::new(
-            vigil_metrics::registry::Registry::new(),
-        )));
+        let registry = Arc::new(vigil_metrics::registry::Registry::new());
+        let telemetry = Arc::new(if config.metrics.enabled {
+            Telemetry::new(registry)
+        } else {
+            Telemetry::disabled(registry)
+        });
         let runtime = Runtime::build(config, None, &clock, &telemetry)?;
         Ok(Gateway {
             runtime: ArcSwap::from_pointee(runtime),
