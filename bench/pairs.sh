@@ -9,6 +9,8 @@
 #   RATE=10000 bench/pairs.sh      # fixed-rate rounds instead: p50/p99 of the
 #                                  # bare axum floor, log off and log on
 #                                  # (`vigil bench`, open loop, 32 conns)
+#   PAIR=metrics bench/pairs.sh    # metrics on vs off (both with the log on):
+#                                  # the telemetry spine's cost
 #   BASELINE=/tmp/old/vigil bench/pairs.sh
 #                                  # this build against another binary (e.g.
 #                                  # the last landed commit's), both with the
@@ -52,6 +54,24 @@ one_run() {
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
 }
+
+if [[ ${PAIR:-log} == metrics ]]; then
+  # The same config as vigil.toml (log on, same port) with the spine off.
+  { cat "$WORK/vigil.toml"; printf '\n[metrics]\nenabled = false\n'; } >"$WORK/vigil-nometrics.toml"
+  off_sum=0 on_sum=0
+  for round in $(seq "$ROUNDS"); do
+    off=$(one_run "$WORK/vigil-nometrics.toml" 18091)
+    on=$(one_run "$WORK/vigil.toml" 18091)
+    printf 'pair %d: metrics off %8.0f req/s, metrics on %8.0f req/s, ratio %.3f\n' \
+      "$round" "$off" "$on" "$(echo "$on / $off" | bc -l)"
+    off_sum=$(echo "$off_sum + $off" | bc -l)
+    on_sum=$(echo "$on_sum + $on" | bc -l)
+  done
+  printf 'mean: metrics off %.0f req/s, metrics on %.0f req/s, ratio %.3f (%d pairs, %d conns, %d s)\n' \
+    "$(echo "$off_sum / $ROUNDS" | bc -l)" "$(echo "$on_sum / $ROUNDS" | bc -l)" \
+    "$(echo "$on_sum / $off_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
+  exit 0
+fi
 
 if [[ -n $RATE ]]; then
   # The floor runs in every round too: its p99 shows what the machine and
