@@ -12,6 +12,7 @@ pub mod math;
 pub mod model;
 pub mod notify;
 pub mod registry;
+pub mod service;
 pub mod sketch;
 pub mod statistic;
 pub mod tsdb;
