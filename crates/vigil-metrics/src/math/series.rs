@@ -106,7 +106,11 @@ impl Series {
 
     /// `f(a, b)` at the timestamps both have (a merge join).
     pub(crate) fn zip_with(a: &Series, b: &Series, f: impl Fn(f64, f64) -> f64) -> Series {
-        let mut out = Series::default();
+        let n = a.len().min(b.len());
+        let mut out = Series {
+            timestamps: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+        };
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             let (ta, tb) = (a.timestamps[i], b.timestamps[j]);
