@@ -1,6 +1,30 @@
 //! Metric math (SEMANTICS.md §1.3): queries with ids, expressions over them.
 //!
-//! SKELETON: the query model only; the parser and evaluator come next.
+//! - [`parse`] turns an expression into an [`Expr`] (typed as a scalar or a
+//!   series), with errors at a 1-based column;
+//! - [`evaluate`] computes one expression over the series of its ids;
+//! - [`validate`] checks a whole query set (ids, shape, references, cycles,
+//!   statistics) and reports every problem; [`run`] fetches each needed
+//!   metric once and evaluates in dependency order.
+//!
+//! The grammar and the choices made where SEMANTICS is silent are in the
+//! crate README, section "Metric math".
+
+mod ast;
+mod error;
+mod eval;
+mod lexer;
+mod parser;
+mod query;
+mod series;
+
+pub use ast::{AggArg, AggFunc, BinOp, Expr, FillWith, Func1};
+pub use error::{MathError, ParseError};
+pub use eval::{Lookup, UnknownId, Value, evaluate};
+pub use lexer::MAX_EXPRESSION_CHARS;
+pub use parser::{Kind, MAX_DEPTH, Parsed, Reference, parse};
+pub use query::{MAX_QUERIES, Output, is_valid_id, run, validate};
+pub use series::{MAX_PERIODS, Range, Series};
 
 use serde::{Deserialize, Serialize};
 
