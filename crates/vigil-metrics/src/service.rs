@@ -5,10 +5,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::str::FromStr;
+
 use crate::aggregate::Aggregate;
+use crate::math::{self, MathError, MetricDataQuery, MetricStat, Output, Range, Series};
 use crate::model::{Resolution, SeriesKey};
 use crate::registry::Registry;
-use crate::tsdb::{Query, QueryError, QueryResult, Record, SeriesFilter, Tsdb, TsdbConfig, TsdbError};
+use crate::statistic::Statistic;
+use crate::tsdb::{
+    Query, QueryError, QueryResult, Record, SeriesFilter, Tsdb, TsdbConfig, TsdbError,
+};
 
 /// The metric store and the registry whose drains it keeps.
 #[derive(Debug)]
@@ -20,7 +26,11 @@ pub struct MetricsService {
 impl MetricsService {
     /// Opens (or creates) the store in `dir`; the registry's drains are
     /// stored by [`MetricsService::tick`].
-    pub fn open(dir: &Path, config: TsdbConfig, registry: Arc<Registry>) -> Result<Self, TsdbError> {
+    pub fn open(
+        dir: &Path,
+        config: TsdbConfig,
+        registry: Arc<Registry>,
+    ) -> Result<Self, TsdbError> {
         Ok(MetricsService {
             tsdb: Tsdb::open(dir, config)?,
             registry,
@@ -64,6 +74,42 @@ impl MetricsService {
     /// The statistics of each period of `q`.
     pub fn query(&self, q: &Query, now_ms: i64) -> Result<QueryResult, QueryError> {
         self.tsdb.query(q, now_ms)
+    }
+
+    /// One metric's statistic per period, as a series for metric math.
+    pub fn fetch(&self, stat: &MetricStat, range: &Range, now_ms: i64) -> Result<Series, String> {
+        let statistic = Statistic::from_str(&stat.stat)?;
+        let q = Query {
+            namespace: stat.namespace.clone(),
+            name: stat.metric_name.clone(),
+            dimensions: stat.dimensions.clone(),
+            unit: stat.unit,
+            start_ms: range.start_ms,
+            end_ms: range.end_ms,
+            period_s: stat.period,
+            statistics: vec![statistic],
+        };
+        let result = self.tsdb.query(&q, now_ms).map_err(|e| e.to_string())?;
+        let column = result.values.into_iter().next().unwrap_or_default();
+        Ok(Series::from_points(
+            result
+                .timestamps
+                .into_iter()
+                .zip(column)
+                .filter_map(|(t, v)| Some((t, v?))),
+        ))
+    }
+
+    /// Runs a set of metric queries and expressions (SEMANTICS.md §1.3);
+    /// the entries with `return_data` come back.
+    pub fn query_math(
+        &self,
+        queries: &[MetricDataQuery],
+        range: Range,
+        now_ms: i64,
+    ) -> Result<Vec<Output>, MathError> {
+        let mut fetch = |stat: &MetricStat| self.fetch(stat, &range, now_ms);
+        math::run(queries, range, &mut fetch)
     }
 
     /// The series matching `filter`.
@@ -114,8 +160,16 @@ mod tests {
         assert_eq!(service.tick(t0), 1);
         hits.add(4);
         assert_eq!(service.tick(t0 + 1000), 1);
-        let q = Query::new(&key, t0, t0 + 60_000, 60, vec![Statistic::Sum, Statistic::SampleCount]);
-        let result = service.query(&q, t0 + 2000).unwrap_or_else(|e| panic!("{e}"));
+        let q = Query::new(
+            &key,
+            t0,
+            t0 + 60_000,
+            60,
+            vec![Statistic::Sum, Statistic::SampleCount],
+        );
+        let result = service
+            .query(&q, t0 + 2000)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(result.timestamps, vec![t0]);
         assert_eq!(result.values[0], vec![Some(7.0)]);
         assert_eq!(result.values[1], vec![Some(2.0)]);

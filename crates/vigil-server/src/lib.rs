@@ -131,6 +131,10 @@ pub async fn serve_with_ready(
                 .with_telemetry(telemetry),
         );
     }
+    let metrics = open_metrics(&config, state.gateway().telemetry())?;
+    if let Some(metrics) = &metrics {
+        state = state.with_metrics(Arc::clone(metrics));
+    }
     let stdout_log = if config.server.access_log {
         Some(StdoutLog::start()?)
     } else {
@@ -147,6 +151,7 @@ pub async fn serve_with_ready(
     let ticker = tokio::spawn(telemetry::tick_every_second(
         Arc::clone(state.gateway().telemetry()),
         store.clone(),
+        metrics.clone(),
     ));
     let tls = config.server.tls.is_some();
     tracing::info!(%addr, tls, models = config.models.len(), "serving");
@@ -163,6 +168,13 @@ pub async fn serve_with_ready(
     }
     reloader.abort();
     ticker.abort();
+    if let Some(metrics) = metrics {
+        // The last second of Vigil's own metrics, then blocks to disk.
+        metrics.tick(telemetry::now_ms());
+        if let Err(err) = metrics.checkpoint() {
+            tracing::warn!(error = %err, "metric store checkpoint at shutdown failed");
+        }
+    }
     if let Some(store) = store {
         // Every acknowledged record is already committed; this stops the
         // replayer and the sweeper after a last spill replay attempt.
@@ -206,6 +218,27 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Option<Arc<vigil_stor
         "inference log open"
     );
     Ok(Some(store))
+}
+
+/// Open the metric store of `config` (in `metrics.data_dir`, by default
+/// `metrics` under the inference log's directory), if metrics are on.
+pub fn open_metrics(
+    config: &Config,
+    telemetry: &Arc<telemetry::Telemetry>,
+) -> anyhow::Result<Option<Arc<vigil_metrics::service::MetricsService>>> {
+    if !config.metrics.enabled {
+        tracing::info!("metrics are off (metrics.enabled = false)");
+        return Ok(None);
+    }
+    let dir = config.metrics.dir(&config.store.store.data_dir);
+    let service = vigil_metrics::service::MetricsService::open(
+        &dir,
+        telemetry::tsdb_config(&config.metrics),
+        Arc::clone(telemetry.registry()),
+    )
+    .map_err(|err| anyhow::anyhow!("cannot open the metric store in {}: {err}", dir.display()))?;
+    tracing::info!(data_dir = %dir.display(), "metric store open");
+    Ok(Some(Arc::new(service)))
 }
 
 /// Reload the config on every SIGHUP (the same path as `POST /api/admin/reload`).

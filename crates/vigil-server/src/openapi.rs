@@ -44,6 +44,9 @@ use crate::{admin_api, health_api, infer_api, inferences_api, metrics_api, score
         inferences_api::list_inferences,
         inferences_api::stats::store_stats,
         metrics_api::prometheus,
+        metrics_api::query::list,
+        metrics_api::query::get,
+        metrics_api::query::math,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -343,6 +346,13 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             get(inferences_api::stats::store_stats),
         ),
         ("GET", "/metrics", get(metrics_api::prometheus)),
+        ("GET", "/api/metrics", get(metrics_api::query::list)),
+        ("POST", "/api/metrics/query", post(metrics_api::query::math)),
+        (
+            "GET",
+            "/api/metrics/{namespace}/{name}",
+            get(metrics_api::query::get),
+        ),
     ]
 }
 
@@ -380,7 +390,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 18);
+        assert_eq!(routed.len(), 21);
     }
 
     #[test]
@@ -506,7 +516,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 18);
+            assert_eq!(routes.len(), 21);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

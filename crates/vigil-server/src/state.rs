@@ -25,6 +25,9 @@ pub struct AppState {
     /// The inference log; `None` when `store.enabled = false` (or in tests
     /// that do not need it).
     pub(crate) log: Option<InferenceLogHandle>,
+    /// The metric store (queries, custom metrics, alarms); `None` when
+    /// `metrics.enabled = false` (or in tests that do not need it).
+    pub(crate) metrics: Option<Arc<vigil_metrics::service::MetricsService>>,
 }
 
 impl AppState {
@@ -43,6 +46,7 @@ impl AppState {
             access_log: AccessLog::off(),
             gateway,
             log: None,
+            metrics: None,
         })
     }
 
@@ -57,6 +61,21 @@ impl AppState {
     pub fn with_inference_log(mut self, log: InferenceLogHandle) -> AppState {
         self.log = Some(log);
         self
+    }
+
+    /// Serve metric queries, custom metrics and alarms from `metrics`
+    /// (opened once by [`crate::serve`] and kept across reloads).
+    pub fn with_metrics(
+        mut self,
+        metrics: Arc<vigil_metrics::service::MetricsService>,
+    ) -> AppState {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metric store, if metrics are on.
+    pub fn metrics(&self) -> Option<&Arc<vigil_metrics::service::MetricsService>> {
+        self.metrics.as_ref()
     }
 
     /// The inference log, if it is on.

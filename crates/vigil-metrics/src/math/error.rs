@@ -153,7 +153,9 @@ impl MathError {
     /// `internal` when it returned malformed data.
     pub fn code(&self) -> &'static str {
         match self {
-            MathError::Fetch { .. } => "unavailable",
+            // The embedded store refuses only what it cannot answer (a period
+            // or range the data do not allow): the query's mistake.
+            MathError::Fetch { .. } => "bad_request",
             MathError::BadSeries { .. } => "internal",
             _ => "bad_request",
         }

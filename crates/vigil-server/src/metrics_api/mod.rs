@@ -1,5 +1,8 @@
 //! The metrics API: `GET /metrics` for Prometheus (every handle of the
-//! telemetry spine, cumulative since start).
+//! telemetry spine, cumulative since start), and the metric store's API
+//! under `/api/metrics` (list, statistics, metric math).
+
+pub mod query;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;

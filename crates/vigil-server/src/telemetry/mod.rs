@@ -310,8 +310,13 @@ impl Telemetry {
 }
 
 /// Once a second, off the request path: reads the inference log's own
-/// counters into the store's metrics.
-pub async fn tick_every_second(telemetry: Arc<Telemetry>, store: Option<Arc<vigil_store::Store>>) {
+/// counters into the store's metrics, then stores the second's drain of
+/// every handle in the metric store.
+pub async fn tick_every_second(
+    telemetry: Arc<Telemetry>,
+    store: Option<Arc<vigil_store::Store>>,
+    metrics: Option<Arc<vigil_metrics::service::MetricsService>>,
+) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -321,7 +326,27 @@ pub async fn tick_every_second(telemetry: Arc<Telemetry>, store: Option<Arc<vigi
                 snapshot: &store.stats_snapshot(),
             });
         }
+        if let Some(metrics) = &metrics {
+            metrics.tick(now_ms());
+        }
     }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The time-series store's settings from the `[metrics]` table.
+pub fn tsdb_config(config: &crate::config::MetricsConfig) -> vigil_metrics::tsdb::TsdbConfig {
+    let mut tsdb = vigil_metrics::tsdb::TsdbConfig::default();
+    for (tier, retention_s) in tsdb.tiers.iter_mut().zip(config.retention_s) {
+        tier.retention_s = retention_s;
+    }
+    tsdb.checkpoint_interval = std::time::Duration::from_secs(config.checkpoint_interval_s);
+    tsdb
 }
 
 /// Whether a route template scores (and so feeds `InferencePipeline`).
