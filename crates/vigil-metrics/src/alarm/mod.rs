@@ -27,3 +27,6 @@ pub use evaluate::{Basis, Decision, Outcome, Slot, TreatMissingData, decide, ran
 pub use history::{HistoryItem, HistoryItemType};
 pub use metric::{AlarmData, Point};
 pub use view::{AlarmConfig, AlarmView};
+
+#[cfg(test)]
+mod tests;
