@@ -7,7 +7,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::composite::Rule;
+use super::checks::{
+    check_actions, check_description, check_dimensions, check_name, required_text, valid_query_id,
+};
+pub use super::checks::{valid_email, valid_http_url};
+pub use super::composite_config::{
+    CompositeAlarm, CompositeAlarmSpec, DEFAULT_SUPPRESSOR_PERIOD_S,
+};
 use super::evaluate::TreatMissingData;
 use crate::math::MetricDataQuery;
 use crate::model::{Dimensions, Unit};
@@ -54,16 +60,16 @@ impl fmt::Display for ConfigError {
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(crate) struct Problems(pub(crate) Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             field: field.into(),
             message: message.into(),
         });
     }
-    fn finish<T>(self, ok: impl FnOnce() -> T) -> Result<T, ConfigError> {
+    pub(crate) fn finish<T>(self, ok: impl FnOnce() -> T) -> Result<T, ConfigError> {
         if self.0.is_empty() {
             Ok(ok())
         } else {
@@ -135,7 +141,7 @@ pub enum LowSampleCount {
     Ignore,
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -667,299 +673,4 @@ impl MetricAlarmSpec {
         // The period travels in the metric stats; the spec keeps none.
         period.map(|per| (MetricSource::Math(self.metrics.clone()), per))
     }
-}
-
-/// A composite alarm as written by a client.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompositeAlarmSpec {
-    /// Unique among all alarms.
-    pub name: String,
-    /// Free text, ≤ 1024 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The rule (SEMANTICS.md §2.4).
-    #[serde(default)]
-    pub alarm_rule: String,
-    /// Run on a transition to ALARM.
-    #[serde(default)]
-    pub alarm_actions: Vec<Action>,
-    /// Run on a transition to OK.
-    #[serde(default)]
-    pub ok_actions: Vec<Action>,
-    /// Run on a transition to INSUFFICIENT_DATA.
-    #[serde(default)]
-    pub insufficient_data_actions: Vec<Action>,
-    /// `false` suppresses every action (default `true`).
-    #[serde(default = "default_true")]
-    pub actions_enabled: bool,
-    /// An alarm whose ALARM state suppresses this alarm's actions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actions_suppressor: Option<String>,
-    /// Seconds to wait for the suppressor after a transition (default 60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actions_suppressor_wait_period: Option<u32>,
-    /// Seconds suppression lasts after the suppressor leaves ALARM (default 60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actions_suppressor_extension_period: Option<u32>,
-}
-
-/// Default of `actions_suppressor_wait_period` and `actions_suppressor_extension_period`.
-pub const DEFAULT_SUPPRESSOR_PERIOD_S: u32 = 60;
-
-/// A validated composite alarm (its references are checked by the engine).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "CompositeAlarmSpec", into = "CompositeAlarmSpec")]
-pub struct CompositeAlarm {
-    spec: CompositeAlarmSpec,
-    rule: Rule,
-}
-
-impl TryFrom<CompositeAlarmSpec> for CompositeAlarm {
-    type Error = ConfigError;
-    fn try_from(spec: CompositeAlarmSpec) -> Result<Self, ConfigError> {
-        spec.validate()
-    }
-}
-
-impl From<CompositeAlarm> for CompositeAlarmSpec {
-    fn from(alarm: CompositeAlarm) -> Self {
-        alarm.spec
-    }
-}
-
-impl CompositeAlarmSpec {
-    /// Validates into a [`CompositeAlarm`], reporting every problem.
-    pub fn validate(self) -> Result<CompositeAlarm, ConfigError> {
-        let mut p = Problems::default();
-        check_name(&mut p, "name", &self.name);
-        check_description(&mut p, self.description.as_deref());
-        check_actions(&mut p, "alarm_actions", &self.alarm_actions);
-        check_actions(&mut p, "ok_actions", &self.ok_actions);
-        check_actions(
-            &mut p,
-            "insufficient_data_actions",
-            &self.insufficient_data_actions,
-        );
-        let rule = match Rule::parse(&self.alarm_rule) {
-            Ok(rule) => {
-                if rule.children().contains(self.name.as_str()) {
-                    p.add(
-                        "alarm_rule",
-                        format!("alarm `{}` cannot refer to itself", self.name),
-                    );
-                }
-                Some(rule)
-            }
-            Err(e) => {
-                p.add("alarm_rule", e.to_string());
-                None
-            }
-        };
-        match &self.actions_suppressor {
-            Some(s) if s == &self.name => {
-                p.add("actions_suppressor", "an alarm cannot suppress itself")
-            }
-            Some(s) => check_name(&mut p, "actions_suppressor", s),
-            None => {
-                for (field, set) in [
-                    (
-                        "actions_suppressor_wait_period",
-                        self.actions_suppressor_wait_period.is_some(),
-                    ),
-                    (
-                        "actions_suppressor_extension_period",
-                        self.actions_suppressor_extension_period.is_some(),
-                    ),
-                ] {
-                    if set {
-                        p.add(field, "needs actions_suppressor");
-                    }
-                }
-            }
-        }
-        match rule {
-            Some(rule) if p.0.is_empty() => Ok(CompositeAlarm { spec: self, rule }),
-            _ => Err(ConfigError { problems: p.0 }),
-        }
-    }
-}
-
-impl CompositeAlarm {
-    /// The configuration as written.
-    pub fn spec(&self) -> &CompositeAlarmSpec {
-        &self.spec
-    }
-    /// The alarm's name.
-    pub fn name(&self) -> &str {
-        &self.spec.name
-    }
-    /// The parsed rule.
-    pub fn rule(&self) -> &Rule {
-        &self.rule
-    }
-    /// The suppressor, if any.
-    pub fn suppressor(&self) -> Option<&str> {
-        self.spec.actions_suppressor.as_deref()
-    }
-    /// Wait period in milliseconds.
-    pub fn wait_period_ms(&self) -> i64 {
-        i64::from(
-            self.spec
-                .actions_suppressor_wait_period
-                .unwrap_or(DEFAULT_SUPPRESSOR_PERIOD_S),
-        ) * 1000
-    }
-    /// Extension period in milliseconds.
-    pub fn extension_period_ms(&self) -> i64 {
-        i64::from(
-            self.spec
-                .actions_suppressor_extension_period
-                .unwrap_or(DEFAULT_SUPPRESSOR_PERIOD_S),
-        ) * 1000
-    }
-    /// The actions for a target state.
-    pub fn actions(&self, state: AlarmState) -> &[Action] {
-        actions_for(
-            state,
-            &self.spec.alarm_actions,
-            &self.spec.ok_actions,
-            &self.spec.insufficient_data_actions,
-        )
-    }
-    /// Whether actions run.
-    pub fn actions_enabled(&self) -> bool {
-        self.spec.actions_enabled
-    }
-}
-
-/// Alarm names: 1–255 characters, no control characters, no `"` (so that
-/// a composite rule can quote any name), no leading or trailing whitespace.
-fn check_name(p: &mut Problems, field: &str, name: &str) {
-    let chars = name.chars().count();
-    if chars == 0 {
-        p.add(field, "must not be empty");
-    } else if chars > MAX_NAME_CHARS {
-        p.add(
-            field,
-            format!("at most {MAX_NAME_CHARS} characters, got {chars}"),
-        );
-    }
-    if name.chars().any(|c| c.is_control() || c == '"') {
-        p.add(field, "must not hold control characters or `\"`");
-    }
-    if name.trim() != name {
-        p.add(field, "must not start or end with whitespace");
-    }
-}
-
-fn check_description(p: &mut Problems, description: Option<&str>) {
-    if let Some(d) = description {
-        let chars = d.chars().count();
-        if chars > MAX_DESCRIPTION_CHARS {
-            p.add(
-                "description",
-                format!("at most {MAX_DESCRIPTION_CHARS} characters, got {chars}"),
-            );
-        }
-    }
-}
-
-fn required_text(p: &mut Problems, field: &str, value: Option<&str>) -> Option<String> {
-    match value {
-        None => {
-            p.add(field, "is required");
-            None
-        }
-        Some(v) if v.is_empty() || v.chars().count() > 255 => {
-            p.add(field, "must be 1 to 255 characters");
-            None
-        }
-        Some(v) => Some(v.to_string()),
-    }
-}
-
-fn check_dimensions(p: &mut Problems, field: &str, dims: &Dimensions) {
-    if dims.len() > 30 {
-        p.add(field, format!("at most 30 dimensions, got {}", dims.len()));
-    }
-    for (k, v) in dims {
-        if k.is_empty() || v.is_empty() {
-            p.add(field, "dimension names and values must not be empty");
-            break;
-        }
-    }
-}
-
-fn check_actions(p: &mut Problems, field: &str, actions: &[Action]) {
-    if actions.len() > MAX_ACTIONS {
-        p.add(
-            field,
-            format!("at most {MAX_ACTIONS} actions, got {}", actions.len()),
-        );
-    }
-    for (i, a) in actions.iter().enumerate() {
-        match a {
-            Action::Webhook { url, .. } | Action::Alertmanager { url } => {
-                if !valid_http_url(url) {
-                    p.add(
-                        format!("{field}[{i}].url"),
-                        format!("must be an http:// or https:// URL, got `{url}`"),
-                    );
-                }
-            }
-            Action::Email { to } => {
-                if to.is_empty() {
-                    p.add(format!("{field}[{i}].to"), "needs at least one address");
-                }
-                for (j, addr) in to.iter().enumerate() {
-                    if !valid_email(addr) {
-                        p.add(
-                            format!("{field}[{i}].to[{j}]"),
-                            format!("`{addr}` is not an email address"),
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn valid_query_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `http://` or `https://`, a non-empty host, no whitespace.
-pub fn valid_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    match rest {
-        Some(rest) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty()
-                && !host.starts_with(':')
-                && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
-}
-
-/// `local@domain.tld`: one `@`, a non-empty local part, a domain of
-/// non-empty dot-separated labels with at least one dot, no whitespace.
-pub fn valid_email(addr: &str) -> bool {
-    let Some((local, domain)) = addr.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'))
-        && !local
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
 }

@@ -9,7 +9,9 @@
 //! - [`engine`]: [`AlarmEngine`], the alarms, their state and history,
 //!   persisted to one JSON file.
 
+mod checks;
 pub mod composite;
+mod composite_config;
 pub mod config;
 pub mod engine;
 pub mod evaluate;
