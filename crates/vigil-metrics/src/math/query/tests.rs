@@ -243,7 +243,7 @@ fn run_reports_invalid_sets_fetch_failures_bad_series_and_bad_ranges() {
         err.as_ref().map(ToString::to_string).as_deref(),
         Some("metrics[0].metric_stat: fetching the data failed: no metric Latency")
     );
-    assert_eq!(err.map(|e| e.code()), Some("unavailable"));
+    assert_eq!(err.map(|e| e.code()), Some("bad_request"));
 
     let err = run(&q, range(), &mut |_: &MetricStat| {
         Ok(Series::from_points([(2, 1.0), (1, 2.0)]))

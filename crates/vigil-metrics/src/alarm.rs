@@ -1,1 +1,0 @@
-//! (skeleton; filled in by its owner)
