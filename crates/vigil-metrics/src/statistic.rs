@@ -273,10 +273,10 @@ fn bounds(inner: &str) -> Result<Bounds, String> {
         }
     };
     let (lower, upper) = (parse(lo)?, parse(hi)?);
-    if let (Some(l), Some(u)) = (lower, upper) {
-        if l >= u {
-            return Err("the lower bound must be below the upper bound".into());
-        }
+    if let (Some(l), Some(u)) = (lower, upper)
+        && l >= u
+    {
+        return Err("the lower bound must be below the upper bound".into());
     }
     Ok(if percent {
         Bounds::Percent { lower, upper }
