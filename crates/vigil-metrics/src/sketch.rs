@@ -209,10 +209,21 @@ impl Sketch {
         }
         let rank = Self::rank(q, self.count);
         let mut seen = 0u64;
-        for bin in self.bins() {
-            seen = seen.saturating_add(bin.count);
-            if seen > rank {
-                return Some(bin.value);
+        // Walk from the nearer end: p99 looks at a few top bins only.
+        if rank >= self.count / 2 {
+            let from_top = self.count - 1 - rank;
+            for bin in self.bins().rev() {
+                seen = seen.saturating_add(bin.count);
+                if seen > from_top {
+                    return Some(bin.value);
+                }
+            }
+        } else {
+            for bin in self.bins() {
+                seen = seen.saturating_add(bin.count);
+                if seen > rank {
+                    return Some(bin.value);
+                }
             }
         }
         None

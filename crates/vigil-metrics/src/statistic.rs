@@ -71,6 +71,18 @@ pub enum Statistic {
     },
 }
 
+/// `v` moved inside `[agg.min, agg.max]`. Not `f64::clamp`, which panics
+/// when min > max or either is NaN, as a corrupt stored aggregate may hold.
+fn within(v: f64, agg: &Aggregate) -> f64 {
+    if v < agg.min {
+        agg.min
+    } else if v > agg.max {
+        agg.max
+    } else {
+        v
+    }
+}
+
 /// One bin's value (clamped to the exact min/max) and count.
 fn weighted_bins(agg: &Aggregate) -> Option<(Vec<(f64, f64)>, f64)> {
     let sketch = agg.sketch.as_ref()?;
@@ -79,7 +91,7 @@ fn weighted_bins(agg: &Aggregate) -> Option<(Vec<(f64, f64)>, f64)> {
     }
     let bins: Vec<(f64, f64)> = sketch
         .bins()
-        .map(|b| (b.value.clamp(agg.min, agg.max), b.count as f64))
+        .map(|b| (within(b.value, agg), b.count as f64))
         .collect();
     Some((bins, sketch.count() as f64))
 }
@@ -169,7 +181,7 @@ impl Statistic {
                 .sketch
                 .as_ref()?
                 .quantile(p / 100.0)
-                .map(|v| v.clamp(agg.min, agg.max)),
+                .map(|v| within(v, agg)),
             Statistic::TrimmedMean(b) => {
                 let (bins, n) = weighted_bins(agg)?;
                 let k = keep(&bins, n, b);

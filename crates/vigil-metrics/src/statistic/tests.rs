@@ -135,6 +135,15 @@ fn statistic_sets_without_a_sketch_answer_only_the_basic_five() {
 }
 
 #[test]
+fn corrupt_aggregates_do_not_panic() {
+    let mut a = one_to(10);
+    (a.min, a.max) = (f64::NAN, 1.0);
+    assert!(stat("p50").value(&a).is_some());
+    (a.min, a.max) = (10.0, 1.0);
+    assert!(stat("tm90").value(&a).is_some());
+}
+
+#[test]
 fn display_is_canonical() {
     for (written, canonical) in [
         ("p99", "p99"),
