@@ -125,7 +125,9 @@ fn percentiles_come_from_the_sketches_through_every_tier() {
         let got = db.query(&q, NOW).unwrap();
         let p50 = got.values[0][0].unwrap();
         assert!((29.0..=31.0).contains(&p50), "period {period}: {p50}");
-        assert_eq!(got.values[1][0], Some(59.0));
+        // The sketch's 1% relative accuracy.
+        let p100 = got.values[1][0].unwrap();
+        assert!((p100 - 59.0).abs() <= 0.59, "period {period}: {p100}");
     }
     let aggs = db
         .query_aggregates(&Query::new(&key(), NOW - MIN_MS, NOW, 60, vec![]), NOW)

@@ -145,7 +145,9 @@ fn statistics_and_periods_are_checked() {
     assert_eq!(
         messages(&[q]),
         vec![
-            "metrics[0].metric_stat.stat: unknown statistic `Median`",
+            "metrics[0].metric_stat.stat: unknown statistic `Median`: expected SampleCount, Sum, \
+             Minimum, Maximum, Average, pNN.NN, tmNN, wmNN, tcNN, tsNN, IQM, TM(a:b), WM(a:b), \
+             TC(a:b), TS(a:b) or PR(a:b)",
             "metrics[0].metric_stat.period: must be positive",
         ]
     );
