@@ -1,5 +1,6 @@
-//! The webhook target against an in-process HTTP receiver: retries, the
-//! body and the signature as a receiver sees them.
+//! Delivery without external peers: the webhook target against an
+//! in-process HTTP receiver (retries, the body and the signature as a
+//! receiver sees them), and the failure paths of every target.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -12,7 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use vigil_metrics::notify::{
-    Action, AlarmState, Notification, Notifier, NotifierConfig, RetryPolicy, SendError, payload,
+    Action, AlarmState, Notification, Notifier, NotifierConfig, NotifierSettings, RetryPolicy,
+    SendError, payload,
 };
 
 #[derive(Debug, Clone)]
@@ -29,7 +31,11 @@ struct Receiver {
 
 async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
     r.received.lock().unwrap().push(Received { headers, body });
-    r.statuses.lock().unwrap().pop_front().unwrap_or(StatusCode::OK)
+    r.statuses
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(StatusCode::OK)
 }
 
 /// A receiver answering `statuses` in order (then 200), and its URL.
@@ -40,7 +46,9 @@ async fn receiver(statuses: &[u16]) -> (Receiver, String) {
         .lock()
         .unwrap()
         .extend(statuses.iter().map(|s| StatusCode::from_u16(*s).unwrap()));
-    let app = Router::new().route("/hook", post(hook)).with_state(state.clone());
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -92,7 +100,11 @@ async fn two_500s_then_200_is_delivered_on_the_third_attempt() {
     // The receiver recomputes the signature over the bytes it got.
     let expected = payload::webhook_signature(b"s3cr3t", &last.body);
     assert_eq!(last.headers["x-vigil-signature"], expected.as_str());
-    let sent_at: i64 = last.headers["x-vigil-timestamp"].to_str().unwrap().parse().unwrap();
+    let sent_at: i64 = last.headers["x-vigil-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(sent_at > 1_700_000_000, "{sent_at}");
     let body: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
     assert_eq!(body["alarm_name"], "High-Latency-Alarm");
@@ -131,7 +143,10 @@ async fn persistent_503_gives_up_after_max_attempts() {
         .await
         .unwrap_err();
     assert_eq!(err.attempts, 3);
-    assert!(matches!(err.last_error, SendError::Status { status: 503, .. }));
+    assert!(matches!(
+        err.last_error,
+        SendError::Status { status: 503, .. }
+    ));
     assert_eq!(receiver.received.lock().unwrap().len(), 3);
 }
 
@@ -176,4 +191,32 @@ async fn email_without_smtp_config_fails_without_attempts() {
     assert!(err.to_string().contains("no [notify.smtp] server"), "{err}");
     assert_eq!(notifier.stats().email.failed, 1);
     assert_eq!(notifier.stats().webhook.failed, 0);
+}
+
+#[tokio::test]
+async fn email_to_a_closed_port_is_retried_then_fails() {
+    // Bind then drop: nothing listens on the port afterwards.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings: NotifierSettings = serde_json::from_value(serde_json::json!({
+        "smtp": {"host": "127.0.0.1", "port": port, "tls": "none", "from": "alarms@vigil.test"},
+        "retry": {"initial_backoff_ms": 10, "max_backoff_ms": 20}
+    }))
+    .unwrap();
+    let notifier = Notifier::new(settings.validate().unwrap());
+    let n = notification();
+    let err = notifier
+        .send(
+            &n,
+            &Action::Email {
+                to: vec!["ops@example.com".into()],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts, 3, "{err}");
+    assert_eq!(notifier.stats().email.failed, 1);
 }
