@@ -70,17 +70,17 @@ pub fn body(n: &Notification) -> Result<String, SendError> {
     line(&mut out, "Timestamp", &time);
 
     let data = &n.reason_data;
-    let threshold = field(data, &["threshold"]).map(number);
-    let operator = field(data, &["comparisonOperator", "comparison_operator"]).map(text);
-    let period = field(data, &["period"]).map(number);
+    let threshold = field(data, &["threshold"]).map(scalar);
+    let operator = field(data, &["comparisonOperator", "comparison_operator"]).map(scalar);
+    let period = field(data, &["period"]).map(scalar);
     let statistic = field(
         data,
         &["statistic", "extendedStatistic", "extended_statistic"],
     )
-    .map(text);
-    let evaluation = field(data, &["evaluationPeriods", "evaluation_periods"]).map(number);
+    .map(scalar);
+    let evaluation = field(data, &["evaluationPeriods", "evaluation_periods"]).map(scalar);
     let to_alarm = field(data, &["datapointsToAlarm", "datapoints_to_alarm"])
-        .map(number)
+        .map(scalar)
         .or_else(|| evaluation.clone());
     out.push_str("\nThreshold:\n");
     match (&threshold, &operator) {
@@ -126,7 +126,7 @@ pub fn body(n: &Notification) -> Result<String, SendError> {
                 "Statistic",
                 statistic.as_deref().unwrap_or("not specified"),
             );
-            let unit = field(data, &["unit"]).map(text);
+            let unit = field(data, &["unit"]).map(scalar);
             line(&mut out, "Unit", unit.as_deref().unwrap_or("not specified"));
         }
         _ => out.push_str("- Not a single-metric alarm (metric math or composite).\n"),
@@ -146,15 +146,11 @@ fn field<'a>(data: &'a Value, keys: &[&str]) -> Option<&'a Value> {
 }
 
 /// Numbers as JSON writes them (`250.0` stays `250.0`), strings as they are.
-fn number(v: &Value) -> String {
+fn scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn text(v: &Value) -> String {
-    number(v)
 }
 
 /// The recipients, each checked as a mailbox.
