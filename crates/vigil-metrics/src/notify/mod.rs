@@ -226,7 +226,10 @@ pub struct Notifier {
 struct Inner {
     config: NotifierConfig,
     http: http::HttpClient,
+    /// Built once; a TLS setup error is kept and reported by every email send,
+    /// so that `Notifier::new` cannot fail.
     smtp: Option<Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, SendError>>,
+    /// Indexed by `Target as usize`, in `Target`'s order.
     counters: [Counters; 3],
 }
 
