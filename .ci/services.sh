@@ -93,7 +93,66 @@ start_redis() {
     echo "redis: ready on 127.0.0.1:$port ($(redis-server --version | cut -d' ' -f3))"
 }
 
+# Prometheus Alertmanager for vigil-metrics' alarm notifications: a
+# throwaway instance on 127.0.0.1 with clustering off, a receiver that sends
+# nowhere and a temp storage dir.
+start_alertmanager() {
+    if [ -n "${VIGIL_TEST_ALERTMANAGER_URL:-}" ]; then
+        echo "alertmanager: using VIGIL_TEST_ALERTMANAGER_URL from the environment"
+        return
+    fi
+    apt_install prometheus-alertmanager curl
+    local bin=/usr/bin/prometheus-alertmanager
+    if [ ! -x "$bin" ]; then
+        echo "alertmanager: $bin missing after installing prometheus-alertmanager" >&2
+        return 1
+    fi
+    local port root
+    port="$(free_port 59093)"
+    root="$(mktemp -d /tmp/vigil-ci-alertmanager.XXXXXX)"
+    cat >"$root/alertmanager.yml" <<'YAML'
+route:
+  receiver: blackhole
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: blackhole
+YAML
+    nohup "$bin" --config.file="$root/alertmanager.yml" --storage.path="$root/data" \
+        --web.listen-address="127.0.0.1:$port" --cluster.listen-address= \
+        >"$root/alertmanager.log" 2>&1 &
+    echo $! >"$root/alertmanager.pid"
+    local tries=0
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/-/ready" 2>/dev/null)" = "200" ]; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 60 ]; then
+            echo "alertmanager: not ready after 30 s" >&2
+            cat "$root/alertmanager.log" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    export VIGIL_TEST_ALERTMANAGER_URL="http://127.0.0.1:$port"
+    echo "alertmanager: ready on 127.0.0.1:$port ($("$bin" --version 2>&1 | head -n 1))"
+}
+
+# The Prometheus server and promtool, for tests that check Vigil's exposition
+# and rules against the real tools; nothing is started here.
+start_prometheus_tools() {
+    apt_install prometheus
+    local prometheus=/usr/bin/prometheus promtool=/usr/bin/promtool
+    if [ ! -x "$prometheus" ] || [ ! -x "$promtool" ]; then
+        echo "prometheus: $prometheus or $promtool missing after installing prometheus" >&2
+        return 1
+    fi
+    export VIGIL_TEST_PROMETHEUS_BIN="$prometheus"
+    export VIGIL_TEST_PROMTOOL="$promtool"
+    echo "prometheus: $("$prometheus" --version 2>&1 | head -n 1); promtool at $promtool"
+}
+
 start_services() {
     start_postgres
     start_redis
+    start_alertmanager
+    start_prometheus_tools
 }
