@@ -2,15 +2,21 @@
 //!
 //! `serve` runs the HTTP server, `predict` scores a CSV file in batch and
 //! `bench` is a fixed-rate load generator that corrects for coordinated
-//! omission; `inferences` reads the inference log of a running server. The work lives in `vigil-model` and `vigil-server`; this crate
-//! only parses flags, sets up the runtime and reports.
+//! omission; `inferences`, `metrics` and `alarms` read (and write) the inference log,
+//! the metric store and the alarms of a running server through its HTTP
+//! API. The work lives in `vigil-model`, `vigil-metrics` and
+//! `vigil-server`; this crate only parses flags, sets up the runtime and
+//! reports.
 
+mod alarms;
 mod api_client;
 mod bench;
 mod inferences;
 mod keys;
+mod metrics;
 mod predict;
 mod serve;
+mod table;
 
 use clap::{Parser, Subcommand};
 
@@ -26,7 +32,9 @@ use clap::{Parser, Subcommand};
         vigil serve                                   # demo fraud model on 127.0.0.1:8080\n  \
         vigil predict --model model.json --input tx.csv --output scores.csv\n  \
         vigil bench --rate 1000 --duration 10         # against the local demo server\n  \
-        vigil inferences list --limit 20              # the latest logged decisions"
+        vigil inferences list --limit 20              # the latest logged decisions\n  \
+        vigil metrics get Vigil/Gateway LatencyMs --dim model=fraud --stat p99\n  \
+        vigil alarms list --state ALARM"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +48,8 @@ enum Command {
     Bench(bench::BenchArgs),
     Keys(keys::KeysArgs),
     Inferences(inferences::InferencesArgs),
+    Metrics(metrics::MetricsArgs),
+    Alarms(alarms::AlarmsArgs),
 }
 
 /// mimalloc: the logged request path allocates a few dozen small objects
@@ -55,6 +65,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Inferences(args) => inferences::run(args),
+        Command::Metrics(args) => metrics::run(args),
+        Command::Alarms(args) => alarms::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

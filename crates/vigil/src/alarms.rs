@@ -1,0 +1,418 @@
+//! `vigil alarms list|get|put|delete|history|set-state`: the alarms of a
+//! running server through its HTTP API (`/api/alarms`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::api_client::{Api, ServerArgs, encode};
+use crate::metrics::read_json;
+use crate::table::{self, Output};
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Manage the alarms of a running server (list, get, put, delete, history, set-state)",
+    long_about = "Manage the alarms of a running server through its HTTP API (/api/alarms...). \
+        A metric alarm watches one metric's statistic (or a metric-math expression) against a \
+        threshold over N periods; a composite alarm combines other alarms' states with a rule \
+        (ALARM(a) AND NOT OK(b)). States: OK, ALARM, INSUFFICIENT_DATA (a new alarm starts \
+        there). The admin API needs a key with the admin role when the server has [[keys]] \
+        (--api-key or VIGIL_API_KEY).\n\n\
+        Examples:\n  \
+        vigil alarms put high-latency --file alarm.json\n  \
+        vigil alarms list --state ALARM\n  \
+        vigil alarms get high-latency\n  \
+        vigil alarms history high-latency\n  \
+        vigil alarms set-state high-latency --state ALARM --reason 'testing the pager'\n  \
+        vigil alarms delete high-latency"
+)]
+pub struct AlarmsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+
+    #[command(subcommand)]
+    command: AlarmsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AlarmsCommand {
+    /// List the alarms with their state.
+    #[command(long_about = "List the alarms: name, type (metric or composite), state, \
+        what it watches (metric, statistic and condition, or the composite rule) and when \
+        its state last changed (RFC 3339 UTC).\n\n\
+        Examples:\n  vigil alarms list\n  vigil alarms list --state ALARM\n  \
+        vigil alarms list --output json")]
+    List(ListArgs),
+    /// Show one alarm: its configuration and state, as JSON.
+    #[command(long_about = "Show one alarm as the server returns it: its configuration \
+        plus alarm_type, state_value, state_reason, state_reason_data and \
+        state_updated_at, as JSON.\n\n\
+        Example:\n  vigil alarms get high-latency")]
+    Get(NameArgs),
+    /// Create or replace an alarm from a JSON file.
+    #[command(long_about = "Create an alarm, or replace its configuration (its state is \
+        kept), from a JSON file (- for stdin). A metric alarm:\n  \
+        {\"namespace\": \"Vigil/Gateway\", \"metric_name\": \"LatencyMs\", \
+        \"dimensions\": {\"model\": \"fraud\"}, \"extended_statistic\": \"p99\", \"period\": 60, \
+        \"evaluation_periods\": 3, \"datapoints_to_alarm\": 2, \"threshold\": 250, \
+        \"comparison_operator\": \"GreaterThanThreshold\", \"treat_missing_data\": \"notBreaching\", \
+        \"alarm_actions\": [{\"webhook\": {\"url\": \"https://hooks.example/pager\"}}]}\n\
+        A composite alarm:\n  \
+        {\"alarm_rule\": \"ALARM(high-latency) AND ALARM(high-errors)\"}\n\
+        The name comes from the command line; a `name` in the file must match it. The \
+        server checks the whole configuration and reports every problem at once.\n\n\
+        Examples:\n  vigil alarms put high-latency --file alarm.json\n  \
+        cat alarm.json | vigil alarms put high-latency --file -")]
+    Put(PutArgs),
+    /// Delete an alarm.
+    #[command(long_about = "Delete an alarm (its history is kept for 30 days).\n\n\
+        Example:\n  vigil alarms delete high-latency")]
+    Delete(NameArgs),
+    /// An alarm's history: configuration updates, state changes, actions.
+    #[command(long_about = "An alarm's history, as the server keeps it (30 days): \
+        ConfigurationUpdate, StateUpdate and Action items with their time (RFC 3339 UTC) \
+        and summary; --output json adds each item's data.\n\n\
+        Examples:\n  vigil alarms history high-latency\n  \
+        vigil alarms history high-latency --output json")]
+    History(HistoryArgs),
+    /// Force an alarm's state (to test its actions).
+    #[command(long_about = "Force an alarm's state, with a reason (SetAlarmState). The \
+        actions of the new state run if the state changed. A metric alarm returns to its \
+        computed state at its next evaluation; a composite alarm keeps the forced state \
+        until a child changes.\n\n\
+        Examples:\n  vigil alarms set-state high-latency --state ALARM --reason 'testing the pager'\n  \
+        vigil alarms set-state high-latency --state OK --reason 'fixed' --data '{\"ticket\": 42}'")]
+    SetState(SetStateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum State {
+    #[value(name = "OK")]
+    Ok,
+    #[value(name = "ALARM")]
+    Alarm,
+    #[value(name = "INSUFFICIENT_DATA")]
+    InsufficientData,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "OK",
+            State::Alarm => "ALARM",
+            State::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Only alarms in this state.
+    #[arg(long, value_enum)]
+    state: Option<State>,
+    /// Table or the server's JSON.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct NameArgs {
+    /// The alarm's name.
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    /// The alarm's name.
+    name: String,
+    /// The configuration as JSON; `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    /// The alarm's name.
+    name: String,
+    /// Table or the server's JSON.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct SetStateArgs {
+    /// The alarm's name.
+    name: String,
+    /// The state to set.
+    #[arg(long, value_enum)]
+    state: State,
+    /// Why (kept as the state reason and in the history).
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// Reason data, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    data: Option<String>,
+}
+
+/// Run `vigil alarms ...`.
+pub fn run(args: AlarmsArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let api = args.server.api()?;
+    runtime.block_on(async move {
+        match args.command {
+            AlarmsCommand::List(list) => run_list(&api, &list).await,
+            AlarmsCommand::Get(get) => run_get(&api, &get).await,
+            AlarmsCommand::Put(put) => run_put(&api, &put).await,
+            AlarmsCommand::Delete(delete) => run_delete(&api, &delete).await,
+            AlarmsCommand::History(history) => run_history(&api, &history).await,
+            AlarmsCommand::SetState(set) => run_set_state(&api, &set).await,
+        }
+    })
+}
+
+fn alarm_path(name: &str) -> String {
+    format!("/api/alarms/{}", encode(name))
+}
+
+/// The `alarms` array of `GET /api/alarms`.
+pub(crate) async fn fetch_alarms(api: &Api) -> anyhow::Result<(bytes::Bytes, Vec<Value>)> {
+    let body = api.get("/api/alarms").await?;
+    let value: Value =
+        serde_json::from_slice(&body).context("the server's answer is not json")?;
+    let Some(alarms) = value.get("alarms").and_then(Value::as_array) else {
+        bail!("the server's answer has no `alarms` list");
+    };
+    Ok((body.clone(), alarms.clone()))
+}
+
+async fn run_list(api: &Api, args: &ListArgs) -> anyhow::Result<()> {
+    let (body, alarms) = fetch_alarms(api).await?;
+    let wanted = args.state.map(State::as_str);
+    let alarms: Vec<&Value> = alarms
+        .iter()
+        .filter(|a| wanted.is_none_or(|s| a["state_value"] == s))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.output == Output::Json {
+        if wanted.is_none() {
+            writeln!(out, "{}", table::pretty(&body)?)?;
+        } else {
+            let filtered = json!({ "alarms": alarms });
+            writeln!(out, "{}", serde_json::to_string_pretty(&filtered)?)?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = alarms
+        .iter()
+        .map(|a| {
+            vec![
+                text(&a["name"]),
+                text(&a["alarm_type"]),
+                text(&a["state_value"]),
+                watches(a),
+                text(&a["state_updated_at"]),
+            ]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        table::render(&["name", "type", "state", "metric or rule", "updated"], &rows)
+    )?;
+    Ok(())
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// What an alarm watches, in one line: `Vigil/Gateway/LatencyMs{model=fraud}
+/// p99 > 250 (2 of 3 × 60s)`, `math: 100*e/i > 5 ...` or the composite rule.
+fn watches(alarm: &Value) -> String {
+    if let Some(rule) = alarm["alarm_rule"].as_str() {
+        return rule.to_owned();
+    }
+    let what = match (alarm["namespace"].as_str(), alarm["metric_name"].as_str()) {
+        (Some(ns), Some(name)) => {
+            let dims = alarm["dimensions"]
+                .as_object()
+                .filter(|d| !d.is_empty())
+                .map(|d| {
+                    let pairs: Vec<String> =
+                        d.iter().map(|(k, v)| format!("{k}={}", text(v))).collect();
+                    format!("{{{}}}", pairs.join(","))
+                })
+                .unwrap_or_default();
+            let stat = alarm["extended_statistic"]
+                .as_str()
+                .or(alarm["statistic"].as_str())
+                .unwrap_or("?");
+            format!("{ns}/{name}{dims} {stat}")
+        }
+        _ => {
+            let returned = alarm["metrics"].as_array().and_then(|m| {
+                m.iter()
+                    .find(|e| e["return_data"] != false)
+                    .and_then(|e| e["expression"].as_str().map(str::to_owned))
+            });
+            format!("math: {}", returned.unwrap_or_else(|| "?".to_owned()))
+        }
+    };
+    let op = match alarm["comparison_operator"].as_str() {
+        Some("GreaterThanOrEqualToThreshold") => ">=",
+        Some("GreaterThanThreshold") => ">",
+        Some("LessThanThreshold") => "<",
+        Some("LessThanOrEqualToThreshold") => "<=",
+        _ => "?",
+    };
+    let n = alarm["evaluation_periods"].as_u64().unwrap_or(0);
+    let m = alarm["datapoints_to_alarm"].as_u64().unwrap_or(n);
+    let period = alarm["period"]
+        .as_u64()
+        .map(|p| format!(" × {p}s"))
+        .unwrap_or_default();
+    format!(
+        "{what} {op} {} ({m} of {n}{period})",
+        table::number(alarm["threshold"].as_f64())
+    )
+}
+
+async fn run_get(api: &Api, args: &NameArgs) -> anyhow::Result<()> {
+    let body = api.get(&alarm_path(&args.name)).await?;
+    writeln!(std::io::stdout().lock(), "{}", table::pretty(&body)?)?;
+    Ok(())
+}
+
+/// The PUT body: the file's object, with the command line's name.
+fn put_body(name: &str, mut config: Value) -> anyhow::Result<Value> {
+    let Some(object) = config.as_object_mut() else {
+        bail!("the alarm file must hold a json object");
+    };
+    match object.get("name") {
+        None => {
+            object.insert("name".into(), json!(name));
+        }
+        Some(Value::String(n)) if n == name => {}
+        Some(other) => bail!(
+            "the alarm file's `name` is {other}, but the command line says `{name}`: drop it \
+             from the file or make them match"
+        ),
+    }
+    Ok(config)
+}
+
+async fn run_put(api: &Api, args: &PutArgs) -> anyhow::Result<()> {
+    let body = put_body(&args.name, read_json(&args.file)?)?;
+    api.send(
+        hyper::Method::PUT,
+        &alarm_path(&args.name),
+        Some(serde_json::to_vec(&body)?),
+    )
+    .await?;
+    eprintln!("alarm {} saved", args.name);
+    Ok(())
+}
+
+async fn run_delete(api: &Api, args: &NameArgs) -> anyhow::Result<()> {
+    api.send(hyper::Method::DELETE, &alarm_path(&args.name), None)
+        .await?;
+    eprintln!("alarm {} deleted", args.name);
+    Ok(())
+}
+
+async fn run_history(api: &Api, args: &HistoryArgs) -> anyhow::Result<()> {
+    let body = api
+        .get(&format!("{}/history", alarm_path(&args.name)))
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if args.output == Output::Json {
+        writeln!(out, "{}", table::pretty(&body)?)?;
+        return Ok(());
+    }
+    let value: Value =
+        serde_json::from_slice(&body).context("the server's answer is not json")?;
+    let items = value["items"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            vec![
+                text(&i["timestamp"]),
+                text(&i["item_type"]),
+                text(&i["summary"]),
+            ]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        table::render(&["timestamp", "type", "summary"], &rows)
+    )?;
+    Ok(())
+}
+
+async fn run_set_state(api: &Api, args: &SetStateArgs) -> anyhow::Result<()> {
+    let data = match &args.data {
+        Some(text) => {
+            let data: Value = serde_json::from_str(text).context("--data is not valid json")?;
+            if !data.is_object() {
+                bail!("--data must be a json object, got {data}");
+            }
+            data
+        }
+        None => json!({}),
+    };
+    let body = json!({
+        "state_value": args.state.as_str(),
+        "state_reason": args.reason,
+        "state_reason_data": data,
+    });
+    api.send(
+        hyper::Method::POST,
+        &format!("{}/state", alarm_path(&args.name)),
+        Some(serde_json::to_vec(&body)?),
+    )
+    .await?;
+    eprintln!("alarm {} set to {}", args.name, args.state.as_str());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_put_body_carries_the_command_line_name() {
+        let body = put_body("lat", json!({"threshold": 1})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(body["name"], json!("lat"));
+        assert!(put_body("lat", json!({"name": "lat"})).is_ok());
+        assert!(put_body("lat", json!({"name": "other"})).is_err());
+        assert!(put_body("lat", json!([1])).is_err());
+    }
+
+    #[test]
+    fn a_metric_alarm_reads_as_metric_stat_and_condition() {
+        let alarm = json!({"namespace": "Vigil/Gateway", "metric_name": "LatencyMs",
+            "dimensions": {"model": "fraud"}, "extended_statistic": "p99", "period": 60,
+            "evaluation_periods": 3, "datapoints_to_alarm": 2, "threshold": 250.0,
+            "comparison_operator": "GreaterThanThreshold"});
+        assert_eq!(
+            watches(&alarm),
+            "Vigil/Gateway/LatencyMs{model=fraud} p99 > 250 (2 of 3 × 60s)"
+        );
+        let math = json!({"metrics": [{"id": "e", "return_data": false},
+            {"id": "r", "expression": "100*e/i"}], "evaluation_periods": 1, "threshold": 5,
+            "comparison_operator": "GreaterThanOrEqualToThreshold"});
+        assert_eq!(watches(&math), "math: 100*e/i >= 5 (1 of 1)");
+        assert_eq!(watches(&json!({"alarm_rule": "ALARM(a)"})), "ALARM(a)");
+    }
+}
