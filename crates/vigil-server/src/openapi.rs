@@ -47,6 +47,7 @@ use crate::{admin_api, health_api, infer_api, inferences_api, metrics_api, score
         metrics_api::query::list,
         metrics_api::query::get,
         metrics_api::query::math,
+        metrics_api::put::put,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -349,6 +350,11 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ("GET", "/api/metrics", get(metrics_api::query::list)),
         ("POST", "/api/metrics/query", post(metrics_api::query::math)),
         (
+            "POST",
+            "/api/metrics/{namespace}",
+            post(metrics_api::put::put),
+        ),
+        (
             "GET",
             "/api/metrics/{namespace}/{name}",
             get(metrics_api::query::get),
@@ -390,7 +396,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 21);
+        assert_eq!(routed.len(), 22);
     }
 
     #[test]
@@ -516,7 +522,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 21);
+            assert_eq!(routes.len(), 22);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")
