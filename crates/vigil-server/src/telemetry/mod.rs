@@ -319,6 +319,7 @@ pub async fn tick_every_second(
 ) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_alarm_slot = 0;
     loop {
         interval.tick().await;
         if let Some(store) = &store {
@@ -327,7 +328,15 @@ pub async fn tick_every_second(
             });
         }
         if let Some(metrics) = &metrics {
-            metrics.tick(now_ms());
+            let now = now_ms();
+            metrics.tick(now);
+            // Alarms tick every 10 s (each alarm evaluates when its own
+            // cadence is due); sends run beside the next ticks.
+            if now / 10_000 != last_alarm_slot {
+                last_alarm_slot = now / 10_000;
+                let metrics = Arc::clone(metrics);
+                tokio::spawn(async move { metrics.evaluate_alarms(now).await });
+            }
         }
     }
 }
