@@ -52,7 +52,7 @@ impl ModelHandles {
         let dims = [(DIM_MODEL, name), (DIM_VERSION, version)];
         ModelHandles {
             invocations: r.counter(INVOCATIONS.key(&dims), INVOCATIONS.prom()),
-            errors: r.counter(ERRORS.key(&dims), ERRORS.prom()),
+            errors: r.counter_reporting_zeros(ERRORS.key(&dims), ERRORS.prom()),
             duration: r.distribution(DURATION.key(&dims), DURATION.prom(), LATENCY_BUCKETS_MS),
             score: r.distribution(SCORE.key(&dims), SCORE.prom(), SCORE_BUCKETS),
             labels: labels
@@ -181,7 +181,8 @@ impl Telemetry {
                     LATENCY_BUCKETS_MS,
                 ),
                 success: counter(PIPELINE_SUCCESS),
-                errors: counter(PIPELINE_ERRORS),
+                errors: registry
+                    .counter_reporting_zeros(PIPELINE_ERRORS.key(&[]), PIPELINE_ERRORS.prom()),
             },
             store: StoreHandles {
                 write_latency: registry.distribution(
