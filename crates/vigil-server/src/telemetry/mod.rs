@@ -52,7 +52,7 @@ impl ModelHandles {
         let dims = [(DIM_MODEL, name), (DIM_VERSION, version)];
         ModelHandles {
             invocations: r.counter(INVOCATIONS.key(&dims), INVOCATIONS.prom()),
-            errors: r.counter(ERRORS.key(&dims), ERRORS.prom()),
+            errors: r.counter_reporting_zeros(ERRORS.key(&dims), ERRORS.prom()),
             duration: r.distribution(DURATION.key(&dims), DURATION.prom(), LATENCY_BUCKETS_MS),
             score: r.distribution(SCORE.key(&dims), SCORE.prom(), SCORE_BUCKETS),
             labels: labels
@@ -181,7 +181,8 @@ impl Telemetry {
                     LATENCY_BUCKETS_MS,
                 ),
                 success: counter(PIPELINE_SUCCESS),
-                errors: counter(PIPELINE_ERRORS),
+                errors: registry
+                    .counter_reporting_zeros(PIPELINE_ERRORS.key(&[]), PIPELINE_ERRORS.prom()),
             },
             store: StoreHandles {
                 write_latency: registry.distribution(
@@ -319,6 +320,7 @@ pub async fn tick_every_second(
 ) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_alarm_slot = 0;
     loop {
         interval.tick().await;
         if let Some(store) = &store {
@@ -327,7 +329,15 @@ pub async fn tick_every_second(
             });
         }
         if let Some(metrics) = &metrics {
-            metrics.tick(now_ms());
+            let now = now_ms();
+            metrics.tick(now);
+            // Alarms tick every 10 s (each alarm evaluates when its own
+            // cadence is due); sends run beside the next ticks.
+            if now / 10_000 != last_alarm_slot {
+                last_alarm_slot = now / 10_000;
+                let metrics = Arc::clone(metrics);
+                tokio::spawn(async move { metrics.evaluate_alarms(now).await });
+            }
         }
     }
 }

@@ -119,3 +119,13 @@ fn every_metric_has_a_unique_prometheus_family() {
         );
     }
 }
+
+#[test]
+fn the_readme_lists_every_metric() {
+    const README: &str = include_str!("../../../../README.md");
+    for def in names::ALL {
+        let row = format!("| `{}` | `{}` |", def.namespace, def.name);
+        assert!(README.contains(&row), "README.md's metric table misses {}", def.name);
+        assert!(README.contains(&format!("`{}", def.prom)), "README.md misses {}", def.prom);
+    }
+}
