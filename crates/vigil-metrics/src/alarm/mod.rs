@@ -17,6 +17,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod history;
 pub mod metric;
+pub mod prometheus;
 pub mod view;
 
 pub use composite::{Rule, RuleError};

@@ -2,6 +2,7 @@
 //! one place (SEMANTICS.md §7 names, so users find what they know).
 //! Handlers never spell a metric; they emit an event (see `events.rs`).
 
+use vigil_metrics::alarm::prometheus::{Family, FamilyKind};
 use vigil_metrics::registry::PromName;
 use vigil_metrics::{SeriesKey, Unit};
 
@@ -16,6 +17,8 @@ pub struct MetricDef {
     pub unit: Unit,
     /// Its Prometheus family name (without `_total`).
     pub prom: &'static str,
+    /// Counter (`<prom>_total`) or histogram (`<prom>_bucket`, `_sum`, `_count`).
+    pub kind: FamilyKind,
     /// One line for `# HELP` and the README.
     pub help: &'static str,
 }
@@ -61,13 +64,14 @@ pub const DIM_REASON: &str = "reason";
 pub const DIM_LABEL: &str = "label";
 
 macro_rules! metric {
-    ($id:ident, $ns:expr, $name:literal, $unit:ident, $prom:literal, $help:literal) => {
+    ($id:ident, $kind:ident, $ns:expr, $name:literal, $unit:ident, $prom:literal, $help:literal) => {
         #[doc = $help]
         pub const $id: MetricDef = MetricDef {
             namespace: $ns,
             name: $name,
             unit: Unit::$unit,
             prom: $prom,
+            kind: FamilyKind::$kind,
             help: $help,
         };
     };
@@ -75,6 +79,7 @@ macro_rules! metric {
 
 metric!(
     INVOCATIONS,
+    Counter,
     FUNCTION,
     "Invocations",
     Count,
@@ -83,6 +88,7 @@ metric!(
 );
 metric!(
     ERRORS,
+    Counter,
     FUNCTION,
     "Errors",
     Count,
@@ -91,6 +97,7 @@ metric!(
 );
 metric!(
     THROTTLES,
+    Counter,
     FUNCTION,
     "Throttles",
     Count,
@@ -99,6 +106,7 @@ metric!(
 );
 metric!(
     DURATION,
+    Histogram,
     FUNCTION,
     "Duration",
     Milliseconds,
@@ -107,6 +115,7 @@ metric!(
 );
 metric!(
     CONCURRENT_EXECUTIONS,
+    Histogram,
     FUNCTION,
     "ConcurrentExecutions",
     Count,
@@ -116,6 +125,7 @@ metric!(
 
 metric!(
     COUNT,
+    Counter,
     GATEWAY,
     "Count",
     Count,
@@ -124,6 +134,7 @@ metric!(
 );
 metric!(
     LATENCY,
+    Histogram,
     GATEWAY,
     "Latency",
     Milliseconds,
@@ -132,6 +143,7 @@ metric!(
 );
 metric!(
     INTEGRATION_LATENCY,
+    Histogram,
     GATEWAY,
     "IntegrationLatency",
     Milliseconds,
@@ -140,6 +152,7 @@ metric!(
 );
 metric!(
     ERRORS_4XX,
+    Counter,
     GATEWAY,
     "4XXError",
     Count,
@@ -148,6 +161,7 @@ metric!(
 );
 metric!(
     ERRORS_5XX,
+    Counter,
     GATEWAY,
     "5XXError",
     Count,
@@ -156,6 +170,7 @@ metric!(
 );
 metric!(
     CACHE_HITS,
+    Counter,
     GATEWAY,
     "CacheHitCount",
     Count,
@@ -164,6 +179,7 @@ metric!(
 );
 metric!(
     CACHE_MISSES,
+    Counter,
     GATEWAY,
     "CacheMissCount",
     Count,
@@ -172,6 +188,7 @@ metric!(
 );
 metric!(
     CACHE_ERRORS,
+    Counter,
     GATEWAY,
     "CacheErrors",
     Count,
@@ -180,6 +197,7 @@ metric!(
 );
 metric!(
     TIMEOUTS,
+    Counter,
     GATEWAY,
     "Timeouts",
     Count,
@@ -188,6 +206,7 @@ metric!(
 );
 metric!(
     AUTH_FAILURES,
+    Counter,
     GATEWAY,
     "AuthFailures",
     Count,
@@ -197,6 +216,7 @@ metric!(
 
 metric!(
     WRITES,
+    Counter,
     STORE,
     "WriteCount",
     Count,
@@ -205,6 +225,7 @@ metric!(
 );
 metric!(
     WRITE_LATENCY,
+    Histogram,
     STORE,
     "SuccessfulRequestLatency",
     Milliseconds,
@@ -213,6 +234,7 @@ metric!(
 );
 metric!(
     SYSTEM_ERRORS,
+    Counter,
     STORE,
     "SystemErrors",
     Count,
@@ -221,6 +243,7 @@ metric!(
 );
 metric!(
     USER_ERRORS,
+    Counter,
     STORE,
     "UserErrors",
     Count,
@@ -229,6 +252,7 @@ metric!(
 );
 metric!(
     CONDITIONAL_CHECK_FAILED,
+    Counter,
     STORE,
     "ConditionalCheckFailedRequests",
     Count,
@@ -237,6 +261,7 @@ metric!(
 );
 metric!(
     SPILLED,
+    Counter,
     STORE,
     "Spilled",
     Count,
@@ -245,6 +270,7 @@ metric!(
 );
 metric!(
     REPLAYED,
+    Counter,
     STORE,
     "Replayed",
     Count,
@@ -253,6 +279,7 @@ metric!(
 );
 metric!(
     DROPPED,
+    Counter,
     STORE,
     "Dropped",
     Count,
@@ -262,6 +289,7 @@ metric!(
 
 metric!(
     SCORE,
+    Histogram,
     MODEL,
     "Score",
     None,
@@ -270,6 +298,7 @@ metric!(
 );
 metric!(
     PREDICTIONS,
+    Counter,
     MODEL,
     "Predictions",
     Count,
@@ -278,6 +307,7 @@ metric!(
 );
 metric!(
     MISSING_FEATURES,
+    Counter,
     MODEL,
     "MissingFeatures",
     Count,
@@ -287,6 +317,7 @@ metric!(
 
 metric!(
     PIPELINE_LATENCY,
+    Histogram,
     PIPELINE,
     "LatencyMs",
     Milliseconds,
@@ -295,6 +326,7 @@ metric!(
 );
 metric!(
     PIPELINE_SUCCESS,
+    Counter,
     PIPELINE,
     "SuccessCount",
     Count,
@@ -303,6 +335,7 @@ metric!(
 );
 metric!(
     PIPELINE_ERRORS,
+    Counter,
     PIPELINE,
     "ErrorCount",
     Count,
@@ -342,3 +375,16 @@ pub const ALL: &[MetricDef] = &[
     PIPELINE_SUCCESS,
     PIPELINE_ERRORS,
 ];
+
+/// What `/metrics` exposes, for `vigil_metrics::alarm::prometheus::rules`.
+pub fn families() -> Vec<Family> {
+    ALL.iter()
+        .map(|def| Family {
+            namespace: def.namespace.to_string(),
+            metric_name: def.name.to_string(),
+            unit: def.unit,
+            prom: def.prom.to_string(),
+            kind: def.kind,
+        })
+        .collect()
+}

@@ -129,3 +129,23 @@ fn the_readme_lists_every_metric() {
         assert!(README.contains(&format!("`{}", def.prom)), "README.md misses {}", def.prom);
     }
 }
+
+#[test]
+fn every_family_shows_on_metrics_as_the_kind_the_rules_export_assumes() {
+    use vigil_metrics::alarm::prometheus::FamilyKind;
+    let t = Telemetry::new(Arc::new(Registry::new()));
+    let _model = ModelHandles::resolve(t.registry(), "m", "1", &["no".into(), "yes".into()]);
+    let text = t.registry().render_prometheus();
+    for family in names::families() {
+        let type_line = match family.kind {
+            FamilyKind::Counter => format!("# TYPE {}_total counter", family.prom),
+            FamilyKind::Histogram => format!("# TYPE {} histogram", family.prom),
+        };
+        assert!(
+            text.lines().any(|l| l == type_line),
+            "{}/{}: no `{type_line}` in\n{text}",
+            family.namespace,
+            family.metric_name
+        );
+    }
+}
