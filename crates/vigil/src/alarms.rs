@@ -1,5 +1,6 @@
-//! `vigil alarms list|get|put|delete|history|set-state`: the alarms of a
-//! running server through its HTTP API (`/api/alarms`).
+//! `vigil alarms list|get|put|delete|history|set-state|export`: the alarms
+//! of a running server through its HTTP API (`/api/alarms`); `export`
+//! turns the metric alarms into a Prometheus alerting-rules file.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,6 +8,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
+
+use vigil_metrics::alarm::prometheus::{self, Skipped};
+use vigil_metrics::alarm::{MetricAlarm, MetricAlarmSpec};
 
 use crate::api_client::{Api, ServerArgs, encode};
 use crate::metrics::read_json;
@@ -27,7 +31,8 @@ use crate::table::{self, Output};
         vigil alarms get high-latency\n  \
         vigil alarms history high-latency\n  \
         vigil alarms set-state high-latency --state ALARM --reason 'testing the pager'\n  \
-        vigil alarms delete high-latency"
+        vigil alarms delete high-latency\n  \
+        vigil alarms export --format prometheus --output vigil-rules.yml"
 )]
 pub struct AlarmsArgs {
     #[command(flatten)]
@@ -40,20 +45,25 @@ pub struct AlarmsArgs {
 #[derive(Debug, Subcommand)]
 enum AlarmsCommand {
     /// List the alarms with their state.
-    #[command(long_about = "List the alarms: name, type (metric or composite), state, \
+    #[command(
+        long_about = "List the alarms: name, type (metric or composite), state, \
         what it watches (metric, statistic and condition, or the composite rule) and when \
         its state last changed (RFC 3339 UTC).\n\n\
         Examples:\n  vigil alarms list\n  vigil alarms list --state ALARM\n  \
-        vigil alarms list --output json")]
+        vigil alarms list --output json"
+    )]
     List(ListArgs),
     /// Show one alarm: its configuration and state, as JSON.
-    #[command(long_about = "Show one alarm as the server returns it: its configuration \
+    #[command(
+        long_about = "Show one alarm as the server returns it: its configuration \
         plus alarm_type, state_value, state_reason, state_reason_data and \
         state_updated_at, as JSON.\n\n\
-        Example:\n  vigil alarms get high-latency")]
+        Example:\n  vigil alarms get high-latency"
+    )]
     Get(NameArgs),
     /// Create or replace an alarm from a JSON file.
-    #[command(long_about = "Create an alarm, or replace its configuration (its state is \
+    #[command(
+        long_about = "Create an alarm, or replace its configuration (its state is \
         kept), from a JSON file (- for stdin). A metric alarm:\n  \
         {\"namespace\": \"Vigil/Gateway\", \"metric_name\": \"LatencyMs\", \
         \"dimensions\": {\"model\": \"fraud\"}, \"extended_statistic\": \"p99\", \"period\": 60, \
@@ -65,7 +75,8 @@ enum AlarmsCommand {
         The name comes from the command line; a `name` in the file must match it. The \
         server checks the whole configuration and reports every problem at once.\n\n\
         Examples:\n  vigil alarms put high-latency --file alarm.json\n  \
-        cat alarm.json | vigil alarms put high-latency --file -")]
+        cat alarm.json | vigil alarms put high-latency --file -"
+    )]
     Put(PutArgs),
     /// Delete an alarm.
     #[command(long_about = "Delete an alarm (its history is kept for 30 days).\n\n\
@@ -79,13 +90,26 @@ enum AlarmsCommand {
         vigil alarms history high-latency --output json")]
     History(HistoryArgs),
     /// Force an alarm's state (to test its actions).
-    #[command(long_about = "Force an alarm's state, with a reason (SetAlarmState). The \
+    #[command(
+        long_about = "Force an alarm's state, with a reason (SetAlarmState). The \
         actions of the new state run if the state changed. A metric alarm returns to its \
         computed state at its next evaluation; a composite alarm keeps the forced state \
         until a child changes.\n\n\
         Examples:\n  vigil alarms set-state high-latency --state ALARM --reason 'testing the pager'\n  \
-        vigil alarms set-state high-latency --state OK --reason 'fixed' --data '{\"ticket\": 42}'")]
+        vigil alarms set-state high-latency --state OK --reason 'fixed' --data '{\"ticket\": 42}'"
+    )]
     SetState(SetStateArgs),
+    /// Export the metric alarms as a Prometheus alerting-rules file.
+    #[command(long_about = "Export the server's metric alarms as a Prometheus \
+        alerting-rules file (one group, `vigil-alarms`, one rule per alarm) over the \
+        families Vigil exposes on GET /metrics, so a Prometheus that scrapes Vigil can \
+        alert the same way. Alarms PromQL cannot express (composites, metric math, \
+        custom namespaces that never reach /metrics, Minimum, trimmed means, \
+        treat_missing_data = breaching, ...) are left out and listed on stderr with the \
+        reason. Check the file with `promtool check rules FILE`.\n\n\
+        Examples:\n  vigil alarms export --format prometheus --output vigil-rules.yml\n  \
+        vigil alarms export --format prometheus > vigil-rules.yml")]
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,6 +181,22 @@ struct SetStateArgs {
     data: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    /// A Prometheus alerting-rules file (YAML).
+    Prometheus,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The file format.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
 /// Run `vigil alarms ...`.
 pub fn run(args: AlarmsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -172,6 +212,7 @@ pub fn run(args: AlarmsArgs) -> anyhow::Result<()> {
             AlarmsCommand::Delete(delete) => run_delete(&api, &delete).await,
             AlarmsCommand::History(history) => run_history(&api, &history).await,
             AlarmsCommand::SetState(set) => run_set_state(&api, &set).await,
+            AlarmsCommand::Export(export) => run_export(&api, &export).await,
         }
     })
 }
@@ -180,32 +221,29 @@ fn alarm_path(name: &str) -> String {
     format!("/api/alarms/{}", encode(name))
 }
 
-/// The `alarms` array of `GET /api/alarms`.
-pub(crate) async fn fetch_alarms(api: &Api) -> anyhow::Result<(bytes::Bytes, Vec<Value>)> {
-    let body = api.get("/api/alarms").await?;
-    let value: Value =
+/// `GET /api/alarms[?state=S]`: the body and its `alarms` array.
+async fn fetch_alarms(
+    api: &Api,
+    state: Option<State>,
+) -> anyhow::Result<(bytes::Bytes, Vec<Value>)> {
+    let path = match state {
+        Some(state) => format!("/api/alarms?state={}", state.as_str()),
+        None => "/api/alarms".to_owned(),
+    };
+    let body = api.get(&path).await?;
+    let mut value: Value =
         serde_json::from_slice(&body).context("the server's answer is not json")?;
-    let Some(alarms) = value.get("alarms").and_then(Value::as_array) else {
+    let Some(Value::Array(alarms)) = value.get_mut("alarms").map(Value::take) else {
         bail!("the server's answer has no `alarms` list");
     };
-    Ok((body.clone(), alarms.clone()))
+    Ok((body, alarms))
 }
 
 async fn run_list(api: &Api, args: &ListArgs) -> anyhow::Result<()> {
-    let (body, alarms) = fetch_alarms(api).await?;
-    let wanted = args.state.map(State::as_str);
-    let alarms: Vec<&Value> = alarms
-        .iter()
-        .filter(|a| wanted.is_none_or(|s| a["state_value"] == s))
-        .collect();
+    let (body, alarms) = fetch_alarms(api, args.state).await?;
     let mut out = std::io::stdout().lock();
     if args.output == Output::Json {
-        if wanted.is_none() {
-            writeln!(out, "{}", table::pretty(&body)?)?;
-        } else {
-            let filtered = json!({ "alarms": alarms });
-            writeln!(out, "{}", serde_json::to_string_pretty(&filtered)?)?;
-        }
+        writeln!(out, "{}", table::pretty(&body)?)?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = alarms
@@ -223,7 +261,10 @@ async fn run_list(api: &Api, args: &ListArgs) -> anyhow::Result<()> {
     write!(
         out,
         "{}",
-        table::render(&["name", "type", "state", "metric or rule", "updated"], &rows)
+        table::render(
+            &["name", "type", "state", "metric or rule", "updated"],
+            &rows
+        )
     )?;
     Ok(())
 }
@@ -339,8 +380,7 @@ async fn run_history(api: &Api, args: &HistoryArgs) -> anyhow::Result<()> {
         writeln!(out, "{}", table::pretty(&body)?)?;
         return Ok(());
     }
-    let value: Value =
-        serde_json::from_slice(&body).context("the server's answer is not json")?;
+    let value: Value = serde_json::from_slice(&body).context("the server's answer is not json")?;
     let items = value["items"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = items
         .iter()
@@ -386,6 +426,73 @@ async fn run_set_state(api: &Api, args: &SetStateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keys of an alarm view that are state, not configuration.
+const READ_ONLY: [&str; 6] = [
+    "alarm_type",
+    "state_value",
+    "state_reason",
+    "state_reason_data",
+    "state_updated_at",
+    "evaluation_error",
+];
+
+/// A view of `GET /api/alarms` back to a validated metric alarm; `Err` is
+/// why it cannot be exported.
+fn metric_alarm(view: &Value) -> Result<MetricAlarm, String> {
+    let mut config = view.clone();
+    let Some(object) = config.as_object_mut() else {
+        return Err("the server sent an alarm that is not a json object".to_owned());
+    };
+    if object.get("alarm_type").and_then(Value::as_str) == Some("composite") {
+        return Err(
+            "composite alarms combine alarm states, which prometheus rules cannot read".to_owned(),
+        );
+    }
+    for key in READ_ONLY {
+        object.remove(key);
+    }
+    let spec: MetricAlarmSpec = serde_json::from_value(config)
+        .map_err(|err| format!("the configuration does not read as a metric alarm: {err}"))?;
+    spec.validate()
+        .map_err(|err| format!("the configuration does not validate: {err}"))
+}
+
+async fn run_export(api: &Api, args: &ExportArgs) -> anyhow::Result<()> {
+    let ExportFormat::Prometheus = args.format;
+    let (_, views) = fetch_alarms(api, None).await?;
+    let mut alarms = Vec::new();
+    let mut skipped = Vec::new();
+    for view in &views {
+        match metric_alarm(view) {
+            Ok(alarm) => alarms.push(alarm),
+            Err(reason) => skipped.push(Skipped {
+                alarm: text(&view["name"]),
+                reason,
+            }),
+        }
+    }
+    let export = prometheus::rules(&alarms, &vigil_server::telemetry::names::families());
+    skipped.extend(export.skipped);
+    match &args.output {
+        Some(path) => std::fs::write(path, &export.yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(export.yaml.as_bytes())?,
+    }
+    for s in &skipped {
+        eprintln!("skipped {}: {}", s.alarm, s.reason);
+    }
+    let exported = views.len().saturating_sub(skipped.len());
+    eprintln!(
+        "exported {exported} of {} alarm(s){}",
+        views.len(),
+        args.output
+            .as_ref()
+            .map(|p| format!(" to {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +521,28 @@ mod tests {
             "comparison_operator": "GreaterThanOrEqualToThreshold"});
         assert_eq!(watches(&math), "math: 100*e/i >= 5 (1 of 1)");
         assert_eq!(watches(&json!({"alarm_rule": "ALARM(a)"})), "ALARM(a)");
+    }
+
+    #[test]
+    fn a_view_without_its_state_keys_is_a_metric_alarm_again() {
+        let view = json!({"name": "lat", "namespace": "InferencePipeline",
+            "metric_name": "LatencyMs", "extended_statistic": "p99", "period": 60,
+            "evaluation_periods": 3, "datapoints_to_alarm": 2, "threshold": 250.0,
+            "comparison_operator": "GreaterThanThreshold", "alarm_actions": [],
+            "ok_actions": [], "insufficient_data_actions": [], "actions_enabled": true,
+            "alarm_type": "metric", "state_value": "OK", "state_reason": "x",
+            "state_reason_data": {}, "state_updated_at": "2026-01-01T00:00:00.000Z",
+            "evaluation_error": "boom"});
+        let alarm = metric_alarm(&view).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(alarm.name(), "lat");
+        assert_eq!(alarm.datapoints_to_alarm(), 2);
+        let composite = json!({"name": "c", "alarm_rule": "ALARM(lat)", "alarm_type": "composite"});
+        assert!(metric_alarm(&composite).unwrap_err().contains("composite"));
+        let broken = json!({"name": "b", "alarm_type": "metric", "period": 7});
+        assert!(
+            metric_alarm(&broken)
+                .unwrap_err()
+                .contains("does not validate")
+        );
     }
 }

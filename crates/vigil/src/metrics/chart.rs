@@ -166,7 +166,11 @@ fn ranges(chart: &Chart<'_>) -> anyhow::Result<(std::ops::Range<i64>, std::ops::
     } else {
         (lo.abs() * 0.1).max(1.0)
     };
-    let y_lo = if lo >= 0.0 && lo - pad < 0.0 { 0.0 } else { lo - pad };
+    let y_lo = if lo >= 0.0 && lo - pad < 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
     let half_period = i64::from(chart.period_s.max(1)) * 500;
     let x = if last > first {
         first..last
@@ -209,7 +213,11 @@ fn time_label(ms: i64, span_ms: i64) -> String {
     } else if span_ms <= 36 * 3600 * 1000 {
         clock.get(..5).unwrap_or(clock).to_owned()
     } else {
-        format!("{} {}", date.get(5..).unwrap_or(date), clock.get(..5).unwrap_or(clock))
+        format!(
+            "{} {}",
+            date.get(5..).unwrap_or(date),
+            clock.get(..5).unwrap_or(clock)
+        )
     }
 }
 
@@ -221,7 +229,11 @@ fn value_label(v: f64) -> String {
     } else {
         let text = format!("{v:.4}");
         let text = text.trim_end_matches('0').trim_end_matches('.');
-        if text == "-0" { "0".to_owned() } else { text.to_owned() }
+        if text == "-0" {
+            "0".to_owned()
+        } else {
+            text.to_owned()
+        }
     }
 }
 
@@ -233,7 +245,10 @@ mod tests {
     fn gaps_break_lines() {
         let ts = [0, 60, 120, 180, 240];
         let vs = [Some(1.0), None, Some(2.0), Some(3.0), None];
-        assert_eq!(runs(&ts, &vs), vec![vec![(0, 1.0)], vec![(120, 2.0), (180, 3.0)]]);
+        assert_eq!(
+            runs(&ts, &vs),
+            vec![vec![(0, 1.0)], vec![(120, 2.0), (180, 3.0)]]
+        );
     }
 
     #[test]

@@ -46,15 +46,18 @@ pub struct MetricsArgs {
 #[derive(Debug, Subcommand)]
 enum MetricsCommand {
     /// List the stored series: namespace, name, dimensions and unit.
-    #[command(long_about = "List the stored series (namespace, metric name, dimensions, \
+    #[command(
+        long_about = "List the stored series (namespace, metric name, dimensions, \
         unit), sorted, optionally filtered. --dim NAME=VALUE keeps series with that \
         dimension value; --dim NAME= (empty value) keeps series that have the dimension \
         at all.\n\n\
         Examples:\n  vigil metrics list\n  vigil metrics list --namespace Vigil/Gateway --dim model=\n  \
-        vigil metrics list --name LatencyMs --output json")]
+        vigil metrics list --name LatencyMs --output json"
+    )]
     List(ListArgs),
     /// One metric's statistics per period, as a table, JSON or a PNG chart.
-    #[command(long_about = "One metric's statistics per period (GetMetricStatistics). \
+    #[command(
+        long_about = "One metric's statistics per period (GetMetricStatistics). \
         The dimensions (--dim, repeatable) must be the series' exact set. --stat is \
         repeatable: SampleCount, Sum, Minimum, Maximum, Average (the default), percentiles \
         p50 / p99.9, trimmed means tm90 / TM(10%:90%), IQM, wm90, PR(0:100), TC(..), TS(..). \
@@ -65,10 +68,12 @@ enum MetricsCommand {
         vigil metrics get Shop Orders --dim region=eu --stat Sum --stat SampleCount \\\n    \
         --period 300 --start 2026-12-01T00:00:00Z --end 2026-12-01T12:00:00Z\n  \
         vigil metrics get Vigil/Gateway LatencyMs --dim model=fraud --stat p50 --stat p99 \\\n    \
-        --png latency.png --width 1200 --height 500 --title 'fraud latency'")]
+        --png latency.png --width 1200 --height 500 --title 'fraud latency'"
+    )]
     Get(GetArgs),
     /// Send data points (PutMetricData): one from flags, or a JSON file.
-    #[command(long_about = "Send data points to the metric store (PutMetricData). From \
+    #[command(
+        long_about = "Send data points to the metric store (PutMetricData). From \
         flags: one metric with exactly one of --value V, --values V1,V2,.. (optionally \
         --counts C1,C2,.. of the same length) or --stats COUNT,SUM,MIN,MAX. From a file: \
         --file data.json (or - for stdin) holding a PutMetricData body:\n  \
@@ -80,10 +85,12 @@ enum MetricsCommand {
         vigil metrics put Shop --name LatencyMs --unit Milliseconds --values 12,15,40 --counts 5,3,1\n  \
         vigil metrics put Shop --name LatencyMs --unit Milliseconds --stats 10,250,12,40 \\\n    \
         --timestamp 2026-12-01T18:00:00Z --resolution 1\n  \
-        vigil metrics put Shop --file data.json")]
+        vigil metrics put Shop --file data.json"
+    )]
     Put(PutArgs),
     /// Metric math over several metrics (GetMetricData).
-    #[command(long_about = "Metric math over several metrics (GetMetricData). Either a \
+    #[command(
+        long_about = "Metric math over several metrics (GetMetricData). Either a \
         query file (--file q.json, - for stdin) holding the request body, or flags: \
         --metric ID=NAMESPACE/NAME:STAT:PERIOD[:K=V,...] (repeatable; the name is after \
         the last /) and --expr ID=EXPRESSION (repeatable) over those ids. Ids start with a \
@@ -92,7 +99,8 @@ enum MetricsCommand {
         Examples:\n  vigil metrics query --metric e=Shop/Errors:Sum:60 --metric o=Shop/Orders:Sum:60 \\\n    \
         --expr rate='100*e/o' --return rate\n  \
         vigil metrics query --metric lat=Vigil/Gateway/LatencyMs:p99:300:model=fraud --start 1764547200000\n  \
-        vigil metrics query --file q.json --output json")]
+        vigil metrics query --file q.json --output json"
+    )]
     Query(QueryArgs),
 }
 
@@ -205,7 +213,12 @@ struct QueryArgs {
     #[arg(long, value_name = "ID=EXPRESSION", value_parser = parse::expr)]
     expr: Vec<MetricDataQuery>,
     /// Only return these ids (comma-separated; default: every entry).
-    #[arg(long = "return", id = "return_ids", value_name = "ID,..", value_delimiter = ',')]
+    #[arg(
+        long = "return",
+        id = "return_ids",
+        value_name = "ID,..",
+        value_delimiter = ','
+    )]
     return_ids: Vec<String>,
     /// Range start, RFC 3339 or Unix ms (default: end − 3 h; overrides the file's).
     #[arg(long, value_name = "TIME")]
@@ -369,7 +382,11 @@ fn get_path(args: &GetArgs) -> String {
         }
     }
     with_query(
-        format!("/api/metrics/{}/{}", encode(&args.namespace), encode(&args.name)),
+        format!(
+            "/api/metrics/{}/{}",
+            encode(&args.namespace),
+            encode(&args.name)
+        ),
         &params,
     )
 }
@@ -592,7 +609,11 @@ async fn run_put(api: &Api, args: &PutArgs) -> anyhow::Result<()> {
             .iter()
             .map(|r| vec![r.index.to_string(), r.field.clone(), r.reason.clone()])
             .collect();
-        write!(out, "{}", table::render(&["index", "field", "reason"], &rows))?;
+        write!(
+            out,
+            "{}",
+            table::render(&["index", "field", "reason"], &rows)
+        )?;
     }
     if answer.accepted == 0 {
         bail!("no metric was accepted");
@@ -759,11 +780,35 @@ mod tests {
     #[test]
     fn put_takes_exactly_one_value_form() {
         assert!(parse(&["put", "Shop", "--name", "N"]).is_err());
-        assert!(parse(&["put", "Shop", "--name", "N", "--value", "1", "--stats", "1,1,1,1"]).is_err());
+        assert!(
+            parse(&[
+                "put", "Shop", "--name", "N", "--value", "1", "--stats", "1,1,1,1"
+            ])
+            .is_err()
+        );
         assert!(parse(&["put", "Shop", "--file", "x.json", "--name", "N"]).is_err());
-        assert!(parse(&["put", "Shop", "--name", "N", "--counts", "1", "--value", "1"]).is_err());
-        let args = parse(&["put", "Shop", "--name", "N", "--values", "1,2", "--counts", "3,4",
-            "--dim", "region=eu", "--timestamp", "1700000000000", "--resolution", "1"])
+        assert!(
+            parse(&[
+                "put", "Shop", "--name", "N", "--counts", "1", "--value", "1"
+            ])
+            .is_err()
+        );
+        let args = parse(&[
+            "put",
+            "Shop",
+            "--name",
+            "N",
+            "--values",
+            "1,2",
+            "--counts",
+            "3,4",
+            "--dim",
+            "region=eu",
+            "--timestamp",
+            "1700000000000",
+            "--resolution",
+            "1",
+        ])
         .unwrap_or_else(|e| panic!("{e}"));
         let MetricsCommand::Put(put) = args.command else {
             panic!("not put");
@@ -775,21 +820,47 @@ mod tests {
                 "timestamp": 1_700_000_000_000i64, "resolution": 1,
                 "values": [1.0, 2.0], "counts": [3.0, 4.0]}]})
         );
-        let args = parse(&["put", "Shop", "--name", "N", "--values", "1,2", "--counts", "3"])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let args = parse(&[
+            "put", "Shop", "--name", "N", "--values", "1,2", "--counts", "3",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         let MetricsCommand::Put(put) = args.command else {
             panic!("not put");
         };
         assert!(put_body(&put).is_err(), "counts of another length");
         assert!(parse(&["put", "Shop", "--name", "N", "--value", "-2.5"]).is_ok());
-        assert!(parse(&["put", "Shop", "--name", "N", "--value", "1", "--resolution", "5"]).is_err());
+        assert!(
+            parse(&[
+                "put",
+                "Shop",
+                "--name",
+                "N",
+                "--value",
+                "1",
+                "--resolution",
+                "5"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
     fn query_flags_build_the_body_and_return_only_what_is_asked() {
-        let args = parse(&["query", "--metric", "e=Shop/Errors:Sum:60", "--metric",
-            "o=Shop/Orders:Sum:60:region=eu", "--expr", "rate=100*e/o", "--return", "rate",
-            "--start", "1700000000000", "--end", "2026-01-01T00:00:00Z"])
+        let args = parse(&[
+            "query",
+            "--metric",
+            "e=Shop/Errors:Sum:60",
+            "--metric",
+            "o=Shop/Orders:Sum:60:region=eu",
+            "--expr",
+            "rate=100*e/o",
+            "--return",
+            "rate",
+            "--start",
+            "1700000000000",
+            "--end",
+            "2026-01-01T00:00:00Z",
+        ])
         .unwrap_or_else(|e| panic!("{e}"));
         let MetricsCommand::Query(q) = args.command else {
             panic!("not query");
@@ -798,7 +869,10 @@ mod tests {
         let entries = body["metrics"].as_array().cloned().unwrap_or_default();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0]["return_data"], json!(false));
-        assert_eq!(entries[1]["metric_stat"]["dimensions"]["region"], json!("eu"));
+        assert_eq!(
+            entries[1]["metric_stat"]["dimensions"]["region"],
+            json!("eu")
+        );
         assert_eq!(entries[2]["expression"], json!("100*e/o"));
         assert_eq!(entries[2]["return_data"], json!(true));
         assert_eq!(body["start"], json!(1_700_000_000_000i64));
@@ -817,10 +891,18 @@ mod tests {
     #[test]
     fn query_table_aligns_results_on_timestamps() {
         let results = vec![
-            QueryResult { id: "a".into(), label: "a".into(), timestamps: vec![0, 60_000],
-                values: vec![Some(1.0), Some(2.0)] },
-            QueryResult { id: "b".into(), label: "B".into(), timestamps: vec![60_000],
-                values: vec![Some(5.0)] },
+            QueryResult {
+                id: "a".into(),
+                label: "a".into(),
+                timestamps: vec![0, 60_000],
+                values: vec![Some(1.0), Some(2.0)],
+            },
+            QueryResult {
+                id: "b".into(),
+                label: "B".into(),
+                timestamps: vec![60_000],
+                values: vec![Some(5.0)],
+            },
         ];
         let text = query_table(&results);
         let lines: Vec<&str> = text.lines().collect();

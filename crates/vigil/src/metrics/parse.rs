@@ -8,9 +8,7 @@ use vigil_metrics::math::{MetricDataQuery, MetricStat};
 /// `K=V` of `--dim`: a non-empty name, any value (which may hold `=`).
 pub fn dim(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => {
-            Ok((name.to_owned(), value.to_owned()))
-        }
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE, got `{text}`")),
     }
 }
@@ -30,7 +28,9 @@ pub fn dimensions(pairs: &[(String, String)]) -> Result<Dimensions, String> {
 pub fn expr(text: &str) -> Result<MetricDataQuery, String> {
     let (id, expression) = id_and_rest(text, "ID=EXPRESSION")?;
     if expression.trim().is_empty() {
-        return Err(format!("expected ID=EXPRESSION, got `{text}`: the expression is empty"));
+        return Err(format!(
+            "expected ID=EXPRESSION, got `{text}`: the expression is empty"
+        ));
     }
     Ok(MetricDataQuery {
         id,
@@ -65,7 +65,9 @@ pub fn metric(text: &str) -> Result<MetricDataQuery, String> {
         ));
     }
     if stat.is_empty() {
-        return Err(format!("expected {FORM}, got `{text}`: the statistic is empty"));
+        return Err(format!(
+            "expected {FORM}, got `{text}`: the statistic is empty"
+        ));
     }
     let period: u32 = period.parse().map_err(|_| {
         format!("expected {FORM}, got `{text}`: the period `{period}` is not whole seconds")
@@ -167,14 +169,20 @@ mod tests {
         assert_eq!(stat.metric_name, "LatencyMs");
         assert_eq!(stat.stat, "p99");
         assert_eq!(stat.period, 60);
-        assert_eq!(stat.dimensions.get("model").map(String::as_str), Some("fraud"));
-        assert_eq!(stat.dimensions.get("version").map(String::as_str), Some("2"));
+        assert_eq!(
+            stat.dimensions.get("model").map(String::as_str),
+            Some("fraud")
+        );
+        assert_eq!(
+            stat.dimensions.get("version").map(String::as_str),
+            Some("2")
+        );
     }
 
     #[test]
     fn a_colon_inside_a_statistic_and_a_dimension_value_is_kept() {
-        let q = metric("t=App/Lat:TM(10%:90%):300:url=http://x:1/")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let q =
+            metric("t=App/Lat:TM(10%:90%):300:url=http://x:1/").unwrap_or_else(|e| panic!("{e}"));
         let stat = q.metric_stat.unwrap_or_else(|| panic!("no metric_stat"));
         assert_eq!(stat.stat, "TM(10%:90%)");
         assert_eq!(stat.period, 300);
@@ -204,7 +212,13 @@ mod tests {
         assert!(expr("rate=").is_err());
         assert_eq!(numbers("--values", "1, 2.5,3"), Ok(vec![1.0, 2.5, 3.0]));
         assert!(numbers("--values", "1,x").is_err());
-        assert_eq!(time("1700000000000"), serde_json::json!(1_700_000_000_000i64));
-        assert_eq!(time("2026-01-01T00:00:00Z"), serde_json::json!("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            time("1700000000000"),
+            serde_json::json!(1_700_000_000_000i64)
+        );
+        assert_eq!(
+            time("2026-01-01T00:00:00Z"),
+            serde_json::json!("2026-01-01T00:00:00Z")
+        );
     }
 }
