@@ -1,8 +1,11 @@
 //! `vigil metrics get --png`: one metric's statistics as a line chart, one
 //! line per statistic, drawn with plotters on its bitmap backend. Text is
-//! rasterised by ab_glyph from a font compiled into the binary (DejaVu Sans
-//! Mono, licence in `assets/`), so charts look the same everywhere and no
-//! system font library is needed.
+//! rasterised by ab_glyph from a font compiled into the binary (DejaVu Sans,
+//! licence in `assets/`), so charts look the same everywhere and no system
+//! font library is needed. A proportional font rather than a monospace one:
+//! plotters 0.3.7 draws each ab_glyph glyph without its left side bearing,
+//! which leaves a monospace font's narrow glyphs (`:`, `-`, `(`) visibly
+//! off-centre in their cells.
 
 use std::path::Path;
 use std::sync::Once;
@@ -11,8 +14,8 @@ use anyhow::{Context, bail};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-/// DejaVu Sans Mono (Bitstream Vera licence, DejaVu changes public domain).
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
+/// DejaVu Sans (Bitstream Vera licence, DejaVu changes public domain).
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The family every text of the chart asks for.
 const FAMILY: &str = "sans-serif";
 

@@ -186,7 +186,7 @@ struct PutArgs {
     #[arg(long, value_name = "V1,V2,..", allow_negative_numbers = true)]
     values: Option<String>,
     /// How many times each of --values occurred (default 1 each).
-    #[arg(long, value_name = "C1,C2,..", requires = "values")]
+    #[arg(long, value_name = "C1,C2,..")]
     counts: Option<String>,
     /// A statistic set: sample count, sum, minimum, maximum.
     #[arg(long, value_name = "COUNT,SUM,MIN,MAX", allow_negative_numbers = true)]
@@ -537,6 +537,9 @@ fn put_body(args: &PutArgs) -> anyhow::Result<Value> {
     if let Some(r) = &args.resolution {
         metric["resolution"] = json!(r.parse::<u32>().unwrap_or(60));
     }
+    if args.counts.is_some() && args.values.is_none() {
+        bail!("--counts goes with --values: one count per value");
+    }
     if let Some(v) = args.value {
         metric["value"] = json!(v);
     } else if let Some(values) = &args.values {
@@ -787,12 +790,14 @@ mod tests {
             .is_err()
         );
         assert!(parse(&["put", "Shop", "--file", "x.json", "--name", "N"]).is_err());
-        assert!(
-            parse(&[
-                "put", "Shop", "--name", "N", "--counts", "1", "--value", "1"
-            ])
-            .is_err()
-        );
+        let args = parse(&[
+            "put", "Shop", "--name", "N", "--counts", "1", "--value", "1",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let MetricsCommand::Put(put) = args.command else {
+            panic!("not put");
+        };
+        assert!(put_body(&put).is_err(), "--counts without --values");
         let args = parse(&[
             "put",
             "Shop",
