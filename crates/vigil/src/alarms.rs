@@ -65,11 +65,11 @@ enum AlarmsCommand {
     #[command(
         long_about = "Create an alarm, or replace its configuration (its state is \
         kept), from a JSON file (- for stdin). A metric alarm:\n  \
-        {\"namespace\": \"Vigil/Gateway\", \"metric_name\": \"LatencyMs\", \
-        \"dimensions\": {\"model\": \"fraud\"}, \"extended_statistic\": \"p99\", \"period\": 60, \
+        {\"namespace\": \"Vigil/Function\", \"metric_name\": \"Duration\", \
+        \"dimensions\": {\"model\": \"fraud\", \"version\": \"1\"}, \"extended_statistic\": \"p99\", \"period\": 60, \
         \"evaluation_periods\": 3, \"datapoints_to_alarm\": 2, \"threshold\": 250, \
         \"comparison_operator\": \"GreaterThanThreshold\", \"treat_missing_data\": \"notBreaching\", \
-        \"alarm_actions\": [{\"webhook\": {\"url\": \"https://hooks.example/pager\"}}]}\n\
+        \"alarm_actions\": [{\"type\": \"webhook\", \"url\": \"https://hooks.example/pager\"}]}\n\
         A composite alarm:\n  \
         {\"alarm_rule\": \"ALARM(high-latency) AND ALARM(high-errors)\"}\n\
         The name comes from the command line; a `name` in the file must match it. The \

@@ -33,7 +33,7 @@ use clap::{Parser, Subcommand};
         vigil predict --model model.json --input tx.csv --output scores.csv\n  \
         vigil bench --rate 1000 --duration 10         # against the local demo server\n  \
         vigil inferences list --limit 20              # the latest logged decisions\n  \
-        vigil metrics get Vigil/Gateway LatencyMs --dim model=fraud --stat p99\n  \
+        vigil metrics get InferencePipeline LatencyMs --stat p99\n  \
         vigil alarms list --state ALARM"
 )]
 struct Cli {

@@ -57,10 +57,12 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// A value cell: the shortest text that reads back as the same number,
-/// `-` for none.
+/// A value cell: the number rounded to 12 significant digits, so float
+/// noise (`0.12407100000000001`) does not widen the table, `-` for none.
+/// `--output json` keeps the exact values.
 pub fn number(value: Option<f64>) -> String {
     match value {
+        Some(v) if v.is_finite() => format!("{v:.11e}").parse::<f64>().unwrap_or(v).to_string(),
         Some(v) => v.to_string(),
         None => "-".to_owned(),
     }
@@ -97,5 +99,8 @@ mod tests {
         assert_eq!(rfc3339_ms(1_768_212_000_250), "2026-01-12T10:00:00.25Z");
         assert_eq!(number(None), "-");
         assert_eq!(number(Some(0.1)), "0.1");
+        assert_eq!(number(Some(0.12407100000000001)), "0.124071");
+        assert_eq!(number(Some(17.5)), "17.5");
+        assert_eq!(number(Some(1e300)), 1e300.to_string());
     }
 }

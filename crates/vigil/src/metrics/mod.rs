@@ -28,9 +28,10 @@ use crate::table::{self, Output};
         milliseconds. The admin API needs a key with the admin role when the server has \
         [[keys]] (--api-key or VIGIL_API_KEY).\n\n\
         Examples:\n  \
-        vigil metrics list --namespace Vigil/Gateway\n  \
-        vigil metrics get Vigil/Gateway LatencyMs --dim model=fraud --stat p99 --stat Average\n  \
-        vigil metrics get Vigil/Gateway LatencyMs --dim model=fraud --stat p99 --png latency.png\n  \
+        vigil metrics list --namespace Vigil/Function\n  \
+        vigil metrics get InferencePipeline LatencyMs --stat p99 --stat Average\n  \
+        vigil metrics get Vigil/Function Duration --dim model=fraud --dim version=1 \\\n    \
+        --stat p50 --stat p99 --png latency.png\n  \
         vigil metrics put Shop --name Orders --dim region=eu --unit Count --value 3\n  \
         vigil metrics query --metric e=Shop/Errors:Sum:60 --metric o=Shop/Orders:Sum:60 \\\n    \
         --expr rate='100*e/o' --return rate"
@@ -51,7 +52,7 @@ enum MetricsCommand {
         unit), sorted, optionally filtered. --dim NAME=VALUE keeps series with that \
         dimension value; --dim NAME= (empty value) keeps series that have the dimension \
         at all.\n\n\
-        Examples:\n  vigil metrics list\n  vigil metrics list --namespace Vigil/Gateway --dim model=\n  \
+        Examples:\n  vigil metrics list\n  vigil metrics list --namespace Vigil/Function --dim model=\n  \
         vigil metrics list --name LatencyMs --output json"
     )]
     List(ListArgs),
@@ -64,10 +65,10 @@ enum MetricsCommand {
         The default range is the last 3 hours, in 60-second periods.\n\n\
         --png FILE draws the series as a line chart (one line per statistic, the unit on \
         the y axis, a legend) instead of printing a table; add --output to print as well.\n\n\
-        Examples:\n  vigil metrics get Vigil/Gateway LatencyMs --dim model=fraud --stat p99\n  \
+        Examples:\n  vigil metrics get InferencePipeline LatencyMs --stat p99\n  \
         vigil metrics get Shop Orders --dim region=eu --stat Sum --stat SampleCount \\\n    \
         --period 300 --start 2026-12-01T00:00:00Z --end 2026-12-01T12:00:00Z\n  \
-        vigil metrics get Vigil/Gateway LatencyMs --dim model=fraud --stat p50 --stat p99 \\\n    \
+        vigil metrics get Vigil/Function Duration --dim model=fraud --dim version=1 --stat p50 --stat p99 \\\n    \
         --png latency.png --width 1200 --height 500 --title 'fraud latency'"
     )]
     Get(GetArgs),
@@ -98,7 +99,8 @@ enum MetricsCommand {
         Quote expressions for the shell.\n\n\
         Examples:\n  vigil metrics query --metric e=Shop/Errors:Sum:60 --metric o=Shop/Orders:Sum:60 \\\n    \
         --expr rate='100*e/o' --return rate\n  \
-        vigil metrics query --metric lat=Vigil/Gateway/LatencyMs:p99:300:model=fraud --start 1764547200000\n  \
+        vigil metrics query --metric lat=Vigil/Function/Duration:p99:300:model=fraud,version=1 \\\n    \
+        --start 2026-12-01T00:00:00Z\n  \
         vigil metrics query --file q.json --output json"
     )]
     Query(QueryArgs),
@@ -122,7 +124,7 @@ struct ListArgs {
 
 #[derive(Debug, Args)]
 struct GetArgs {
-    /// The namespace (`Vigil/Gateway`, `Shop`).
+    /// The namespace (`InferencePipeline`, `Vigil/Function`, `Shop`).
     namespace: String,
     /// The metric name (`LatencyMs`).
     name: String,
