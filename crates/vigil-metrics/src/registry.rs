@@ -137,7 +137,16 @@ impl Distribution {
         let bucket = cell.bounds.partition_point(|bound| *bound < value);
         let mut shard = lock(&cell.shards[shard()]);
         match &mut shard.window {
-            Some(agg) => agg.merge(&Aggregate::from_value(value)),
+            // In place: no sketch is built per value.
+            Some(agg) => {
+                agg.count += 1.0;
+                agg.sum += value;
+                agg.min = agg.min.min(value);
+                agg.max = agg.max.max(value);
+                if let Some(sketch) = &mut agg.sketch {
+                    sketch.add(value, 1);
+                }
+            }
             None => shard.window = Some(Aggregate::from_value(value)),
         }
         if shard.buckets.len() != cell.bounds.len() + 1 {

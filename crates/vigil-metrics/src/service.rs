@@ -120,7 +120,7 @@ impl MetricsService {
                         notification.new_state,
                         index,
                         result,
-                        now_ms_(),
+                        now_ms(),
                     );
                 });
             }
@@ -214,7 +214,7 @@ impl AlarmData for MetricsService {
         end_ms: i64,
         period_s: u32,
     ) -> Result<Vec<Point>, String> {
-        let now = now_ms_();
+        let now = now_ms();
         match alarm.source() {
             MetricSource::Single {
                 namespace,
@@ -279,7 +279,8 @@ impl AlarmData for MetricsService {
     }
 }
 
-fn now_ms_() -> i64 {
+/// Unix milliseconds now (what the alarm engine and the store are given).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -2,28 +2,19 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::test_util::{demo_features, demo_state};
+use crate::state::AppState;
+use crate::test_util::{demo_features, demo_state, json_request, send, state_with_metrics};
 
-async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+async fn call(state: &AppState, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    let answer = send(state, json_request(method, uri, body)).await;
+    (answer.status, answer.text)
 }
 
 #[tokio::test]
 async fn prometheus_text_counts_the_requests_just_made() {
-    let state = demo_state();
-    let app = crate::app(state);
+    let app = demo_state();
     let features = format!(r#"{{"features": {}}}"#, demo_features(&[1.0; 8]));
     for _ in 0..3 {
         let (status, _) = call(&app, "POST", "/v1/models/fraud/score", &features).await;
@@ -63,17 +54,6 @@ async fn prometheus_text_counts_the_requests_just_made() {
     );
 }
 
-fn state_with_metrics() -> crate::state::AppState {
-    let state = demo_state();
-    let registry = std::sync::Arc::clone(state.gateway().telemetry().registry());
-    let service = vigil_metrics::service::MetricsService::in_memory(
-        vigil_metrics::tsdb::TsdbConfig::default(),
-        registry,
-    )
-    .unwrap();
-    state.with_metrics(std::sync::Arc::new(service))
-}
-
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
@@ -86,7 +66,7 @@ fn minute_ago() -> i64 {
 
 #[tokio::test]
 async fn custom_metrics_are_stored_and_bad_data_listed() {
-    let app = crate::app(state_with_metrics());
+    let app = state_with_metrics();
     let t = minute_ago();
     let body = format!(
         r#"{{"metrics": [
@@ -123,7 +103,7 @@ async fn custom_metrics_are_stored_and_bad_data_listed() {
 
 #[tokio::test]
 async fn nothing_valid_is_a_400_naming_each_problem() {
-    let app = crate::app(state_with_metrics());
+    let app = state_with_metrics();
     let body = r#"{"metrics": [{"name": "X", "value": 1, "values": [1]}]}"#;
     let (status, text) = call(&app, "POST", "/api/metrics/Custom", body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
@@ -142,7 +122,7 @@ async fn nothing_valid_is_a_400_naming_each_problem() {
 #[tokio::test]
 async fn a_gzip_body_is_inflated() {
     use std::io::Write;
-    let app = crate::app(state_with_metrics());
+    let app = state_with_metrics();
     let t = minute_ago();
     let body = format!(r#"{{"metrics": [{{"name": "Hits", "timestamp": {t}, "value": 7}}]}}"#);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -154,7 +134,7 @@ async fn a_gzip_body_is_inflated() {
         .header("content-encoding", "gzip")
         .body(Body::from(gz.finish().unwrap()))
         .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
+    let response = crate::app(app.clone()).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let (status, text) = call(
         &app,
@@ -173,7 +153,7 @@ async fn a_gzip_body_is_inflated() {
 
 #[tokio::test]
 async fn bad_statistics_periods_and_expressions_are_400s() {
-    let app = crate::app(state_with_metrics());
+    let app = state_with_metrics();
     let (status, text) = call(&app, "GET", "/api/metrics/Custom/Hits?stat=p101", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(text.contains("p101"), "{text}");
@@ -191,7 +171,7 @@ async fn bad_statistics_periods_and_expressions_are_400s() {
 
 #[tokio::test]
 async fn metric_math_combines_stored_series() {
-    let app = crate::app(state_with_metrics());
+    let app = state_with_metrics();
     let t = minute_ago();
     let body = format!(
         r#"{{"metrics": [
@@ -220,7 +200,7 @@ async fn metric_math_combines_stored_series() {
 
 #[tokio::test]
 async fn metrics_off_is_a_503() {
-    let app = crate::app(demo_state());
+    let app = demo_state();
     let (status, text) = call(&app, "GET", "/api/metrics", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
     assert!(text.contains("metrics.enabled"), "{text}");

@@ -342,12 +342,7 @@ pub async fn tick_every_second(
     }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use vigil_metrics::service::now_ms;
 
 /// The time-series store's settings from the `[metrics]` table.
 pub fn tsdb_config(config: &crate::config::MetricsConfig) -> vigil_metrics::tsdb::TsdbConfig {

@@ -125,8 +125,16 @@ fn the_readme_lists_every_metric() {
     const README: &str = include_str!("../../../../README.md");
     for def in names::ALL {
         let row = format!("| `{}` | `{}` |", def.namespace, def.name);
-        assert!(README.contains(&row), "README.md's metric table misses {}", def.name);
-        assert!(README.contains(&format!("`{}", def.prom)), "README.md misses {}", def.prom);
+        assert!(
+            README.contains(&row),
+            "README.md's metric table misses {}",
+            def.name
+        );
+        assert!(
+            README.contains(&format!("`{}", def.prom)),
+            "README.md misses {}",
+            def.prom
+        );
     }
 }
 
