@@ -99,6 +99,8 @@ pub fn draw(chart: &Chart<'_>, path: &Path) -> anyhow::Result<()> {
     let mut ctx = ChartBuilder::on(&root)
         .caption(chart.title, (FAMILY, 20))
         .margin(12)
+        // Room for the last time label, which is centred on the right edge.
+        .margin_right(36)
         .x_label_area_size(44)
         .y_label_area_size(80)
         .build_cartesian_2d(x_range, y_range)
