@@ -121,6 +121,20 @@ fn every_metric_has_a_unique_prometheus_family() {
 }
 
 #[test]
+fn time_families_are_named_in_the_base_unit_metrics_shows() {
+    for def in names::ALL {
+        let divided = vigil_metrics::registry::prometheus_divisor(def.unit) != 1.0;
+        assert_eq!(
+            divided,
+            def.prom.ends_with("_seconds"),
+            "{}: unit {:?}",
+            def.prom,
+            def.unit
+        );
+    }
+}
+
+#[test]
 fn every_family_shows_on_metrics_as_the_kind_the_rules_export_assumes() {
     use vigil_metrics::alarm::prometheus::FamilyKind;
     let t = Telemetry::new(Arc::new(Registry::new()));
