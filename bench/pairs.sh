@@ -55,21 +55,28 @@ one_run() {
   wait "$pid" 2>/dev/null || true
 }
 
-if [[ ${PAIR:-log} == metrics ]]; then
-  # The same config as vigil.toml (log on, same port) with the spine off.
-  { cat "$WORK/vigil.toml"; printf '\n[metrics]\nenabled = false\n'; } >"$WORK/vigil-nometrics.toml"
-  off_sum=0 on_sum=0
+# Interleaved pairs of one server config against another: each pair's
+# req/s and ratio, then the means. $1 $2 $3: name, config and port of the
+# "off" side; $4 $5 $6: of the "on" side.
+pairs() {
+  local off_sum=0 on_sum=0 off on round
   for round in $(seq "$ROUNDS"); do
-    off=$(one_run "$WORK/vigil-nometrics.toml" 18091)
-    on=$(one_run "$WORK/vigil.toml" 18091)
-    printf 'pair %d: metrics off %8.0f req/s, metrics on %8.0f req/s, ratio %.3f\n' \
-      "$round" "$off" "$on" "$(echo "$on / $off" | bc -l)"
+    off=$(one_run "$2" "$3")
+    on=$(one_run "$5" "$6")
+    printf 'pair %d: %s %8.0f req/s, %s %8.0f req/s, ratio %.3f\n' \
+      "$round" "$1" "$off" "$4" "$on" "$(echo "$on / $off" | bc -l)"
     off_sum=$(echo "$off_sum + $off" | bc -l)
     on_sum=$(echo "$on_sum + $on" | bc -l)
   done
-  printf 'mean: metrics off %.0f req/s, metrics on %.0f req/s, ratio %.3f (%d pairs, %d conns, %d s)\n' \
-    "$(echo "$off_sum / $ROUNDS" | bc -l)" "$(echo "$on_sum / $ROUNDS" | bc -l)" \
+  printf 'mean: %s %.0f req/s, %s %.0f req/s, ratio %.3f (%d pairs, %d conns, %d s)\n' \
+    "$1" "$(echo "$off_sum / $ROUNDS" | bc -l)" "$4" "$(echo "$on_sum / $ROUNDS" | bc -l)" \
     "$(echo "$on_sum / $off_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
+}
+
+if [[ ${PAIR:-log} == metrics ]]; then
+  # The same config as vigil.toml (log on, same port) with the spine off.
+  { cat "$WORK/vigil.toml"; printf '\n[metrics]\nenabled = false\n'; } >"$WORK/vigil-nometrics.toml"
+  pairs "metrics off" "$WORK/vigil-nometrics.toml" 18091 "metrics on" "$WORK/vigil.toml" 18091
   exit 0
 fi
 
@@ -107,15 +114,4 @@ if [[ -n ${BASELINE:-} ]]; then
   exit 0
 fi
 
-off_sum=0 on_sum=0
-for round in $(seq "$ROUNDS"); do
-  off=$(one_run "$WORK/vigil-nolog.toml" 18094)
-  on=$(one_run "$WORK/vigil.toml" 18091)
-  printf 'pair %d: log off %8.0f req/s, log on %8.0f req/s, ratio %.2f\n' \
-    "$round" "$off" "$on" "$(echo "$on / $off" | bc -l)"
-  off_sum=$(echo "$off_sum + $off" | bc -l)
-  on_sum=$(echo "$on_sum + $on" | bc -l)
-done
-printf 'mean: log off %.0f req/s, log on %.0f req/s, ratio %.2f (%d pairs, %d conns, %d s)\n' \
-  "$(echo "$off_sum / $ROUNDS" | bc -l)" "$(echo "$on_sum / $ROUNDS" | bc -l)" \
-  "$(echo "$on_sum / $off_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
+pairs "log off" "$WORK/vigil-nolog.toml" 18094 "log on" "$WORK/vigil.toml" 18091

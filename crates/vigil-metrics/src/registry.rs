@@ -66,6 +66,9 @@ struct CounterCell {
     shards: [PaddedCount; SHARDS],
     /// The total at the last drain.
     drained: AtomicU64,
+    /// Reports 0 in a drain with activity even before it first counts
+    /// (`Errors` beside a busy `Invocations`).
+    zeros: bool,
 }
 
 /// A monotonically increasing count (Invocations, 4XXError).
@@ -134,7 +137,16 @@ impl Distribution {
         let bucket = cell.bounds.partition_point(|bound| *bound < value);
         let mut shard = lock(&cell.shards[shard()]);
         match &mut shard.window {
-            Some(agg) => agg.merge(&Aggregate::from_value(value)),
+            // In place: no sketch is built per value.
+            Some(agg) => {
+                agg.count += 1.0;
+                agg.sum += value;
+                agg.min = agg.min.min(value);
+                agg.max = agg.max.max(value);
+                if let Some(sketch) = &mut agg.sketch {
+                    sketch.add(value, 1);
+                }
+            }
             None => shard.window = Some(Aggregate::from_value(value)),
         }
         if shard.buckets.len() != cell.bounds.len() + 1 {
@@ -186,6 +198,17 @@ impl Registry {
 
     /// The counter of `key`, created on first use.
     pub fn counter(&self, key: SeriesKey, prom: PromName) -> Counter {
+        self.counter_with(key, prom, false)
+    }
+
+    /// Like [`Registry::counter`], reporting 0 in every drain that has any
+    /// activity, also before it first counts: an error count whose zeros
+    /// are data (a graph shows 0, an alarm sees a real not-breaching point).
+    pub fn counter_reporting_zeros(&self, key: SeriesKey, prom: PromName) -> Counter {
+        self.counter_with(key, prom, true)
+    }
+
+    fn counter_with(&self, key: SeriesKey, prom: PromName, zeros: bool) -> Counter {
         let mut handles = lock(&self.handles);
         for handle in handles.iter() {
             if let Handle::Counter(c) = handle
@@ -199,6 +222,7 @@ impl Registry {
             prom,
             shards: std::array::from_fn(|_| PaddedCount(AtomicU64::new(0))),
             drained: AtomicU64::new(0),
+            zeros,
         }));
         handles.push(Handle::Counter(counter.clone()));
         counter
@@ -247,7 +271,7 @@ impl Registry {
                     let delta = total.saturating_sub(before);
                     if delta > 0 {
                         out.push((c.0.key.clone(), Aggregate::from_value(delta as f64)));
-                    } else if total > 0 {
+                    } else if total > 0 || c.0.zeros {
                         idle_counters.push(c.0.key.clone());
                     }
                 }
@@ -459,6 +483,23 @@ mod tests {
         // Nothing happened: nothing to report, not even zeros.
         assert!(r.drain().is_empty());
         let _ = never;
+    }
+
+    #[test]
+    fn a_zero_reporting_counter_is_0_beside_activity_before_it_counts() {
+        let r = Registry::new();
+        let busy = r.counter(SeriesKey::new("Ns", "Invocations"), prom("ns_inv"));
+        let errors = r.counter_reporting_zeros(SeriesKey::new("Ns", "Errors"), prom("ns_err"));
+        busy.add(2);
+        let drained = r.drain();
+        let errors_point = drained
+            .iter()
+            .find(|(k, _)| k.name == "Errors")
+            .map(|(_, a)| a.sum);
+        assert_eq!(errors_point, Some(0.0));
+        assert!(r.drain().is_empty());
+        errors.incr();
+        assert_eq!(r.drain().len(), 2);
     }
 
     #[test]

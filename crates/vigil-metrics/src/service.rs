@@ -8,41 +8,124 @@ use std::sync::Arc;
 use std::str::FromStr;
 
 use crate::aggregate::Aggregate;
+use crate::alarm::{
+    AlarmData, AlarmEngine, AlarmError, Dispatch, MetricAlarm, MetricSource, Point,
+};
 use crate::math::{self, MathError, MetricDataQuery, MetricStat, Output, Range, Series};
 use crate::model::{Resolution, SeriesKey};
+use crate::notify::{Notifier, NotifierConfig};
 use crate::registry::Registry;
 use crate::statistic::Statistic;
 use crate::tsdb::{
     Query, QueryError, QueryResult, Record, SeriesFilter, Tsdb, TsdbConfig, TsdbError,
 };
 
-/// The metric store and the registry whose drains it keeps.
+/// The metric store, the registry whose drains it keeps, the alarm engine
+/// evaluated over the store and the notifier its transitions go to.
 #[derive(Debug)]
 pub struct MetricsService {
     tsdb: Tsdb,
     registry: Arc<Registry>,
+    alarms: AlarmEngine,
+    notifier: Notifier,
+}
+
+/// What goes wrong opening the service.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The time-series store.
+    #[error("{0}")]
+    Tsdb(#[from] TsdbError),
+    /// The alarm engine's state file.
+    #[error("{0}")]
+    Alarms(#[from] AlarmError),
 }
 
 impl MetricsService {
-    /// Opens (or creates) the store in `dir`; the registry's drains are
-    /// stored by [`MetricsService::tick`].
+    /// Opens (or creates) the store in `dir` (the alarms' state in
+    /// `dir/alarms`); the registry's drains are stored by
+    /// [`MetricsService::tick`].
     pub fn open(
         dir: &Path,
         config: TsdbConfig,
         registry: Arc<Registry>,
-    ) -> Result<Self, TsdbError> {
+        notifier: NotifierConfig,
+    ) -> Result<Self, OpenError> {
+        let alarms_dir = dir.join("alarms");
+        std::fs::create_dir_all(&alarms_dir).map_err(|err| AlarmError::Storage {
+            path: alarms_dir.display().to_string(),
+            message: err.to_string(),
+        })?;
         Ok(MetricsService {
             tsdb: Tsdb::open(dir, config)?,
             registry,
+            alarms: AlarmEngine::open(&alarms_dir)?,
+            notifier: Notifier::new(notifier),
         })
     }
 
-    /// A store in memory (tests, and `metrics.enabled` without a disk).
+    /// A store in memory (tests).
     pub fn in_memory(config: TsdbConfig, registry: Arc<Registry>) -> Result<Self, TsdbError> {
         Ok(MetricsService {
             tsdb: Tsdb::in_memory(config)?,
             registry,
+            alarms: AlarmEngine::in_memory(),
+            notifier: Notifier::new(NotifierConfig::default()),
         })
+    }
+
+    /// The alarm engine.
+    pub fn alarms(&self) -> &AlarmEngine {
+        &self.alarms
+    }
+
+    /// The notifier (its delivery counters).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Evaluates the alarms due at `now_ms` and sends each transition's
+    /// actions, recording every delivery or failure in the alarm's history.
+    /// The store is read on a blocking thread; sends run concurrently.
+    pub async fn evaluate_alarms(self: &Arc<Self>, now_ms: i64) {
+        let service = Arc::clone(self);
+        let dispatches =
+            match tokio::task::spawn_blocking(move || service.alarms.tick(now_ms, &*service)).await
+            {
+                Ok(dispatches) => dispatches,
+                Err(err) => {
+                    tracing::error!(error = %err, "alarm evaluation task failed");
+                    return;
+                }
+            };
+        self.dispatch(dispatches).await;
+    }
+
+    /// Sends what a transition (evaluated or forced) asks for.
+    pub async fn dispatch(self: &Arc<Self>, dispatches: Vec<Dispatch>) {
+        let mut sends = tokio::task::JoinSet::new();
+        for (notification, actions) in dispatches {
+            for (index, action) in actions.into_iter().enumerate() {
+                let service = Arc::clone(self);
+                let notification = notification.clone();
+                sends.spawn(async move {
+                    let result = service
+                        .notifier
+                        .send(&notification, &action)
+                        .await
+                        .map(|_| ())
+                        .map_err(|err| err.to_string());
+                    service.alarms.record_action_result(
+                        &notification.alarm_name,
+                        notification.new_state,
+                        index,
+                        result,
+                        now_ms(),
+                    );
+                });
+            }
+        }
+        while sends.join_next().await.is_some() {}
     }
 
     /// The time-series store.
@@ -121,6 +204,86 @@ impl MetricsService {
     pub fn checkpoint(&self) -> Result<(), TsdbError> {
         self.tsdb.checkpoint()
     }
+}
+
+impl AlarmData for MetricsService {
+    fn fetch(
+        &self,
+        alarm: &MetricAlarm,
+        start_ms: i64,
+        end_ms: i64,
+        period_s: u32,
+    ) -> Result<Vec<Point>, String> {
+        let now = now_ms();
+        match alarm.source() {
+            MetricSource::Single {
+                namespace,
+                metric_name,
+                dimensions,
+                statistic,
+                unit,
+            } => {
+                let q = Query {
+                    namespace: namespace.clone(),
+                    name: metric_name.clone(),
+                    dimensions: dimensions.clone(),
+                    unit: *unit,
+                    start_ms,
+                    end_ms,
+                    period_s,
+                    statistics: vec![*statistic, Statistic::SampleCount],
+                };
+                let result = self.tsdb.query(&q, now).map_err(|e| e.to_string())?;
+                let mut columns = result.values.into_iter();
+                let values = columns.next().unwrap_or_default();
+                let counts = columns.next().unwrap_or_default();
+                Ok(result
+                    .timestamps
+                    .into_iter()
+                    .zip(values)
+                    .zip(counts)
+                    .filter_map(|((timestamp_ms, value), count)| {
+                        Some(Point {
+                            timestamp_ms,
+                            value: value?,
+                            sample_count: count,
+                        })
+                    })
+                    .collect())
+            }
+            MetricSource::Math(queries) => {
+                let range = Range {
+                    start_ms,
+                    end_ms,
+                    period_s,
+                };
+                let outputs = self
+                    .query_math(queries, range, now)
+                    .map_err(|e| e.to_string())?;
+                let output = outputs
+                    .into_iter()
+                    .next()
+                    .ok_or("no entry has return_data")?;
+                Ok(output
+                    .timestamps
+                    .into_iter()
+                    .zip(output.values)
+                    .map(|(timestamp_ms, value)| Point {
+                        timestamp_ms,
+                        value,
+                        sample_count: None,
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Unix milliseconds now (what the alarm engine and the store are given).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A drain as 1 s records at `now_ms`.

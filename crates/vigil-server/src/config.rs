@@ -12,11 +12,13 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use vigil_model::ModelFormat;
 
+mod alarms;
 mod features;
 mod gateway;
 mod metrics;
 mod store;
 
+pub use alarms::{AlarmDef, NotifySection, demo_alarms, parse_alarm};
 pub use features::FeatureNames;
 use features::feature_names;
 use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
@@ -46,6 +48,11 @@ pub struct Config {
     pub store: LogConfig,
     /// The `[metrics]` table: the spine and the metric store.
     pub metrics: MetricsConfig,
+    /// The `[[alarms]]` entries (put into the alarm engine at start-up and
+    /// on reload, replacing alarms of the same name).
+    pub alarms: Vec<AlarmDef>,
+    /// The `[notify]` table: how alarm actions are delivered.
+    pub notify: NotifySection,
     /// The file this config was loaded from; a reload reads it again.
     pub source: Option<PathBuf>,
 }
@@ -125,6 +132,12 @@ pub struct ModelConfig {
 }
 
 impl Config {
+    /// The alarm actions' notifier settings (`[notify]`, checked when the
+    /// file was read).
+    pub fn notifier(&self) -> vigil_metrics::notify::NotifierConfig {
+        self.notify.0.clone()
+    }
+
     /// Parse and validate a TOML document, reporting every problem at once.
     /// Relative model paths are kept as written (relative to the working directory).
     pub fn from_toml(text: &str) -> anyhow::Result<Config> {
@@ -177,6 +190,8 @@ impl Config {
             cache: CacheConfig::default(),
             store: LogConfig::from_env(&process_env),
             metrics: MetricsConfig::default(),
+            alarms: demo_alarms(),
+            notify: NotifySection::default(),
             source: None,
         }
     }
@@ -245,6 +260,14 @@ struct ConfigBuilder {
     store: StoreBuilder,
     #[serde(default)]
     metrics: MetricsBuilder,
+    #[serde(default)]
+    alarms: Vec<serde_json::Value>,
+    #[serde(default = "empty_table")]
+    notify: serde_json::Value,
+}
+
+fn empty_table() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 /// The process environment, read only through [`ConfigBuilder::apply_env`]
@@ -401,6 +424,8 @@ impl ConfigBuilder {
         let cache = self.cache.validate(&mut problems);
         let store = self.store.validate(base, &mut problems);
         let metrics = self.metrics.validate(base, &mut problems);
+        let alarms = alarms::validate_alarms(self.alarms, &mut problems);
+        let notify = alarms::validate_notify(&self.notify, &mut problems);
         let names = models.iter().map(|m| m.name.as_str()).collect();
         let keys = gateway::validate_keys(self.keys, &names, &mut problems);
         match (server, gateway, cache, store, metrics) {
@@ -415,6 +440,8 @@ impl ConfigBuilder {
                     cache,
                     store,
                     metrics,
+                    alarms,
+                    notify: NotifySection(notify.unwrap_or_default()),
                     source: None,
                 })
             }

@@ -13,6 +13,7 @@
 
 pub mod access_log;
 pub mod admin_api;
+pub mod alarms_api;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -235,10 +236,47 @@ pub fn open_metrics(
         &dir,
         telemetry::tsdb_config(&config.metrics),
         Arc::clone(telemetry.registry()),
+        config.notifier(),
     )
     .map_err(|err| anyhow::anyhow!("cannot open the metric store in {}: {err}", dir.display()))?;
-    tracing::info!(data_dir = %dir.display(), "metric store open");
+    apply_alarms(&service, &config.alarms)?;
+    tracing::info!(data_dir = %dir.display(), alarms = service.alarms().list().len(), "metric store open");
     Ok(Some(Arc::new(service)))
+}
+
+/// Puts the file's alarms into the engine (metric alarms first, so that
+/// composites find their children), replacing alarms of the same name.
+fn apply_alarms(
+    service: &vigil_metrics::service::MetricsService,
+    alarms: &[config::AlarmDef],
+) -> anyhow::Result<()> {
+    let now = telemetry::now_ms();
+    let engine = service.alarms();
+    for alarm in alarms {
+        if let config::AlarmDef::Metric(alarm) = alarm {
+            let unchanged = engine.get(alarm.name()).is_some_and(|view| {
+                matches!(&view.config, vigil_metrics::alarm::AlarmConfig::Metric(old) if **old == **alarm)
+            });
+            if !unchanged {
+                engine
+                    .put_metric_alarm((**alarm).clone(), now)
+                    .map_err(|err| anyhow::anyhow!("alarm `{}`: {err}", alarm.name()))?;
+            }
+        }
+    }
+    for alarm in alarms {
+        if let config::AlarmDef::Composite(alarm) = alarm {
+            let unchanged = engine.get(alarm.name()).is_some_and(|view| {
+                matches!(&view.config, vigil_metrics::alarm::AlarmConfig::Composite(old) if **old == **alarm)
+            });
+            if !unchanged {
+                engine
+                    .put_composite_alarm((**alarm).clone(), now)
+                    .map_err(|err| anyhow::anyhow!("alarm `{}`: {err}", alarm.name()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reload the config on every SIGHUP (the same path as `POST /api/admin/reload`).

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref};
 
 use crate::gateway::{self, RouteClass};
 use crate::state::AppState;
-use crate::{admin_api, health_api, infer_api, inferences_api, metrics_api, score_api};
+use crate::{admin_api, alarms_api, health_api, infer_api, inferences_api, metrics_api, score_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +47,13 @@ use crate::{admin_api, health_api, infer_api, inferences_api, metrics_api, score
         metrics_api::query::list,
         metrics_api::query::get,
         metrics_api::query::math,
+        metrics_api::put::put,
+        alarms_api::list,
+        alarms_api::get,
+        alarms_api::put,
+        alarms_api::delete,
+        alarms_api::history,
+        alarms_api::set_state,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -57,6 +64,7 @@ use crate::{admin_api, health_api, infer_api, inferences_api, metrics_api, score
         (name = "scoring", description = "Plain JSON scoring"),
         (name = "meta", description = "This document"),
         (name = "admin", description = "Admin API (needs a key with the admin role)"),
+        (name = "alarms", description = "Metric and composite alarms (admin API)"),
         (name = "metrics", description = "Metrics: Prometheus exposition, custom metrics, queries"),
         (name = "inferences", description = "The inference log (admin API: needs a key with the admin role)"),
     )
@@ -349,6 +357,25 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ("GET", "/api/metrics", get(metrics_api::query::list)),
         ("POST", "/api/metrics/query", post(metrics_api::query::math)),
         (
+            "POST",
+            "/api/metrics/{namespace}",
+            post(metrics_api::put::put),
+        ),
+        ("GET", "/api/alarms", get(alarms_api::list)),
+        ("GET", "/api/alarms/{name}", get(alarms_api::get)),
+        ("PUT", "/api/alarms/{name}", put(alarms_api::put)),
+        ("DELETE", "/api/alarms/{name}", delete(alarms_api::delete)),
+        (
+            "GET",
+            "/api/alarms/{name}/history",
+            get(alarms_api::history),
+        ),
+        (
+            "POST",
+            "/api/alarms/{name}/state",
+            post(alarms_api::set_state),
+        ),
+        (
             "GET",
             "/api/metrics/{namespace}/{name}",
             get(metrics_api::query::get),
@@ -390,7 +417,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 21);
+        assert_eq!(routed.len(), 28);
     }
 
     #[test]
@@ -516,7 +543,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 21);
+            assert_eq!(routes.len(), 28);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

@@ -100,6 +100,29 @@ pub async fn send(state: &AppState, request: Request<Body>) -> Answer {
     }
 }
 
+/// A request with a JSON body (`""`: none).
+pub fn json_request(method: &str, uri: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
+
+/// The demo state with an in-memory metric store (and alarm engine) on the
+/// same registry as its telemetry.
+pub fn state_with_metrics() -> AppState {
+    let state = demo_state();
+    let registry = std::sync::Arc::clone(state.gateway().telemetry().registry());
+    let service = vigil_metrics::service::MetricsService::in_memory(
+        vigil_metrics::tsdb::TsdbConfig::default(),
+        registry,
+    )
+    .expect("in-memory metric store");
+    state.with_metrics(std::sync::Arc::new(service))
+}
+
 /// Assert an error answer: status, code, and a message containing every needle.
 pub fn assert_error(answer: &Answer, status: StatusCode, code: &str, needles: &[&str]) {
     assert_eq!(answer.status, status, "{}", answer.text);

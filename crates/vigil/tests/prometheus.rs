@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::{Serve, http, score_body};
 use serde_json::Value;
-use vigil_metrics::alarm::MetricAlarmSpec;
 use vigil_metrics::alarm::prometheus::rules;
+use vigil_server::config::AlarmDef;
 use vigil_server::telemetry::names;
 
 const SCORE: &str = "/v1/models/fraud/score";
@@ -261,30 +261,18 @@ fn prometheus_scrapes_the_requests_vigil_served() {
     assert_eq!(value_of(&up[0]), 1.0);
 }
 
+/// The seed runbook's metric alarms, as the demo configuration serves them.
 fn seed_alarms() -> Vec<vigil_metrics::alarm::MetricAlarm> {
-    [
-        serde_json::json!({
-            "name": "High-Latency-Alarm",
-            "description": "p99 latency of the inference pipeline",
-            "namespace": "InferencePipeline", "metric_name": "LatencyMs",
-            "extended_statistic": "p99", "period": 60, "evaluation_periods": 1,
-            "threshold": 2000.0, "comparison_operator": "GreaterThanThreshold",
-        }),
-        serde_json::json!({
-            "name": "Inference-Error-Alarm",
-            "namespace": "InferencePipeline", "metric_name": "ErrorCount",
-            "statistic": "Sum", "period": 60, "evaluation_periods": 1,
-            "threshold": 0.0, "comparison_operator": "GreaterThanThreshold",
-        }),
-    ]
-    .into_iter()
-    .map(|spec| {
-        serde_json::from_value::<MetricAlarmSpec>(spec)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .validate()
-            .unwrap_or_else(|e| panic!("{e}"))
-    })
-    .collect()
+    let alarms: Vec<_> = vigil_server::config::demo_alarms()
+        .into_iter()
+        .filter_map(|def| match def {
+            AlarmDef::Metric(alarm) => Some(*alarm),
+            AlarmDef::Composite(_) => None,
+        })
+        .collect();
+    let names: Vec<&str> = alarms.iter().map(|a| a.name()).collect();
+    assert_eq!(names, ["High-Latency-Alarm", "Inference-Error-Alarm"]);
+    alarms
 }
 
 /// The state of each rule in `/api/v1/rules`: (name, state, health).

@@ -95,7 +95,7 @@ pub struct Family {
     pub metric_name: String,
     /// The unit its data carries.
     pub unit: Unit,
-    /// The family name without suffixes (`inference_pipeline_latency_milliseconds`).
+    /// The family name without suffixes (`inference_pipeline_latency_seconds`).
     pub prom: String,
     /// Counter or histogram.
     pub kind: FamilyKind,

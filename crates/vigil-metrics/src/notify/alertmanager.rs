@@ -24,18 +24,8 @@ use super::{AlarmState, Notification, rfc3339};
 /// `dimension_` prefix.
 const RESERVED: [&str; 4] = ["alertname", "namespace", "metric_name", "severity"];
 
-/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`; every other character
-/// becomes `_`, and a leading digit (or an empty name) gets a `_` in front.
-pub fn sanitize_label_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
+/// A Prometheus label name (the same rule as `/metrics`' labels).
+pub use crate::registry::label_name as sanitize_label_name;
 
 /// The labels of `n`'s alert.
 pub fn labels(n: &Notification, severity: Option<&str>) -> BTreeMap<String, String> {

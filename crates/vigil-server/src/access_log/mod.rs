@@ -175,6 +175,11 @@ fn finalize_error(
 
 /// The model name in `path` when the route template has a `{name}` segment.
 fn model_segment<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    // `{name}` is a model only under the model routes (an alarm or a
+    // metric elsewhere).
+    if !route.contains("/models/{name}") {
+        return None;
+    }
     let position = route.split('/').position(|segment| segment == "{name}")?;
     path.split('/').nth(position)
 }

@@ -194,13 +194,27 @@ fn builder_keys() -> Vec<String> {
             data_dir: Some("m".into()),
             ..MetricsBuilder::default()
         },
+        alarms: vec![serde_json::json!({
+            "name": "a", "description": "d", "namespace": "n", "metric_name": "m",
+            "dimensions": {}, "statistic": "Sum", "extended_statistic": "p99", "unit": "Count",
+            "period": 60, "evaluation_periods": 1, "datapoints_to_alarm": 1, "threshold": 0.0,
+            "comparison_operator": "GreaterThanThreshold", "treat_missing_data": "missing",
+            "evaluate_low_sample_count_percentile": "evaluate", "metrics": [],
+            "alarm_actions": [], "ok_actions": [], "insufficient_data_actions": [],
+            "actions_enabled": true, "alarm_rule": "TRUE", "actions_suppressor": "s",
+            "actions_suppressor_wait_period": 60, "actions_suppressor_extension_period": 60
+        })],
+        notify: serde_json::json!({
+            "smtp": {}, "connect_timeout_ms": 5000, "request_timeout_ms": 10000,
+            "retry": {}, "alertmanager": {}
+        }),
     };
     let value = serde_json::to_value(&builder).expect("serializable");
     let mut keys = Vec::new();
     let tables = value.as_object().expect("object");
     assert_eq!(
         tables.len(),
-        7,
+        9,
         "a new top-level table needs docs and this test"
     );
     for (table, value) in tables {
@@ -218,7 +232,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 56);
+    assert_eq!(keys.len(), 85);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),

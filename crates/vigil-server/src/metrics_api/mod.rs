@@ -2,6 +2,7 @@
 //! telemetry spine, cumulative since start), and the metric store's API
 //! under `/api/metrics` (list, statistics, metric math).
 
+pub mod put;
 pub mod query;
 
 use axum::extract::State;

@@ -22,7 +22,7 @@ const DEFAULT_RANGE_MS: i64 = 3 * 3600 * 1000;
 
 use crate::telemetry::now_ms;
 
-pub(super) fn service(
+pub(crate) fn service(
     state: &AppState,
 ) -> Result<&std::sync::Arc<vigil_metrics::service::MetricsService>, ApiError> {
     state.metrics().ok_or_else(|| {

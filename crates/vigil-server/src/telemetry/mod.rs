@@ -52,7 +52,7 @@ impl ModelHandles {
         let dims = [(DIM_MODEL, name), (DIM_VERSION, version)];
         ModelHandles {
             invocations: r.counter(INVOCATIONS.key(&dims), INVOCATIONS.prom()),
-            errors: r.counter(ERRORS.key(&dims), ERRORS.prom()),
+            errors: r.counter_reporting_zeros(ERRORS.key(&dims), ERRORS.prom()),
             duration: r.distribution(DURATION.key(&dims), DURATION.prom(), LATENCY_BUCKETS_MS),
             score: r.distribution(SCORE.key(&dims), SCORE.prom(), SCORE_BUCKETS),
             labels: labels
@@ -181,7 +181,8 @@ impl Telemetry {
                     LATENCY_BUCKETS_MS,
                 ),
                 success: counter(PIPELINE_SUCCESS),
-                errors: counter(PIPELINE_ERRORS),
+                errors: registry
+                    .counter_reporting_zeros(PIPELINE_ERRORS.key(&[]), PIPELINE_ERRORS.prom()),
             },
             store: StoreHandles {
                 write_latency: registry.distribution(
@@ -319,6 +320,7 @@ pub async fn tick_every_second(
 ) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_alarm_slot = 0;
     loop {
         interval.tick().await;
         if let Some(store) = &store {
@@ -327,17 +329,20 @@ pub async fn tick_every_second(
             });
         }
         if let Some(metrics) = &metrics {
-            metrics.tick(now_ms());
+            let now = now_ms();
+            metrics.tick(now);
+            // Alarms tick every 10 s (each alarm evaluates when its own
+            // cadence is due); sends run beside the next ticks.
+            if now / 10_000 != last_alarm_slot {
+                last_alarm_slot = now / 10_000;
+                let metrics = Arc::clone(metrics);
+                tokio::spawn(async move { metrics.evaluate_alarms(now).await });
+            }
         }
     }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use vigil_metrics::service::now_ms;
 
 /// The time-series store's settings from the `[metrics]` table.
 pub fn tsdb_config(config: &crate::config::MetricsConfig) -> vigil_metrics::tsdb::TsdbConfig {

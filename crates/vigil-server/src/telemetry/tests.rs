@@ -153,3 +153,21 @@ fn every_family_shows_on_metrics_as_the_kind_the_rules_export_assumes() {
         );
     }
 }
+
+#[test]
+fn the_readme_lists_every_metric() {
+    const README: &str = include_str!("../../../../README.md");
+    for def in names::ALL {
+        let row = format!("| `{}` | `{}` |", def.namespace, def.name);
+        assert!(
+            README.contains(&row),
+            "README.md's metric table misses {}",
+            def.name
+        );
+        assert!(
+            README.contains(&format!("`{}", def.prom)),
+            "README.md misses {}",
+            def.prom
+        );
+    }
+}
