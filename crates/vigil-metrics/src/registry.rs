@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::aggregate::Aggregate;
-use crate::model::SeriesKey;
+use crate::model::{SeriesKey, Unit};
 
 /// Shards per handle; a thread always uses the same one.
 const SHARDS: usize = 8;
@@ -49,7 +49,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How a handle shows in Prometheus.
 #[derive(Debug, Clone)]
 pub struct PromName {
-    /// Metric name without suffixes (`vigil_gateway_latency_milliseconds`).
+    /// Metric name without suffixes (`vigil_gateway_latency_seconds`).
     pub name: String,
     /// The `# HELP` text.
     pub help: &'static str,
@@ -343,10 +343,12 @@ impl Registry {
                         count += shard.count;
                         sum += shard.sum;
                     }
+                    // Base units on /metrics (promtool: "use base unit seconds").
+                    let divisor = prometheus_divisor(handle.key().unit);
                     let mut cumulative = 0;
                     for (bound, n) in d.0.bounds.iter().zip(&buckets) {
                         cumulative += n;
-                        let le = with_label(&labels, "le", &format_value(*bound));
+                        let le = with_label(&labels, "le", &format_value(*bound / divisor));
                         let _ = writeln!(out, "{}_bucket{} {cumulative}", prom.name, braces(&le));
                     }
                     let le = with_label(&labels, "le", "+Inf");
@@ -356,7 +358,7 @@ impl Registry {
                         "{}_sum{} {}",
                         prom.name,
                         braces(&labels),
-                        format_value(sum)
+                        format_value(sum / divisor)
                     );
                     let _ = writeln!(out, "{}_count{} {count}", prom.name, braces(&labels));
                 }
@@ -364,6 +366,18 @@ impl Registry {
             last_family.clone_from(&prom.name);
         }
         out
+    }
+}
+
+/// What `/metrics` divides a distribution's values by to show them in the
+/// base unit Prometheus expects (seconds, not milliseconds): 1000 for
+/// Milliseconds, 1e6 for Microseconds, 1 otherwise. A family's name must
+/// then say `_seconds`.
+pub fn prometheus_divisor(unit: Unit) -> f64 {
+    match unit {
+        Unit::Milliseconds => 1e3,
+        Unit::Microseconds => 1e6,
+        _ => 1.0,
     }
 }
 
@@ -546,6 +560,33 @@ mod tests {
             text.contains("ns_count_total{route=\"/v1/\\\"x\\\"\"} 7"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn millisecond_distributions_show_in_seconds() {
+        let r = Registry::new();
+        let d = r.distribution(
+            SeriesKey::new("Ns", "Latency").with_unit(Unit::Milliseconds),
+            prom("ns_latency_seconds"),
+            &[0.05, 2.5, 1000.0],
+        );
+        d.record(2.0);
+        d.record(1500.0);
+        let text = r.render_prometheus();
+        for line in [
+            "ns_latency_seconds_bucket{le=\"0.00005\"} 0",
+            "ns_latency_seconds_bucket{le=\"0.0025\"} 1",
+            "ns_latency_seconds_bucket{le=\"1\"} 1",
+            "ns_latency_seconds_bucket{le=\"+Inf\"} 2",
+            "ns_latency_seconds_sum 1.502",
+            "ns_latency_seconds_count 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        // The drained datapoints keep the series' unit.
+        let drained = r.drain();
+        assert_eq!(drained[0].1.sum, 1502.0);
+        assert_eq!(prometheus_divisor(Unit::Count), 1.0);
     }
 
     #[test]

@@ -23,6 +23,10 @@
 //! | `evaluate_low_sample_count_percentile: ignore` | `… and on() (sum(increase(x_count{..}[P s])) >= 10/(1−p))` |
 //! | dimensions | label matchers `name="value"` |
 //!
+//! `/metrics` shows millisecond distributions in seconds (Prometheus's base
+//! unit), so thresholds on their values are divided by 1000 (2000 ms → `2`);
+//! SampleCount and counters are counts and stay as written.
+//!
 //! What is equivalent and what is not:
 //! - Windows slide: Prometheus evaluates `[P s]` ending at each rule
 //!   evaluation, Vigil evaluates completed, aligned periods. The M < N
@@ -66,7 +70,7 @@ use super::config::{
 use super::evaluate::TreatMissingData;
 use crate::alarm::LowSampleCount;
 use crate::model::{Dimensions, Unit};
-use crate::registry::label_name;
+use crate::registry::{label_name, prometheus_divisor};
 use crate::statistic::Statistic;
 
 /// The rule group's name.
@@ -91,7 +95,7 @@ pub struct Family {
     pub metric_name: String,
     /// The unit its data carries.
     pub unit: Unit,
-    /// The family name without suffixes (`inference_pipeline_latency_milliseconds`).
+    /// The family name without suffixes (`inference_pipeline_latency_seconds`).
     pub prom: String,
     /// Counter or histogram.
     pub kind: FamilyKind,
@@ -251,7 +255,13 @@ fn rule(alarm: &MetricAlarm, families: &[Family]) -> Result<Rule, String> {
         _ => None,
     };
     let op = operator(alarm.comparison_operator());
+    // `/metrics` shows millisecond values in seconds; counts stay counts.
+    let divisor = match (family.kind, statistic) {
+        (FamilyKind::Histogram, Statistic::SampleCount) | (FamilyKind::Counter, _) => 1.0,
+        _ => prometheus_divisor(family.unit),
+    };
     let threshold = number(alarm.threshold());
+    let prom_threshold = number(alarm.threshold() / divisor);
     let (n, m) = (
         u64::from(alarm.evaluation_periods()),
         u64::from(alarm.datapoints_to_alarm()),
@@ -259,13 +269,13 @@ fn rule(alarm: &MetricAlarm, families: &[Family]) -> Result<Rule, String> {
     let enough = enough.unwrap_or_default();
     let (expr, for_s) = if m == n {
         (
-            format!("({value}) {op} {threshold}{enough}"),
+            format!("({value}) {op} {prom_threshold}{enough}"),
             (n - 1) * period,
         )
     } else {
         (
             format!(
-                "sum_over_time((({value}) {op} bool {threshold}{enough})[{}s:{period}s]) >= {m}",
+                "sum_over_time((({value}) {op} bool {prom_threshold}{enough})[{}s:{period}s]) >= {m}",
                 n * period
             ),
             0,
@@ -284,6 +294,11 @@ fn rule(alarm: &MetricAlarm, families: &[Family]) -> Result<Rule, String> {
         dimensions_text(dimensions),
         alarm.comparison_operator().phrase(),
     );
+    let description = if divisor == 1.0 {
+        description
+    } else {
+        format!("{description} (/metrics has seconds: {prom_threshold})")
+    };
     let summary = template_text(&summary);
     let description = format!("{}; value {{{{ $value }}}}", template_text(&description));
     Ok(Rule {

@@ -43,12 +43,12 @@ async fn prometheus_text_counts_the_requests_just_made() {
         "{text}"
     );
     assert!(
-        text.contains("# TYPE vigil_gateway_latency_milliseconds histogram"),
+        text.contains("# TYPE vigil_gateway_latency_seconds histogram"),
         "{text}"
     );
     assert!(
         text.contains(&format!(
-            r#"vigil_gateway_latency_milliseconds_bucket{{{route},le="+Inf"}} 4"#
+            r#"vigil_gateway_latency_seconds_bucket{{{route},le="+Inf"}} 4"#
         )),
         "{text}"
     );

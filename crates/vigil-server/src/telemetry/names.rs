@@ -15,7 +15,8 @@ pub struct MetricDef {
     pub name: &'static str,
     /// The unit of its data.
     pub unit: Unit,
-    /// Its Prometheus family name (without `_total`).
+    /// Its Prometheus family name (without `_total`); in seconds for a
+    /// Milliseconds metric, which `/metrics` shows in base units.
     pub prom: &'static str,
     /// Counter (`<prom>_total`) or histogram (`<prom>_bucket`, `_sum`, `_count`).
     pub kind: FamilyKind,
@@ -110,7 +111,7 @@ metric!(
     FUNCTION,
     "Duration",
     Milliseconds,
-    "vigil_function_duration_milliseconds",
+    "vigil_function_duration_seconds",
     "time a model spent scoring one call, per model and version"
 );
 metric!(
@@ -138,7 +139,7 @@ metric!(
     GATEWAY,
     "Latency",
     Milliseconds,
-    "vigil_gateway_latency_milliseconds",
+    "vigil_gateway_latency_seconds",
     "request in to response out, per route template"
 );
 metric!(
@@ -147,7 +148,7 @@ metric!(
     GATEWAY,
     "IntegrationLatency",
     Milliseconds,
-    "vigil_gateway_integration_latency_milliseconds",
+    "vigil_gateway_integration_latency_seconds",
     "time in the handler behind the gateway's checks, per route template"
 );
 metric!(
@@ -229,7 +230,7 @@ metric!(
     STORE,
     "SuccessfulRequestLatency",
     Milliseconds,
-    "vigil_store_write_latency_milliseconds",
+    "vigil_store_write_latency_seconds",
     "time to log one request's records before answering"
 );
 metric!(
@@ -321,7 +322,7 @@ metric!(
     PIPELINE,
     "LatencyMs",
     Milliseconds,
-    "inference_pipeline_latency_milliseconds",
+    "inference_pipeline_latency_seconds",
     "scoring requests, request in to response out"
 );
 metric!(

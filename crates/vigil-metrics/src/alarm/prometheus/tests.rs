@@ -22,7 +22,7 @@ fn families() -> Vec<Family> {
             "InferencePipeline",
             "LatencyMs",
             Unit::Milliseconds,
-            "inference_pipeline_latency_milliseconds",
+            "inference_pipeline_latency_seconds",
             FamilyKind::Histogram,
         ),
         family(
@@ -182,7 +182,7 @@ fn the_seed_alarms_export() {
     assert_eq!(get(&parsed[0], "alert"), "High_Latency_Alarm");
     assert_eq!(
         get(&parsed[0], "expr"),
-        "(histogram_quantile(0.99, sum by (le) (rate(inference_pipeline_latency_milliseconds_bucket[60s])))) > 2000"
+        "(histogram_quantile(0.99, sum by (le) (rate(inference_pipeline_latency_seconds_bucket[60s])))) > 2"
     );
     assert_eq!(get(&parsed[0], "for"), "0s");
     assert_eq!(get(&parsed[0], "labels.vigil_alarm"), "High-Latency-Alarm");
@@ -192,7 +192,17 @@ fn the_seed_alarms_export() {
     );
     assert_eq!(get(&parsed[0], "labels.vigil_metric"), "LatencyMs");
     assert!(get(&parsed[0], "annotations.summary").contains("p99 of InferencePipeline/LatencyMs"));
-    assert!(get(&parsed[0], "annotations.description").ends_with("value {{ $value }}"));
+    let description = get(&parsed[0], "annotations.description");
+    assert!(
+        description.contains("greater than 2000 for 1 of the last 1"),
+        "{description}"
+    );
+    assert!(
+        description.contains("(/metrics has seconds: 2)"),
+        "{description}"
+    );
+    assert!(description.ends_with("value {{ $value }}"), "{description}");
+    assert!(!get(&parsed[1], "annotations.description").contains("/metrics has seconds"));
     assert_eq!(get(&parsed[1], "alert"), "Inference_Error_Alarm");
     assert_eq!(
         get(&parsed[1], "expr"),
@@ -220,7 +230,7 @@ fn m_of_n_counts_breaching_periods_in_a_subquery() {
     ));
     assert_eq!(
         get(&r, "expr"),
-        "sum_over_time(((histogram_quantile(0.99, sum by (le) (rate(inference_pipeline_latency_milliseconds_bucket[60s])))) > bool 2000)[300s:60s]) >= 2"
+        "sum_over_time(((histogram_quantile(0.99, sum by (le) (rate(inference_pipeline_latency_seconds_bucket[60s])))) > bool 2)[300s:60s]) >= 2"
     );
     assert_eq!(get(&r, "for"), "0s");
 }
@@ -231,22 +241,22 @@ fn operators_and_histogram_statistics_map() {
         (
             "GreaterThanOrEqualToThreshold",
             "SampleCount",
-            "(sum(increase(inference_pipeline_latency_milliseconds_count[60s]))) >= 5",
+            "(sum(increase(inference_pipeline_latency_seconds_count[60s]))) >= 5",
         ),
         (
             "LessThanThreshold",
             "Sum",
-            "(sum(increase(inference_pipeline_latency_milliseconds_sum[60s]))) < 5",
+            "(sum(increase(inference_pipeline_latency_seconds_sum[60s]))) < 0.005",
         ),
         (
             "LessThanOrEqualToThreshold",
             "Average",
-            "(sum(rate(inference_pipeline_latency_milliseconds_sum[60s])) / sum(rate(inference_pipeline_latency_milliseconds_count[60s]))) <= 5",
+            "(sum(rate(inference_pipeline_latency_seconds_sum[60s])) / sum(rate(inference_pipeline_latency_seconds_count[60s]))) <= 0.005",
         ),
         (
             "GreaterThanThreshold",
             "Maximum",
-            "(histogram_quantile(1, sum by (le) (rate(inference_pipeline_latency_milliseconds_bucket[60s])))) > 5",
+            "(histogram_quantile(1, sum by (le) (rate(inference_pipeline_latency_seconds_bucket[60s])))) > 0.005",
         ),
     ];
     for (op, stat, expected) in cases {
@@ -269,7 +279,7 @@ fn operators_and_histogram_statistics_map() {
     ));
     assert!(
         get(&r, "expr").starts_with("(histogram_quantile(0.999, ")
-            && get(&r, "expr").ends_with(" > -0.25"),
+            && get(&r, "expr").ends_with(" > -0.00025"),
         "{}",
         get(&r, "expr")
     );
@@ -325,7 +335,7 @@ fn low_sample_percentiles_can_be_ignored() {
     ));
     assert_eq!(
         get(&r, "expr"),
-        "(histogram_quantile(0.99, sum by (le) (rate(inference_pipeline_latency_milliseconds_bucket[60s])))) > 2000 and on() (sum(increase(inference_pipeline_latency_milliseconds_count[60s])) >= 1000)"
+        "(histogram_quantile(0.99, sum by (le) (rate(inference_pipeline_latency_seconds_bucket[60s])))) > 2 and on() (sum(increase(inference_pipeline_latency_seconds_count[60s])) >= 1000)"
     );
     // Basic statistics have no low-sample rule.
     let r = only_rule(&rules(
