@@ -225,9 +225,11 @@ fn export_writes_prometheus_rules_and_lists_what_it_skips() {
     assert!(yaml.contains("- alert: \"cli_latency\""), "{yaml}");
     assert!(yaml.contains("histogram_quantile(0.99"), "{yaml}");
     assert!(
-        yaml.contains("vigil_function_duration_milliseconds_bucket"),
+        yaml.contains("vigil_function_duration_seconds_bucket"),
         "{yaml}"
     );
+    // /metrics shows milliseconds in seconds: 250 ms is 0.25 there.
+    assert!(yaml.contains(") > 0.25"), "{yaml}");
     assert!(
         !yaml.contains("cli_orders"),
         "a custom metric never reaches /metrics: {yaml}"
