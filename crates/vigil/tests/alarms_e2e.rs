@@ -18,7 +18,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const NAMESPACE: &str = "VigilE2E";
+// A slash, as in the cloud's namespaces: `%2F` in the URL path.
+const NAMESPACE: &str = "Vigil/E2E";
 const METRIC: &str = "QueueDepth";
 const SECRET: &str = "e2e-webhook-secret";
 const RECIPIENT: &str = "ops@example.com";
@@ -296,7 +297,7 @@ fn put_value(addr: &str, value: f64) {
     let (status, reply) = http(
         addr,
         "POST",
-        &format!("/api/metrics/{NAMESPACE}"),
+        &format!("/api/metrics/{}", NAMESPACE.replace('/', "%2F")),
         Some(&body.to_string()),
     );
     assert_eq!(status, 200, "POST /api/metrics/{NAMESPACE}: {reply}");
