@@ -73,6 +73,19 @@ impl AppState {
         self
     }
 
+    /// The metric store, or the `503` every metrics and alarms route gives
+    /// when metrics are off.
+    pub fn metric_service(
+        &self,
+    ) -> Result<&Arc<vigil_metrics::service::MetricsService>, crate::error::ApiError> {
+        self.metrics.as_ref().ok_or_else(|| {
+            crate::error::ApiError::public(
+                crate::error::ErrorCode::Unavailable,
+                "metrics are off (metrics.enabled = false)",
+            )
+        })
+    }
+
     /// The metric store, if metrics are on.
     pub fn metrics(&self) -> Option<&Arc<vigil_metrics::service::MetricsService>> {
         self.metrics.as_ref()

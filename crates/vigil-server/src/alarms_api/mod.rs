@@ -17,7 +17,6 @@ use vigil_metrics::service::MetricsService;
 
 use crate::config::{AlarmDef, parse_alarm};
 use crate::error::{ApiError, ErrorCode};
-use crate::metrics_api::query::service;
 use crate::state::AppState;
 use crate::telemetry::now_ms;
 
@@ -85,7 +84,7 @@ pub async fn list(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AlarmList>, ApiError> {
-    let service = service(&state)?;
+    let service = state.metric_service()?;
     let Query(params) = params
         .map_err(|err| ApiError::bad_request(format!("invalid parameters: {}", err.body_text())))?;
     let alarms = service
@@ -106,7 +105,8 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<AlarmView>, ApiError> {
-    service(&state)?
+    state
+        .metric_service()?
         .alarms()
         .get(&name)
         .map(Json)
@@ -130,7 +130,7 @@ pub async fn put(
     Path(name): Path<String>,
     body: crate::extract::JsonBody,
 ) -> Result<Json<AlarmView>, ApiError> {
-    let service = service(&state)?;
+    let service = state.metric_service()?;
     let mut value: serde_json::Value = serde_json::from_slice(&body.0)
         .map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))?;
     let object = value
@@ -171,7 +171,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    service(&state)?
+    state
+        .metric_service()?
         .alarms()
         .delete(&name, now_ms())
         .map_err(alarm_error)?;
@@ -187,7 +188,7 @@ pub async fn history(
     Path(name): Path<String>,
 ) -> Result<Json<AlarmHistory>, ApiError> {
     Ok(Json(AlarmHistory {
-        items: service(&state)?.alarms().history(&name),
+        items: state.metric_service()?.alarms().history(&name),
     }))
 }
 
@@ -204,7 +205,7 @@ pub async fn set_state(
     Path(name): Path<String>,
     body: crate::extract::JsonBody,
 ) -> Result<Json<AlarmView>, ApiError> {
-    let service: &Arc<MetricsService> = service(&state)?;
+    let service: &Arc<MetricsService> = state.metric_service()?;
     let request: SetState = serde_json::from_slice(&body.0)
         .map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))?;
     let dispatches = service

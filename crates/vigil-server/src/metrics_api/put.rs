@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 use vigil_metrics::datum::{PutError, parse_put};
 use vigil_metrics::tsdb::Record;
 
-use super::query::service;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::telemetry::now_ms;
@@ -93,7 +92,7 @@ pub async fn put(
     headers: HeaderMap,
     body: crate::extract::JsonBody,
 ) -> Result<Json<PutResult>, ApiError> {
-    let service = service(&state)?;
+    let service = state.metric_service()?;
     if body.0.len() > MAX_PUT_BYTES {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,

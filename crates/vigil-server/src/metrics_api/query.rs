@@ -13,7 +13,7 @@ use vigil_metrics::math::{MetricDataQuery, Range};
 use vigil_metrics::tsdb::{self, SeriesFilter};
 use vigil_metrics::{Statistic, Unit};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::inferences_api::parse_time;
 use crate::state::AppState;
 
@@ -21,17 +21,6 @@ use crate::state::AppState;
 const DEFAULT_RANGE_MS: i64 = 3 * 3600 * 1000;
 
 use crate::telemetry::now_ms;
-
-pub(crate) fn service(
-    state: &AppState,
-) -> Result<&std::sync::Arc<vigil_metrics::service::MetricsService>, ApiError> {
-    state.metrics().ok_or_else(|| {
-        ApiError::public(
-            ErrorCode::Unavailable,
-            "metrics are off (metrics.enabled = false)",
-        )
-    })
-}
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
@@ -74,7 +63,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<SeriesList>, ApiError> {
-    let service = service(&state)?;
+    let service = state.metric_service()?;
     let mut filter = SeriesFilter::default();
     for (name, value) in params {
         match name.as_str() {
@@ -146,7 +135,7 @@ pub async fn get(
     Path((namespace, name)): Path<(String, String)>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<MetricData>, ApiError> {
-    let service = service(&state)?;
+    let service = state.metric_service()?;
     let now = now_ms();
     let mut dimensions = BTreeMap::new();
     let mut stats: Vec<(String, Statistic)> = Vec::new();
@@ -293,7 +282,7 @@ pub async fn math(
     State(state): State<AppState>,
     body: crate::extract::JsonBody,
 ) -> Result<Json<MathResults>, ApiError> {
-    let service = service(&state)?;
+    let service = state.metric_service()?;
     let request: MathRequest = serde_json::from_slice(&body.0)
         .map_err(|err| bad(format!("invalid request body: {err}")))?;
     let now = now_ms();
