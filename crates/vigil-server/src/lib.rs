@@ -148,7 +148,10 @@ pub async fn serve_with_ready(
     state.cache().connected().await;
     let addr = listener.local_addr()?;
     state.gateway().set_listen_addr(addr);
-    let reloader = tokio::spawn(reload_on_sighup(std::sync::Arc::clone(state.gateway())));
+    let reloader = tokio::spawn(reload_on_sighup(
+        std::sync::Arc::clone(state.gateway()),
+        metrics.clone(),
+    ));
     let ticker = tokio::spawn(telemetry::tick_every_second(
         Arc::clone(state.gateway().telemetry()),
         store.clone(),
@@ -279,8 +282,30 @@ fn apply_alarms(
     Ok(())
 }
 
+/// Reads the config again and swaps the gateway's runtime (models, keys,
+/// limits, cache), then puts the file's `[[alarms]]` into the alarm engine:
+/// the one reload path of SIGHUP and `POST /api/admin/reload`.
+pub async fn reload(
+    gateway: &gateway::Gateway,
+    metrics: Option<&Arc<vigil_metrics::service::MetricsService>>,
+) -> anyhow::Result<gateway::runtime::ReloadSummary> {
+    let summary = gateway.reload().await?;
+    if let Some(metrics) = metrics {
+        // The runtime is already swapped: a bad alarm is reported, the rest
+        // of the reload stands.
+        let config = &gateway.runtime().config;
+        if let Err(err) = apply_alarms(metrics, &config.alarms) {
+            anyhow::bail!("models and keys reloaded, but [[alarms]] were not: {err:#}");
+        }
+    }
+    Ok(summary)
+}
+
 /// Reload the config on every SIGHUP (the same path as `POST /api/admin/reload`).
-async fn reload_on_sighup(gateway: std::sync::Arc<gateway::Gateway>) {
+async fn reload_on_sighup(
+    gateway: std::sync::Arc<gateway::Gateway>,
+    metrics: Option<Arc<vigil_metrics::service::MetricsService>>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -292,7 +317,7 @@ async fn reload_on_sighup(gateway: std::sync::Arc<gateway::Gateway>) {
             }
         };
         while hangups.recv().await.is_some() {
-            match gateway.reload().await {
+            match reload(&gateway, metrics.as_ref()).await {
                 Ok(summary) => tracing::info!(models = ?summary.models, "reloaded on SIGHUP"),
                 Err(err) => tracing::error!(
                     error = %format!("{err:#}"),
@@ -302,5 +327,5 @@ async fn reload_on_sighup(gateway: std::sync::Arc<gateway::Gateway>) {
         }
     }
     #[cfg(not(unix))]
-    let _ = gateway;
+    let _ = (gateway, metrics);
 }

@@ -1,40 +1,22 @@
 #![allow(clippy::unwrap_used)]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use axum::http::StatusCode;
 
-use crate::test_util::demo_state;
+use crate::state::AppState;
+use crate::test_util::{json_request, send, state_with_metrics};
 
 async fn call(
-    app: &axum::Router,
+    state: &AppState,
     method: &str,
     uri: &str,
     body: &str,
 ) -> (StatusCode, serde_json::Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    (status, json)
+    let answer = send(state, json_request(method, uri, body)).await;
+    (answer.status, answer.json)
 }
 
-fn app() -> axum::Router {
-    let state = demo_state();
-    let registry = std::sync::Arc::clone(state.gateway().telemetry().registry());
-    let service = vigil_metrics::service::MetricsService::in_memory(
-        vigil_metrics::tsdb::TsdbConfig::default(),
-        registry,
-    )
-    .unwrap();
-    crate::app(state.with_metrics(std::sync::Arc::new(service)))
+fn app() -> AppState {
+    state_with_metrics()
 }
 
 const ALARM: &str = r#"{"namespace": "InferencePipeline", "metric_name": "ErrorCount",
@@ -140,4 +122,38 @@ async fn a_composite_refers_to_existing_alarms_and_protects_them() {
     assert_eq!(body["alarm_type"], "composite");
     let (status, body) = call(&app, "DELETE", "/api/alarms/errors", "").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
+#[tokio::test]
+async fn a_reload_puts_the_files_alarms_into_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("demo.json"), crate::DEMO_MODEL).unwrap();
+    let config = |alarm: &str| {
+        format!(
+            "[[models]]\nname = \"fraud\"\npath = \"demo.json\"\n\n[[alarms]]\nname = \"{alarm}\"\n\
+             namespace = \"InferencePipeline\"\nmetric_name = \"ErrorCount\"\nstatistic = \"Sum\"\n\
+             period = 60\nevaluation_periods = 1\nthreshold = 0.0\n\
+             comparison_operator = \"GreaterThanThreshold\"\n"
+        )
+    };
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(&path, config("first")).unwrap();
+    let loaded = crate::config::Config::load(&path).unwrap();
+    let base = AppState::from_config(&loaded).unwrap();
+    let registry = std::sync::Arc::clone(base.gateway().telemetry().registry());
+    let service = std::sync::Arc::new(
+        vigil_metrics::service::MetricsService::in_memory(
+            vigil_metrics::tsdb::TsdbConfig::default(),
+            registry,
+        )
+        .unwrap(),
+    );
+    let state = base.with_metrics(std::sync::Arc::clone(&service));
+    std::fs::write(&path, config("second")).unwrap();
+    crate::reload(state.gateway(), state.metrics())
+        .await
+        .unwrap();
+    let (status, alarm) = call(&state, "GET", "/api/alarms/second", "").await;
+    assert_eq!(status, StatusCode::OK, "{alarm}");
+    assert_eq!(alarm["metric_name"], "ErrorCount");
 }
