@@ -84,6 +84,15 @@ const SETTINGS: &str = r#"
 [[operations]]
 include-path-regex = "/infer$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "429", "5xx"]
+
+# The metrics and alarms bodies and parameters follow rules a JSON schema
+# cannot state (the statistic grammar, metric-math and alarm-rule syntax,
+# PutMetricData's value forms, an alarm's cross-field checks); a
+# schema-valid request may break them and get the documented 400 naming the
+# field.
+[[operations]]
+include-path-regex = "^/api/(metrics|alarms)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "429", "5xx"]
 "#;
 
 /// The demo model under a config; `unknown_features = "ignore"` because the
@@ -157,8 +166,10 @@ fn cases(report: &str, word: &str) -> u64 {
 
 /// What every clean run must show.
 fn assert_clean(report: &str, label: &str, at_least: u64) {
+    // Every operation schemathesis finds in the document (it grows with
+    // the route table).
     assert!(
-        report.contains("Tested: 16"),
+        report.contains("Tested: 27"),
         "{label}: not every operation was tested:\n{report}"
     );
     let generated = cases(report, "generated");

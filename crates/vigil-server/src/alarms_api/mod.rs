@@ -124,6 +124,7 @@ pub async fn get(
         `actions_suppressor`, `actions_suppressor_wait_period`, `actions_suppressor_extension_period`)"),
     responses((status = 200, description = "the alarm as stored", body = Object),
         (status = 400, description = "every problem, each naming its field", body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody),
         (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
@@ -199,7 +200,9 @@ pub async fn history(
     params(("name" = String, Path, description = "the alarm's name")),
     request_body(content = SetState),
     responses((status = 200, description = "the alarm after the change", body = Object),
-        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody),
+        (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
 pub async fn set_state(
     State(state): State<AppState>,
     Path(name): Path<String>,

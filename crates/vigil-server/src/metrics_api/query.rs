@@ -17,6 +17,9 @@ use crate::error::ApiError;
 use crate::inferences_api::parse_time;
 use crate::state::AppState;
 
+/// Longest period of a metric-math grid: a year.
+const MAX_PERIOD_S: u32 = 31_536_000;
+
 /// Default range of a query: the last 3 hours.
 const DEFAULT_RANGE_MS: i64 = 3 * 3600 * 1000;
 
@@ -219,17 +222,18 @@ pub struct MathRequest {
     /// Metrics (`metric_stat`) and expressions over their ids.
     #[schema(value_type = Vec<Object>)]
     pub metrics: Vec<MetricDataQuery>,
-    /// RFC 3339 or Unix ms (default end − 3 h).
+    /// RFC 3339 (string) or Unix ms (integer); default end − 3 h.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub start: Option<serde_json::Value>,
-    /// RFC 3339 or Unix ms (default now).
+    /// RFC 3339 (string) or Unix ms (integer); default now.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub end: Option<serde_json::Value>,
     /// Seconds per point of the result grid (default: the first
-    /// `metric_stat`'s period, else 60).
+    /// `metric_stat`'s period, else 60), at most a year.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub period: Option<u32>,
 }
 
@@ -277,6 +281,7 @@ fn time_field(name: &str, value: Option<&serde_json::Value>) -> Result<Option<i6
     responses((status = 200, body = MathResults),
         (status = 400, description = "a bad query or expression, naming the entry and the column",
             body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody),
         (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
 pub async fn math(
     State(state): State<AppState>,
@@ -295,6 +300,11 @@ pub async fn math(
             .find_map(|m| m.metric_stat.as_ref().map(|s| s.period))
             .unwrap_or(60)
     });
+    if period == 0 || period > MAX_PERIOD_S {
+        return Err(bad(format!(
+            "period: expected 1 to {MAX_PERIOD_S} seconds, got {period}"
+        )));
+    }
     let range = Range {
         start_ms: start,
         end_ms: end,
