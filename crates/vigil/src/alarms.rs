@@ -199,13 +199,9 @@ struct ExportArgs {
 
 /// Run `vigil alarms ...`.
 pub fn run(args: AlarmsArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    let api = args.server.api()?;
-    runtime.block_on(async move {
-        match args.command {
+    let command = args.command;
+    args.server.block_on(|api| async move {
+        match command {
             AlarmsCommand::List(list) => run_list(&api, &list).await,
             AlarmsCommand::Get(get) => run_get(&api, &get).await,
             AlarmsCommand::Put(put) => run_put(&api, &put).await,

@@ -53,6 +53,20 @@ impl ServerArgs {
     pub fn api(&self) -> anyhow::Result<Api> {
         Api::new(&self.url, self.api_key.clone(), self.ca_cert.as_deref())
     }
+
+    /// Runs one command against this server on a single-threaded runtime.
+    pub fn block_on<F, Fut>(&self, command: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(Api) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the runtime")?;
+        let api = self.api()?;
+        runtime.block_on(command(api))
+    }
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

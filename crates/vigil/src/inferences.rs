@@ -145,13 +145,9 @@ struct PageBody {
 
 /// Run `vigil inferences ...`.
 pub fn run(args: InferencesArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    let api = args.server.api()?;
-    runtime.block_on(async move {
-        match args.command {
+    let command = args.command;
+    args.server.block_on(|api| async move {
+        match command {
             InferencesCommand::Get(get) => run_get(&api, &get).await,
             InferencesCommand::List(list) => run_list(&api, &list).await,
             InferencesCommand::Export(export) => run_export(&api, &export).await,

@@ -241,13 +241,9 @@ struct QueryArgs {
 
 /// Run `vigil metrics ...`.
 pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    let api = args.server.api()?;
-    runtime.block_on(async move {
-        match args.command {
+    let command = args.command;
+    args.server.block_on(|api| async move {
+        match command {
             MetricsCommand::List(list) => run_list(&api, &list).await,
             MetricsCommand::Get(get) => run_get(&api, &get).await,
             MetricsCommand::Put(put) => put::run_put(&api, &put).await,
