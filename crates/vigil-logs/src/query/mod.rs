@@ -1,0 +1,1 @@
+//! The Insights-style query language (SEMANTICS §4): parse and run.
