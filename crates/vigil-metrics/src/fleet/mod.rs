@@ -5,9 +5,11 @@
 //!
 //! - **Writing** ([`Fleet::enqueue`]): the tick's 1 s drain and the API's
 //!   puts go into a bounded [`outbox`] (never the request path's business
-//!   beyond a push); a task writes it every second in one transaction. A
-//!   PostgreSQL outage keeps the rows waiting up to [`OUTBOX_ROWS`], then the
-//!   oldest are dropped, counted and logged.
+//!   beyond a push); a task writes it every second in one transaction: the
+//!   1 s rows, and this replica's running aggregate of each coarse bucket
+//!   that changed. A PostgreSQL outage keeps the 1 s rows waiting up to
+//!   [`OUTBOX_ROWS`], then the oldest are dropped, counted and logged; the
+//!   coarse buckets are complete again at the next write.
 //! - **Reading** ([`Fleet::periods`]): the §1.3 rules pick the tier, as in
 //!   the embedded store; every replica's rows of each period merge
 //!   ([`Aggregate::merge`]: sums add, sketches merge, so percentiles are the
@@ -201,16 +203,19 @@ impl Fleet {
         self.written_rows.load(Ordering::Relaxed)
     }
 
-    /// Rows waiting in the outbox and rows dropped from it since the start.
-    pub fn outbox(&self) -> (usize, u64) {
+    /// Rows waiting in the outbox, open coarse buckets, and rows dropped
+    /// from the outbox since the start.
+    pub fn outbox(&self) -> (usize, usize, u64) {
         let outbox = lock(&self.outbox);
-        (outbox.len(), outbox.dropped())
+        let (waiting, open) = outbox.len();
+        (waiting, open, outbox.dropped())
     }
 
     /// Queues records for the shared store (a push; the writing task does
     /// the I/O).
     pub fn enqueue(&self, records: &[Record]) {
-        let dropped = lock(&self.outbox).push(records, &self.tiers);
+        let now = crate::service::now_ms();
+        let dropped = lock(&self.outbox).push(records, &self.tiers, now);
         if dropped > 0 {
             tracing::warn!(
                 dropped,
@@ -221,7 +226,7 @@ impl Fleet {
 
     /// Writes whatever the outbox holds now (at shutdown).
     pub async fn flush(&self) {
-        let rows = lock(&self.outbox).take();
+        let rows = lock(&self.outbox).take(crate::service::now_ms());
         if rows.is_empty() {
             return;
         }
@@ -421,7 +426,7 @@ async fn write_every_second(fleet: Weak<Fleet>, client: Client) {
         let Some(fleet) = fleet.upgrade() else {
             return;
         };
-        let rows = lock(&fleet.outbox).take();
+        let rows = lock(&fleet.outbox).take(crate::service::now_ms());
         if rows.is_empty() {
             continue;
         }

@@ -1,8 +1,17 @@
-//! What a replica has not yet written to the shared store: each second's
-//! records expanded into the bucket of every tier they belong to (so that
-//! a long-range query reads coarse rows, as the embedded store does) and
-//! merged per bucket. Bounded: when the shared store is away the oldest
-//! batches are dropped and counted, so memory never grows without limit.
+//! What a replica has not yet written to the shared store.
+//!
+//! Each record lands in the bucket of every tier it belongs to, so that a
+//! long-range query reads coarse rows as the embedded store does. Rows of
+//! the finest tier are appended (one per series and second per replica).
+//! A coarse bucket (60 s and up) is kept open here as this replica's
+//! running aggregate and upserted whenever it changed, so the shared store
+//! holds one row per replica per coarse bucket and the newest second is in
+//! every tier at once. A datum for a coarse bucket closed more than
+//! [`GRACE_MS`] ago is appended as a row of its own.
+//!
+//! Bounded: appended rows wait at most `capacity` (the oldest are dropped
+//! and counted when the shared store is away); open buckets are closed
+//! [`GRACE_MS`] after they end.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -10,8 +19,12 @@ use crate::aggregate::Aggregate;
 use crate::model::{Resolution, SeriesKey};
 use crate::tsdb::{Record, TierConfig};
 
+/// How long a coarse bucket stays open after it ends (late data merge into
+/// it).
+pub(crate) const GRACE_MS: i64 = 120_000;
+
 /// One row of the shared store: a series' aggregate of one bucket of one
-/// tier.
+/// tier, from this replica.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
     pub(crate) key: SeriesKey,
@@ -23,61 +36,144 @@ pub(crate) struct Row {
     /// Whether the data were sent at 1 s resolution (the query rules of
     /// SEMANTICS.md §1.3 depend on it).
     pub(crate) high: bool,
+    /// 0: this replica's running aggregate of the bucket (replaces the
+    /// stored one); otherwise a row of its own, unique per replica.
+    pub(crate) part: i64,
 }
 
-/// Rows waiting for the shared store, oldest batch first.
+#[derive(Debug)]
+struct Open {
+    aggregate: Aggregate,
+    high: bool,
+    dirty: bool,
+}
+
+type BucketKey = (SeriesKey, u32, i64);
+
+/// Rows waiting for the shared store.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    batches: VecDeque<Vec<Row>>,
-    rows: usize,
+    appended: VecDeque<Row>,
+    open: HashMap<BucketKey, Open>,
     capacity: usize,
     dropped: u64,
+    next_part: i64,
 }
 
 impl Outbox {
-    /// An outbox holding at most `capacity` rows.
+    /// An outbox holding at most `capacity` appended rows.
     pub(crate) fn new(capacity: usize) -> Self {
         Outbox {
-            batches: VecDeque::new(),
-            rows: 0,
+            appended: VecDeque::new(),
+            open: HashMap::new(),
             capacity: capacity.max(1),
             dropped: 0,
+            next_part: 1,
         }
     }
 
-    /// Adds one batch of records (a tick's drain or one API put). Returns
-    /// the number of rows dropped to stay within the capacity.
-    pub(crate) fn push(&mut self, records: &[Record], tiers: &[TierConfig]) -> usize {
-        let batch = expand(records, tiers);
-        if batch.is_empty() {
-            return 0;
+    /// Adds one batch of records (a tick's drain or one API put) at
+    /// `now_ms`. Returns the number of rows dropped to stay within the
+    /// capacity.
+    pub(crate) fn push(&mut self, records: &[Record], tiers: &[TierConfig], now_ms: i64) -> usize {
+        let finest = tiers.first().map_or(1, |t| t.resolution_s);
+        let mut appended = Vec::new();
+        for r in records {
+            let res = r.resolution.seconds();
+            let high = r.resolution == Resolution::High;
+            for t in tiers.iter().filter(|t| t.resolution_s >= res) {
+                let width = i64::from(t.resolution_s) * 1000;
+                let bucket_ms = r.timestamp_ms.div_euclid(width) * width;
+                let key = (r.key.clone(), t.resolution_s, bucket_ms);
+                let late = bucket_ms + width + GRACE_MS < now_ms;
+                if t.resolution_s == finest || (late && !self.open.contains_key(&key)) {
+                    appended.push(Row {
+                        key: r.key.clone(),
+                        resolution_s: t.resolution_s,
+                        bucket_ms,
+                        aggregate: r.aggregate.clone(),
+                        high,
+                        part: 0,
+                    });
+                    continue;
+                }
+                match self.open.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        let open = e.get_mut();
+                        open.aggregate.merge(&r.aggregate);
+                        open.high |= high;
+                        open.dirty = true;
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(Open {
+                            aggregate: r.aggregate.clone(),
+                            high,
+                            dirty: true,
+                        });
+                    }
+                }
+            }
         }
-        self.rows += batch.len();
-        self.batches.push_back(batch);
+        self.appended.extend(merge_rows(appended));
         self.shed()
     }
 
-    /// Takes every waiting row, merged per (series, tier, bucket).
-    pub(crate) fn take(&mut self) -> Vec<Row> {
-        self.rows = 0;
-        let batches: Vec<Vec<Row>> = self.batches.drain(..).collect();
-        merge_rows(batches.into_iter().flatten())
+    /// Takes every appended row (merged per series, tier and bucket, each
+    /// given its part) and the running aggregate of every open bucket that
+    /// changed; closes the buckets that ended [`GRACE_MS`] before `now_ms`.
+    pub(crate) fn take(&mut self, now_ms: i64) -> Vec<Row> {
+        let mut rows = merge_rows(self.appended.drain(..));
+        for row in &mut rows {
+            if row.part == 0 {
+                row.part = self.next_part;
+                self.next_part += 1;
+            }
+        }
+        for ((key, resolution_s, bucket_ms), open) in &mut self.open {
+            if open.dirty {
+                open.dirty = false;
+                rows.push(Row {
+                    key: key.clone(),
+                    resolution_s: *resolution_s,
+                    bucket_ms: *bucket_ms,
+                    aggregate: open.aggregate.clone(),
+                    high: open.high,
+                    part: 0,
+                });
+            }
+        }
+        self.open.retain(|(_, res, bucket), open| {
+            open.dirty || *bucket + i64::from(*res) * 1000 + GRACE_MS >= now_ms
+        });
+        rows
     }
 
-    /// Puts rows that could not be written back in front of newer ones.
+    /// Puts rows that could not be written back: appended rows in front of
+    /// newer ones (keeping their parts), running aggregates marked changed.
     /// Returns the number of rows dropped to stay within the capacity.
     pub(crate) fn restore(&mut self, rows: Vec<Row>) -> usize {
-        if rows.is_empty() {
-            return 0;
+        for row in rows.into_iter().rev() {
+            if row.part != 0 {
+                self.appended.push_front(row);
+                continue;
+            }
+            // The open bucket holds at least this aggregate (it may have
+            // grown since); if it was closed meanwhile, reopen it.
+            self.open
+                .entry((row.key, row.resolution_s, row.bucket_ms))
+                .and_modify(|open| open.dirty = true)
+                .or_insert(Open {
+                    aggregate: row.aggregate,
+                    high: row.high,
+                    dirty: true,
+                });
         }
-        self.rows += rows.len();
-        self.batches.push_front(rows);
         self.shed()
     }
 
-    /// Rows waiting.
-    pub(crate) fn len(&self) -> usize {
-        self.rows
+    /// Appended rows waiting and open buckets.
+    pub(crate) fn len(&self) -> (usize, usize) {
+        (self.appended.len(), self.open.len())
     }
 
     /// Rows dropped since the start.
@@ -85,61 +181,22 @@ impl Outbox {
         self.dropped
     }
 
-    /// Drops the oldest rows until the capacity holds.
+    /// Drops the oldest appended rows until the capacity holds.
     fn shed(&mut self) -> usize {
-        let mut dropped = 0;
-        while self.rows > self.capacity {
-            let Some(front) = self.batches.front_mut() else {
-                break;
-            };
-            let excess = self.rows - self.capacity;
-            if front.len() <= excess {
-                let n = front.len();
-                self.batches.pop_front();
-                self.rows -= n;
-                dropped += n;
-            } else {
-                // Rows of a batch are in no particular age order; cutting
-                // its head is as good as any.
-                front.drain(..excess);
-                self.rows -= excess;
-                dropped += excess;
-            }
-        }
-        self.dropped += dropped as u64;
-        dropped
+        let excess = self.appended.len().saturating_sub(self.capacity);
+        self.appended.drain(..excess);
+        self.dropped += excess as u64;
+        excess
     }
 }
 
-/// Each record in the bucket of its own tier and of every coarser one,
-/// merged per bucket.
-fn expand(records: &[Record], tiers: &[TierConfig]) -> Vec<Row> {
-    let rows = records.iter().flat_map(|r| {
-        let res = r.resolution.seconds();
-        tiers
-            .iter()
-            .filter(move |t| t.resolution_s >= res)
-            .map(move |t| {
-                let bucket = i64::from(t.resolution_s) * 1000;
-                Row {
-                    key: r.key.clone(),
-                    resolution_s: t.resolution_s,
-                    bucket_ms: r.timestamp_ms.div_euclid(bucket) * bucket,
-                    aggregate: r.aggregate.clone(),
-                    high: r.resolution == Resolution::High,
-                }
-            })
-    });
-    merge_rows(rows)
-}
-
-/// Merges rows of the same series, tier and bucket (keeping first-seen
-/// order).
-pub(crate) fn merge_rows(rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
-    let mut at: HashMap<(SeriesKey, u32, i64), usize> = HashMap::new();
+/// Merges rows of the same series, tier, bucket and part (keeping
+/// first-seen order).
+fn merge_rows(rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
+    let mut at: HashMap<(SeriesKey, u32, i64, i64), usize> = HashMap::new();
     let mut out: Vec<Row> = Vec::new();
     for row in rows {
-        match at.entry((row.key.clone(), row.resolution_s, row.bucket_ms)) {
+        match at.entry((row.key.clone(), row.resolution_s, row.bucket_ms, row.part)) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 let have = &mut out[*e.get()];
                 have.aggregate.merge(&row.aggregate);
@@ -170,27 +227,65 @@ mod tests {
         }
     }
 
+    fn summary(rows: &[Row]) -> Vec<(u32, i64, f64, bool, bool)> {
+        let mut out: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.resolution_s,
+                    r.bucket_ms - T0,
+                    r.aggregate.sum,
+                    r.high,
+                    r.part == 0,
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        out
+    }
+
     #[test]
-    fn a_one_second_point_lands_in_every_tier_and_a_standard_one_skips_the_finest() {
+    fn a_second_is_appended_and_the_coarse_buckets_are_running_aggregates() {
         let tiers = TsdbConfig::default().tiers;
         let mut outbox = Outbox::new(100);
-        outbox.push(&[record(T0 + 61_500, 2.0, Resolution::High)], &tiers);
-        outbox.push(&[record(T0 + 61_500, 3.0, Resolution::Standard)], &tiers);
-        let rows = outbox.take();
-        let got: Vec<(u32, i64, f64, bool)> = rows
-            .iter()
-            .map(|r| (r.resolution_s, r.bucket_ms - T0, r.aggregate.sum, r.high))
-            .collect();
+        let now = T0 + 62_000;
+        outbox.push(&[record(T0 + 61_500, 2.0, Resolution::High)], &tiers, now);
+        outbox.push(
+            &[record(T0 + 61_500, 3.0, Resolution::Standard)],
+            &tiers,
+            now,
+        );
+        let rows = outbox.take(now);
         assert_eq!(
-            got,
+            summary(&rows),
             vec![
-                (1, 61_000, 2.0, true),
-                (60, 60_000, 5.0, true),
-                (300, 0, 5.0, true),
-                (3600, 0, 5.0, true),
+                (1, 61_000, 2.0, true, false),
+                (60, 60_000, 5.0, true, true),
+                (300, 0, 5.0, true, true),
+                (3600, 0, 5.0, true, true),
             ]
         );
-        assert_eq!(outbox.len(), 0);
+        // Another second: its own 1 s row; the coarse rows carry the running
+        // totals (they replace what this replica stored before).
+        outbox.push(
+            &[record(T0 + 62_000, 4.0, Resolution::High)],
+            &tiers,
+            now + 1000,
+        );
+        let rows = outbox.take(now + 1000);
+        assert_eq!(
+            summary(&rows),
+            vec![
+                (1, 62_000, 4.0, true, false),
+                (60, 60_000, 9.0, true, true),
+                (300, 0, 9.0, true, true),
+                (3600, 0, 9.0, true, true),
+            ]
+        );
+        // Nothing changed: nothing to write.
+        assert!(outbox.take(now + 2000).is_empty());
+        // Appended rows get distinct parts.
+        assert_eq!(outbox.next_part, 3);
     }
 
     #[test]
@@ -198,9 +293,13 @@ mod tests {
         let tiers = TsdbConfig::default().tiers;
         let mut outbox = Outbox::new(100);
         for (i, v) in [10.0, 20.0, 30.0].into_iter().enumerate() {
-            outbox.push(&[record(T0 + i as i64 * 1000, v, Resolution::High)], &tiers);
+            outbox.push(
+                &[record(T0 + i as i64 * 1000, v, Resolution::High)],
+                &tiers,
+                T0 + 3000,
+            );
         }
-        let rows = outbox.take();
+        let rows = outbox.take(T0 + 3000);
         let minute = rows
             .iter()
             .find(|r| r.resolution_s == 60)
@@ -214,36 +313,73 @@ mod tests {
     }
 
     #[test]
-    fn the_outbox_drops_its_oldest_rows_past_its_capacity_and_counts_them() {
+    fn closed_buckets_leave_and_late_data_become_rows_of_their_own() {
         let tiers = TsdbConfig::default().tiers;
-        let mut outbox = Outbox::new(6);
-        // Each second-point gives 4 rows (1, 60, 300, 3600 s).
-        assert_eq!(outbox.push(&[record(T0, 1.0, Resolution::High)], &tiers), 0);
-        assert_eq!(
-            outbox.push(&[record(T0 + 1000, 2.0, Resolution::High)], &tiers),
-            2
+        let mut outbox = Outbox::new(100);
+        outbox.push(
+            &[record(T0 + 1_000, 1.0, Resolution::High)],
+            &tiers,
+            T0 + 2_000,
         );
-        assert_eq!(outbox.len(), 6);
+        outbox.take(T0 + 2_000);
+        assert_eq!(outbox.len(), (0, 3));
+        // The minute ended and its grace passed: it closes; the 300 s and
+        // 3600 s buckets stay open.
+        outbox.take(T0 + 60_000 + GRACE_MS + 1);
+        assert_eq!(outbox.len(), (0, 2));
+        // A late datum for the closed minute: appended, not a reset of the
+        // running aggregate the store holds.
+        outbox.push(
+            &[record(T0 + 2_000, 5.0, Resolution::High)],
+            &tiers,
+            T0 + 200_000,
+        );
+        let rows = outbox.take(T0 + 200_000);
+        assert_eq!(
+            summary(&rows),
+            vec![
+                (1, 2_000, 5.0, true, false),
+                (60, 0, 5.0, true, false),
+                (300, 0, 6.0, true, true),
+                (3600, 0, 6.0, true, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_outbox_drops_its_oldest_rows_past_its_capacity_and_a_failed_write_goes_back() {
+        let tiers = TsdbConfig::default().tiers;
+        let mut outbox = Outbox::new(2);
+        let now = T0 + 10_000;
+        for i in 0..3 {
+            let dropped = outbox.push(&[record(T0 + i * 1000, 1.0, Resolution::High)], &tiers, now);
+            assert_eq!(dropped, usize::from(i == 2));
+        }
+        assert_eq!(outbox.dropped(), 1);
+        let rows = outbox.take(now);
+        assert_eq!(rows.len(), 2 + 3, "two seconds and three running buckets");
+        let parts: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.part != 0)
+            .map(|r| r.part)
+            .collect();
+        // The write failed: everything goes back, the parts kept (a retry
+        // of a write that did land changes nothing).
+        outbox.push(&[record(T0 + 3000, 1.0, Resolution::High)], &tiers, now);
+        assert_eq!(
+            outbox.restore(rows),
+            1,
+            "capacity 2: the oldest second goes"
+        );
         assert_eq!(outbox.dropped(), 2);
-        // A failed write goes back in front; again bounded.
-        let rows = outbox.take();
-        assert_eq!(
-            rows.len(),
-            4,
-            "the coarse rows of both seconds merged: {rows:?}"
-        );
-        assert_eq!(
-            outbox.push(&[record(T0 + 2000, 4.0, Resolution::High)], &tiers),
-            0
-        );
-        assert_eq!(outbox.restore(rows), 2);
-        assert_eq!(outbox.len(), 6);
-        assert_eq!(outbox.dropped(), 4);
-        // The newest batch is whole.
-        let rows = outbox.take();
-        assert!(
-            rows.iter()
-                .any(|r| r.resolution_s == 1 && r.bucket_ms == T0 + 2000)
-        );
+        let again = outbox.take(now);
+        let seconds: Vec<(i64, i64)> = again
+            .iter()
+            .filter(|r| r.resolution_s == 1)
+            .map(|r| (r.bucket_ms - T0, r.part))
+            .collect();
+        assert_eq!(seconds, vec![(2000, parts[1]), (3000, 3)]);
+        let minute = again.iter().find(|r| r.resolution_s == 60);
+        assert_eq!(minute.map(|r| r.aggregate.count), Some(4.0));
     }
 }

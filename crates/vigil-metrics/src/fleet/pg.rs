@@ -2,9 +2,12 @@
 //!
 //! - `vigil_metric_series`: one row per series (its key as canonical JSON,
 //!   and whether it holds 1 s and/or 60 s data, for the period rules).
-//! - `vigil_metric_points`: append-only rows of (series, tier resolution,
-//!   bucket start, replica, encoded [`Aggregate`]); a reader merges every
-//!   row of a bucket, whichever replica wrote it.
+//! - `vigil_metric_points`: rows of (series, tier resolution, bucket start,
+//!   replica, part, encoded [`Aggregate`]); part 0 is a replica's running
+//!   aggregate of a coarse bucket (replaced as it grows), other parts are
+//!   rows of their own (every 1 s row, late data). A reader merges every row
+//!   of a bucket, whichever replica wrote it. Writes are idempotent, so a
+//!   retried batch that had landed counts nothing twice.
 //! - `vigil_alarm_state`: the evaluating replica's alarm state document.
 
 use std::collections::HashMap;
@@ -35,10 +38,11 @@ CREATE TABLE IF NOT EXISTS vigil_metric_points (
     resolution_s INTEGER NOT NULL,
     bucket_ms BIGINT NOT NULL,
     replica TEXT NOT NULL,
+    part BIGINT NOT NULL,
     aggregate BYTEA NOT NULL
 );
-CREATE INDEX IF NOT EXISTS vigil_metric_points_by_series
-    ON vigil_metric_points (series_id, resolution_s, bucket_ms);
+CREATE UNIQUE INDEX IF NOT EXISTS vigil_metric_points_key
+    ON vigil_metric_points (series_id, resolution_s, bucket_ms, replica, part);
 CREATE INDEX IF NOT EXISTS vigil_metric_points_by_time
     ON vigil_metric_points USING BRIN (bucket_ms);
 CREATE TABLE IF NOT EXISTS vigil_alarm_state (
@@ -77,8 +81,7 @@ pub(crate) fn key_text(key: &SeriesKey) -> String {
 /// What the writer knows of a series row: its id and flags.
 pub(crate) type SeriesCache = HashMap<SeriesKey, (i64, bool, bool)>;
 
-/// Writes `rows` in one transaction (all or nothing, so a retry never
-/// counts a row twice), creating series rows as needed.
+/// Writes `rows` in one transaction, creating series rows as needed.
 pub(crate) async fn write_rows(
     client: &mut Client,
     cache: &mut SeriesCache,
@@ -120,6 +123,7 @@ pub(crate) async fn write_rows(
     let mut ids = Vec::with_capacity(rows.len());
     let mut resolutions = Vec::with_capacity(rows.len());
     let mut buckets = Vec::with_capacity(rows.len());
+    let mut parts = Vec::with_capacity(rows.len());
     let mut blobs = Vec::with_capacity(rows.len());
     for row in rows {
         let id = learned
@@ -131,15 +135,19 @@ pub(crate) async fn write_rows(
         ids.push(id);
         resolutions.push(i32::try_from(row.resolution_s).unwrap_or(i32::MAX));
         buckets.push(row.bucket_ms);
+        parts.push(row.part);
         let mut blob = Vec::new();
         row.aggregate.encode(&mut blob);
         blobs.push(blob);
     }
     tx.execute(
-        "INSERT INTO vigil_metric_points (series_id, resolution_s, bucket_ms, replica, aggregate)
-         SELECT s, r, b, $4, a FROM UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[], $5::BYTEA[])
-             AS t(s, r, b, a)",
-        &[&ids, &resolutions, &buckets, &replica, &blobs],
+        "INSERT INTO vigil_metric_points (series_id, resolution_s, bucket_ms, replica, part, aggregate)
+         SELECT s, r, b, $4, p, a
+             FROM UNNEST($1::BIGINT[], $2::INTEGER[], $3::BIGINT[], $5::BIGINT[], $6::BYTEA[])
+             AS t(s, r, b, p, a)
+         ON CONFLICT (series_id, resolution_s, bucket_ms, replica, part)
+             DO UPDATE SET aggregate = EXCLUDED.aggregate",
+        &[&ids, &resolutions, &buckets, &replica, &parts, &blobs],
     )
     .await?;
     tx.commit().await?;

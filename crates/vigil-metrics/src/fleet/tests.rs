@@ -281,3 +281,81 @@ async fn one_replica_evaluates_and_the_other_takes_over_from_the_shared_state() 
         .count();
     assert_eq!(transitions, 1);
 }
+
+#[tokio::test]
+#[ignore = "needs VIGIL_TEST_POSTGRES_URL (started by .ci/run)"]
+async fn a_running_coarse_bucket_is_replaced_as_it_grows_and_a_rewrite_counts_once() {
+    let url = fresh_database("running").await;
+    let a = replica(&url).await;
+    let b = replica(&url).await;
+    let now = crate::service::now_ms();
+    let minute = now.div_euclid(60_000) * 60_000;
+    let at = |s: i64| (minute + s * 1000).min(now);
+    // a writes twice into the open minute (its running row replaced), b once.
+    a.enqueue(&[record(at(0), values(&[1.0]))]);
+    a.flush().await;
+    a.enqueue(&[record(at(1), values(&[2.0]))]);
+    a.flush().await;
+    b.enqueue(&[record(at(2), values(&[4.0]))]);
+    b.flush().await;
+    let key = SeriesKey::new("Shop", "Orders").with_dimension("site", "eu");
+    let q = Query::new(&key, minute, minute + 60_000, 60, vec![]);
+    let periods = a
+        .periods(&q, now + 1000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(periods.len(), 1, "{periods:?}");
+    assert_eq!((periods[0].1.count, periods[0].1.sum), (3.0, 7.0));
+    // One row per replica in the 60 s tier, however many writes.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    let rows: i64 = client
+        .query_one(
+            "SELECT count(*) FROM vigil_metric_points WHERE resolution_s = 60",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(rows, 2);
+    let seconds: i64 = client
+        .query_one(
+            "SELECT count(*) FROM vigil_metric_points WHERE resolution_s = 1",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(seconds, 3);
+    // A retried batch that had landed: writing the same rows again changes
+    // nothing.
+    let pg_config: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let mut writer = pg::connect(&pg_config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut cache = pg::SeriesCache::new();
+    let retried = vec![outbox::Row {
+        key: key.with_unit(Unit::None),
+        resolution_s: 1,
+        bucket_ms: minute,
+        aggregate: values(&[100.0]),
+        high: true,
+        part: 99,
+    }];
+    for _ in 0..2 {
+        pg::write_rows(&mut writer, &mut cache, "retry", &retried)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let copies: i64 = client
+        .query_one(
+            "SELECT count(*) FROM vigil_metric_points WHERE replica = 'retry'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(copies, 1);
+}
