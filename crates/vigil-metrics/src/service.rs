@@ -237,7 +237,19 @@ impl MetricsService {
 
     /// One metric's statistic per period, as a series for metric math.
     pub fn fetch(&self, stat: &MetricStat, range: &Range, now_ms: i64) -> Result<Series, String> {
-        let statistic = Statistic::from_str(&stat.stat)?;
+        self.fetch_series(stat, range, now_ms)
+            .map_err(|err| err.unwrap_or_else(|| QueryError::Unavailable.to_string()))
+    }
+
+    /// [`MetricsService::fetch`]; `Err(None)` when the fleet's store did not
+    /// answer.
+    fn fetch_series(
+        &self,
+        stat: &MetricStat,
+        range: &Range,
+        now_ms: i64,
+    ) -> Result<Series, Option<String>> {
+        let statistic = Statistic::from_str(&stat.stat).map_err(Some)?;
         let q = Query {
             namespace: stat.namespace.clone(),
             name: stat.metric_name.clone(),
@@ -248,7 +260,10 @@ impl MetricsService {
             period_s: stat.period,
             statistics: vec![statistic],
         };
-        let result = self.query(&q, now_ms).map_err(|e| e.to_string())?;
+        let result = self.query(&q, now_ms).map_err(|e| match e {
+            QueryError::Unavailable => None,
+            other => Some(other.to_string()),
+        })?;
         let column = result.values.into_iter().next().unwrap_or_default();
         Ok(Series::from_points(
             result
@@ -267,8 +282,18 @@ impl MetricsService {
         range: Range,
         now_ms: i64,
     ) -> Result<Vec<Output>, MathError> {
-        let mut fetch = |stat: &MetricStat| self.fetch(stat, &range, now_ms);
-        math::run(queries, range, &mut fetch)
+        let mut unavailable = false;
+        let mut fetch = |stat: &MetricStat| {
+            self.fetch_series(stat, &range, now_ms).map_err(|err| {
+                unavailable |= err.is_none();
+                err.unwrap_or_else(|| QueryError::Unavailable.to_string())
+            })
+        };
+        let result = math::run(queries, range, &mut fetch);
+        if unavailable {
+            return Err(MathError::Unavailable);
+        }
+        result
     }
 
     /// The series matching `filter` (in a fleet, every replica's).

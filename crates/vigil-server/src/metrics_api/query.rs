@@ -85,7 +85,7 @@ pub struct SeriesList {
         ("dim.K" = Option<String>, Query, description = "only series with dimension `K` = the value \
             (an empty value: any value of `K`); repeat for several dimensions")),
     responses((status = 200, body = SeriesList), (status = 400, body = crate::error::ErrorBody),
-        (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
+        (status = 503, description = "metrics are off, or the fleet's metric store (`metrics.url`) is unavailable", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -157,7 +157,7 @@ pub struct MetricData {
     responses((status = 200, body = MetricData),
         (status = 400, description = "a bad statistic, period or range, named in the message",
             body = crate::error::ErrorBody),
-        (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
+        (status = 503, description = "metrics are off, or the fleet's metric store (`metrics.url`) is unavailable", body = crate::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
@@ -312,7 +312,7 @@ fn time_field(name: &str, value: Option<&serde_json::Value>) -> Result<Option<i6
         (status = 400, description = "a bad query or expression, naming the entry and the column",
             body = crate::error::ErrorBody),
         (status = 415, body = crate::error::ErrorBody),
-        (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
+        (status = 503, description = "metrics are off, or the fleet's metric store (`metrics.url`) is unavailable", body = crate::error::ErrorBody)))]
 pub async fn math(
     State(state): State<AppState>,
     body: crate::extract::JsonBody,
@@ -345,6 +345,7 @@ pub async fn math(
         .await?
         .map_err(|err| match err.code() {
             "bad_request" => bad(err.to_string()),
+            "unavailable" => unavailable(),
             _ => ApiError::internal(err.to_string()),
         })?;
     Ok(Json(MathResults {
