@@ -11,6 +11,7 @@ use crate::aggregate::Aggregate;
 use crate::alarm::{
     AlarmData, AlarmEngine, AlarmError, Dispatch, MetricAlarm, MetricSource, Point,
 };
+use crate::fleet::{Evaluator, Fleet};
 use crate::math::{self, MathError, MetricDataQuery, MetricStat, Output, Range, Series};
 use crate::model::{Resolution, SeriesKey};
 use crate::notify::{Notifier, NotifierConfig};
@@ -28,6 +29,8 @@ pub struct MetricsService {
     registry: Arc<Registry>,
     alarms: AlarmEngine,
     notifier: Notifier,
+    /// `metrics.url`: the fleet's shared store; queries and alarms read it.
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// What goes wrong opening the service.
@@ -61,6 +64,7 @@ impl MetricsService {
             registry,
             alarms: AlarmEngine::open(&alarms_dir)?,
             notifier: Notifier::new(notifier),
+            fleet: None,
         })
     }
 
@@ -71,7 +75,45 @@ impl MetricsService {
             registry,
             alarms: AlarmEngine::in_memory(),
             notifier: Notifier::new(NotifierConfig::default()),
+            fleet: None,
         })
+    }
+
+    /// Shares this replica's aggregates with a fleet and reads the fleet's
+    /// from now on (queries, listing, alarms); the alarms are evaluated only
+    /// while this replica holds the fleet's lock. The query methods then
+    /// block on PostgreSQL: call them from a blocking thread.
+    pub fn with_fleet(mut self, fleet: Arc<Fleet>) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// The fleet's shared store, if any.
+    pub fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    /// Whether this replica evaluates the alarms.
+    pub fn evaluator(&self) -> Evaluator {
+        match &self.fleet {
+            None => Evaluator {
+                fleet: false,
+                leader: true,
+                replica: None,
+            },
+            Some(fleet) => Evaluator {
+                fleet: true,
+                leader: fleet.is_leader(),
+                replica: Some(fleet.replica().to_owned()),
+            },
+        }
+    }
+
+    /// Writes what waits for the fleet's store (at shutdown).
+    pub async fn flush_fleet(&self) {
+        if let Some(fleet) = &self.fleet {
+            fleet.flush().await;
+        }
     }
 
     /// The alarm engine.
@@ -87,7 +129,26 @@ impl MetricsService {
     /// Evaluates the alarms due at `now_ms` and sends each transition's
     /// actions, recording every delivery or failure in the alarm's history.
     /// The store is read on a blocking thread; sends run concurrently.
+    ///
+    /// In a fleet only the holder of the fleet's lock evaluates; it saves
+    /// the alarm state to the shared store before sending.
     pub async fn evaluate_alarms(self: &Arc<Self>, now_ms: i64) {
+        if let Some(fleet) = &self.fleet {
+            let evaluator = Arc::clone(self);
+            let sender = Arc::clone(self);
+            let evaluate = async move {
+                tokio::task::spawn_blocking(move || evaluator.alarms.tick(now_ms, &*evaluator))
+                    .await
+                    .map_err(|err| tracing::error!(error = %err, "alarm evaluation task failed"))
+                    .ok()
+            };
+            fleet
+                .alarm_slot(&self.alarms, now_ms, evaluate, move |dispatches| {
+                    Box::pin(async move { sender.dispatch(dispatches).await })
+                })
+                .await;
+            return;
+        }
         let service = Arc::clone(self);
         let dispatches =
             match tokio::task::spawn_blocking(move || service.alarms.tick(now_ms, &*service)).await
@@ -145,23 +206,50 @@ impl MetricsService {
         let drained = self.registry.drain();
         let records = own_records(drained, now_ms);
         self.tsdb.record_batch(&records);
+        if let Some(fleet) = &self.fleet {
+            fleet.enqueue(&records);
+        }
         records.len()
     }
 
     /// Stores data the API acknowledged: in the write-ahead log before this
     /// returns, so it survives `kill -9`.
+    /// In a fleet they are also queued for the shared store.
     pub fn put(&self, records: &[Record]) -> Result<(), TsdbError> {
-        self.tsdb.record_batch_durable(records)
+        self.tsdb.record_batch_durable(records)?;
+        if let Some(fleet) = &self.fleet {
+            fleet.enqueue(records);
+        }
+        Ok(())
     }
 
-    /// The statistics of each period of `q`.
+    /// The statistics of each period of `q` (in a fleet, of every replica's
+    /// data merged).
     pub fn query(&self, q: &Query, now_ms: i64) -> Result<QueryResult, QueryError> {
-        self.tsdb.query(q, now_ms)
+        match &self.fleet {
+            None => self.tsdb.query(q, now_ms),
+            Some(fleet) => {
+                let periods = fleet.block_on(fleet.periods(q, now_ms))?;
+                Ok(crate::tsdb::evaluate(&periods, &q.statistics))
+            }
+        }
     }
 
     /// One metric's statistic per period, as a series for metric math.
     pub fn fetch(&self, stat: &MetricStat, range: &Range, now_ms: i64) -> Result<Series, String> {
-        let statistic = Statistic::from_str(&stat.stat)?;
+        self.fetch_series(stat, range, now_ms)
+            .map_err(|err| err.unwrap_or_else(|| QueryError::Unavailable.to_string()))
+    }
+
+    /// [`MetricsService::fetch`]; `Err(None)` when the fleet's store did not
+    /// answer.
+    fn fetch_series(
+        &self,
+        stat: &MetricStat,
+        range: &Range,
+        now_ms: i64,
+    ) -> Result<Series, Option<String>> {
+        let statistic = Statistic::from_str(&stat.stat).map_err(Some)?;
         let q = Query {
             namespace: stat.namespace.clone(),
             name: stat.metric_name.clone(),
@@ -172,7 +260,10 @@ impl MetricsService {
             period_s: stat.period,
             statistics: vec![statistic],
         };
-        let result = self.tsdb.query(&q, now_ms).map_err(|e| e.to_string())?;
+        let result = self.query(&q, now_ms).map_err(|e| match e {
+            QueryError::Unavailable => None,
+            other => Some(other.to_string()),
+        })?;
         let column = result.values.into_iter().next().unwrap_or_default();
         Ok(Series::from_points(
             result
@@ -191,13 +282,26 @@ impl MetricsService {
         range: Range,
         now_ms: i64,
     ) -> Result<Vec<Output>, MathError> {
-        let mut fetch = |stat: &MetricStat| self.fetch(stat, &range, now_ms);
-        math::run(queries, range, &mut fetch)
+        let mut unavailable = false;
+        let mut fetch = |stat: &MetricStat| {
+            self.fetch_series(stat, &range, now_ms).map_err(|err| {
+                unavailable |= err.is_none();
+                err.unwrap_or_else(|| QueryError::Unavailable.to_string())
+            })
+        };
+        let result = math::run(queries, range, &mut fetch);
+        if unavailable {
+            return Err(MathError::Unavailable);
+        }
+        result
     }
 
-    /// The series matching `filter`.
-    pub fn list(&self, filter: &SeriesFilter) -> Vec<SeriesKey> {
-        self.tsdb.list(filter)
+    /// The series matching `filter` (in a fleet, every replica's).
+    pub fn list(&self, filter: &SeriesFilter) -> Result<Vec<SeriesKey>, QueryError> {
+        match &self.fleet {
+            None => Ok(self.tsdb.list(filter)),
+            Some(fleet) => fleet.block_on(fleet.list(filter)),
+        }
     }
 
     /// Writes blocks to disk and cuts the write-ahead log.
@@ -233,7 +337,7 @@ impl AlarmData for MetricsService {
                     period_s,
                     statistics: vec![*statistic, Statistic::SampleCount],
                 };
-                let result = self.tsdb.query(&q, now).map_err(|e| e.to_string())?;
+                let result = self.query(&q, now).map_err(|e| e.to_string())?;
                 let mut columns = result.values.into_iter();
                 let values = columns.next().unwrap_or_default();
                 let counts = columns.next().unwrap_or_default();

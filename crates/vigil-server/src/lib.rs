@@ -132,7 +132,7 @@ pub async fn serve_with_ready(
                 .with_telemetry(telemetry),
         );
     }
-    let metrics = open_metrics(&config, state.gateway().telemetry())?;
+    let metrics = open_metrics(&config, state.gateway().telemetry()).await?;
     if let Some(metrics) = &metrics {
         state = state.with_metrics(Arc::clone(metrics));
     }
@@ -173,8 +173,10 @@ pub async fn serve_with_ready(
     reloader.abort();
     ticker.abort();
     if let Some(metrics) = metrics {
-        // The last second of Vigil's own metrics, then blocks to disk.
+        // The last second of Vigil's own metrics, then blocks to disk (and
+        // to the fleet's store).
         metrics.tick(telemetry::now_ms());
+        metrics.flush_fleet().await;
         if let Err(err) = metrics.checkpoint() {
             tracing::warn!(error = %err, "metric store checkpoint at shutdown failed");
         }
@@ -225,8 +227,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Option<Arc<vigil_stor
 }
 
 /// Open the metric store of `config` (in `metrics.data_dir`, by default
-/// `metrics` under the inference log's directory), if metrics are on.
-pub fn open_metrics(
+/// `metrics` under the inference log's directory), if metrics are on; with
+/// `metrics.url`, joined to the fleet's shared store (which must be
+/// reachable).
+pub async fn open_metrics(
     config: &Config,
     telemetry: &Arc<telemetry::Telemetry>,
 ) -> anyhow::Result<Option<Arc<vigil_metrics::service::MetricsService>>> {
@@ -242,6 +246,16 @@ pub fn open_metrics(
         config.notifier(),
     )
     .map_err(|err| anyhow::anyhow!("cannot open the metric store in {}: {err}", dir.display()))?;
+    let service = match &config.metrics.url {
+        None => service,
+        Some(url) => {
+            let tiers = telemetry::tsdb_config(&config.metrics).tiers;
+            let fleet = vigil_metrics::fleet::Fleet::connect(url, tiers)
+                .await
+                .map_err(|err| anyhow::anyhow!("cannot join the fleet's metric store: {err}"))?;
+            service.with_fleet(fleet)
+        }
+    };
     apply_alarms(&service, &config.alarms)?;
     tracing::info!(data_dir = %dir.display(), alarms = service.alarms().list().len(), "metric store open");
     Ok(Some(Arc::new(service)))

@@ -471,6 +471,63 @@ impl AlarmEngine {
         out
     }
 
+    /// The engine's state document (alarms, states, history) as JSON: what
+    /// a fleet's evaluating replica shares so that the next one continues
+    /// from it ([`AlarmEngine::adopt_state`]).
+    pub fn export_state(&self) -> Vec<u8> {
+        let inner = self.lock();
+        serde_json::to_vec(&*inner).unwrap_or_default()
+    }
+
+    /// Continues from another replica's [`AlarmEngine::export_state`]: each
+    /// alarm this engine also has takes that document's state (value,
+    /// reason, suppression wait, forced flag); the histories are merged.
+    /// The set of alarms and their configurations stay this engine's own
+    /// (every replica reads the same config file), and the alarms are
+    /// evaluated at the next tick.
+    pub fn adopt_state(&self, document: &[u8]) -> Result<(), AlarmError> {
+        let theirs: Inner =
+            serde_json::from_slice(document).map_err(|err| AlarmError::Storage {
+                path: "the shared alarm state".to_owned(),
+                message: err.to_string(),
+            })?;
+        let mut inner = self.lock();
+        let mut changed = false;
+        for (name, rec) in theirs.alarms {
+            let Some(mine) = inner.alarms.get_mut(&name) else {
+                continue;
+            };
+            if mine.state != rec.state
+                || mine.left_alarm_at_ms != rec.left_alarm_at_ms
+                || mine.forced != rec.forced
+                || mine.pending != rec.pending
+            {
+                mine.state = rec.state;
+                mine.left_alarm_at_ms = rec.left_alarm_at_ms;
+                mine.forced = rec.forced;
+                mine.pending = rec.pending;
+                mine.last_error = rec.last_error;
+                changed = true;
+            }
+        }
+        let before = inner.history.len();
+        let mut history: Vec<HistoryItem> = inner.history.drain(..).chain(theirs.history).collect();
+        history.sort_by(|a, b| {
+            (a.timestamp_ms, &a.alarm_name, &a.summary).cmp(&(
+                b.timestamp_ms,
+                &b.alarm_name,
+                &b.summary,
+            ))
+        });
+        history.dedup();
+        changed |= history.len() != before;
+        inner.history = history.into();
+        if changed {
+            self.save_logged(&inner);
+        }
+        Ok(())
+    }
+
     /// Records the outcome of one action (called by the notifier): `state`
     /// picks the action list, `action_index` the action in it.
     pub fn record_action_result(

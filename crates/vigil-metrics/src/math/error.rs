@@ -141,6 +141,9 @@ pub enum MathError {
         /// Which invariant broke.
         message: String,
     },
+    /// The fleet's shared store (`metrics.url`) did not answer.
+    #[error("the fleet's metric store is unavailable")]
+    Unavailable,
     /// Several problems at once (from [`crate::math::run`]; [`crate::math::validate`]
     /// returns the list itself).
     #[error("{} problems: {}", .0.len(), join(.0))]
@@ -157,6 +160,7 @@ impl MathError {
             // or range the data do not allow): the query's mistake.
             MathError::Fetch { .. } => "bad_request",
             MathError::BadSeries { .. } => "internal",
+            MathError::Unavailable => "unavailable",
             _ => "bad_request",
         }
     }

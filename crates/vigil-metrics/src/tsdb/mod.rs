@@ -22,10 +22,8 @@
 //!   covers. Opening loads the files, then replays each shard's records
 //!   after its position.
 //!
-//! Merging aggregates from another replica is a later step: it would be a
-//! [`Tsdb::record_batch_durable`] of that replica's period aggregates into
-//! the tier of their period, which the write path already supports for any
-//! aggregate (not yet exposed per tier).
+//! A fleet's replicas share their aggregates through PostgreSQL
+//! (`crate::fleet`); this store stays each replica's own.
 
 mod block;
 mod codec;
@@ -49,6 +47,7 @@ use crate::aggregate::Aggregate;
 use crate::model::{Resolution, SeriesKey, Unit};
 
 pub use config::{TierConfig, TsdbConfig};
+pub(crate) use query::{DataKind, aligned, evaluate, plan};
 pub use query::{MAX_POINTS, Query, QueryError, QueryResult};
 
 use series::Series;
@@ -78,7 +77,8 @@ pub struct SeriesFilter {
 }
 
 impl SeriesFilter {
-    fn matches(&self, key: &SeriesKey) -> bool {
+    /// Whether `key` passes the filter.
+    pub(crate) fn matches(&self, key: &SeriesKey) -> bool {
         self.namespace.as_ref().is_none_or(|n| *n == key.namespace)
             && self.name.as_ref().is_none_or(|n| *n == key.name)
             && self

@@ -70,8 +70,8 @@ pub struct QueryResult {
     pub values: Vec<Vec<Option<f64>>>,
 }
 
-/// A query refused; every variant is the client's mistake (HTTP 400,
-/// `bad_request`) and names the field to fix.
+/// A query refused; every variant but [`QueryError::Unavailable`] is the
+/// client's mistake (HTTP 400, `bad_request`) and names the field to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// `start_ms` is not before `end_ms`.
@@ -102,6 +102,20 @@ pub enum QueryError {
         /// The smallest allowed period that fits.
         min_period_s: u32,
     },
+    /// The fleet's shared store (`metrics.url`) did not answer (HTTP 503;
+    /// the detail is in the log).
+    #[error("the fleet's metric store is unavailable")]
+    Unavailable,
+}
+
+impl QueryError {
+    /// `bad_request`, or `unavailable` for [`QueryError::Unavailable`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::Unavailable => "unavailable",
+            _ => "bad_request",
+        }
+    }
 }
 
 /// What the matching series were written with.

@@ -40,6 +40,22 @@ pub struct AlarmList {
     /// Every alarm (config and state), by name.
     #[schema(value_type = Vec<Object>)]
     pub alarms: Vec<AlarmView>,
+    /// Who evaluates these alarms.
+    pub evaluator: EvaluatorView,
+}
+
+/// Whether this replica evaluates the alarms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvaluatorView {
+    /// `single` (one node) or `fleet` (`metrics.url`: one replica at a
+    /// time evaluates, the holder of the fleet's lock).
+    pub mode: &'static str,
+    /// Whether this replica evaluated in the last 10 s slot (always `true`
+    /// for a single node). In a fleet, send SetAlarmState to the leader.
+    pub leader: bool,
+    /// This process's replica id in the fleet's store (fleet only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// `GET /api/alarms/{name}/history` answer.
@@ -93,7 +109,15 @@ pub async fn list(
         .into_iter()
         .filter(|a| params.state.is_none_or(|s| a.state_value == s))
         .collect();
-    Ok(Json(AlarmList { alarms }))
+    let evaluator = service.evaluator();
+    Ok(Json(AlarmList {
+        alarms,
+        evaluator: EvaluatorView {
+            mode: if evaluator.fleet { "fleet" } else { "single" },
+            leader: evaluator.leader,
+            replica: evaluator.replica,
+        },
+    }))
 }
 
 /// One alarm: its config and state (`state_value`, `state_reason`,

@@ -36,6 +36,11 @@ async fn put_get_list_set_state_history_delete() {
     let (status, list) = call(&app, "GET", "/api/alarms?state=INSUFFICIENT_DATA", "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["alarms"].as_array().map(Vec::len), Some(1));
+    // One node alone evaluates its own alarms.
+    assert_eq!(
+        list["evaluator"],
+        serde_json::json!({"mode": "single", "leader": true})
+    );
     let (_, list) = call(&app, "GET", "/api/alarms?state=ALARM", "").await;
     assert_eq!(list["alarms"].as_array().map(Vec::len), Some(0));
 

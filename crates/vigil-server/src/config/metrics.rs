@@ -19,6 +19,10 @@ pub struct MetricsConfig {
     pub retention_s: [u64; 4],
     /// How often blocks are written to disk and the write-ahead log cut.
     pub checkpoint_interval_s: u64,
+    /// `postgres://...`: the fleet's shared store. Replicas write their
+    /// aggregates there, read the fleet's merged figures from it, and one
+    /// of them at a time evaluates the alarms; `None`: one node alone.
+    pub url: Option<String>,
 }
 
 impl Default for MetricsConfig {
@@ -28,6 +32,7 @@ impl Default for MetricsConfig {
             data_dir: None,
             retention_s: [3 * 3600, 15 * 86_400, 63 * 86_400, 455 * 86_400],
             checkpoint_interval_s: 60,
+            url: None,
         }
     }
 }
@@ -60,6 +65,8 @@ pub(super) struct MetricsBuilder {
     pub(super) retention_3600s_days: u64,
     #[serde(default = "default_checkpoint_interval_s")]
     pub(super) checkpoint_interval_s: u64,
+    #[serde(default)]
+    pub(super) url: Option<String>,
 }
 
 impl Default for MetricsBuilder {
@@ -72,6 +79,7 @@ impl Default for MetricsBuilder {
             retention_300s_days: default_retention_300s_days(),
             retention_3600s_days: default_retention_3600s_days(),
             checkpoint_interval_s: default_checkpoint_interval_s(),
+            url: None,
         }
     }
 }
@@ -133,11 +141,29 @@ impl MetricsBuilder {
         if self.checkpoint_interval_s == 0 {
             problems.push("metrics.checkpoint_interval_s: must be at least 1".into());
         }
+        let url = self.url.filter(|url| !url.is_empty());
+        if let Some(url) = &url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            problems.push(format!(
+                "metrics.url: must start with postgres:// (or postgresql://), got \"{}\"",
+                redact(url)
+            ));
+        }
         (problems.len() == before).then_some(MetricsConfig {
             enabled: self.enabled,
             data_dir,
             retention_s,
             checkpoint_interval_s: self.checkpoint_interval_s,
+            url,
         })
+    }
+}
+
+/// A URL without what could be a password (everything before an `@`).
+fn redact(url: &str) -> String {
+    match url.rsplit_once('@') {
+        Some((_, host)) => format!("...@{host}"),
+        None => url.to_owned(),
     }
 }

@@ -192,6 +192,7 @@ fn builder_keys() -> Vec<String> {
         store: StoreBuilder::every_key(),
         metrics: MetricsBuilder {
             data_dir: Some("m".into()),
+            url: Some("postgres://127.0.0.1/vigil".into()),
             ..MetricsBuilder::default()
         },
         alarms: vec![serde_json::json!({
@@ -232,7 +233,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 85);
+    assert_eq!(keys.len(), 86);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),
@@ -436,4 +437,38 @@ fn every_features_problem_is_reported_at_once() {
         assert!(err.contains(&needle), "{needle:?} not in:\n{err}");
     }
     assert!(!err.contains("`fine`"), "{err}");
+}
+
+#[test]
+fn metrics_url_names_the_fleets_postgres_and_nothing_else() {
+    assert_eq!(
+        Config::from_toml(minimal()).expect("valid").metrics.url,
+        None
+    );
+    let fleet = format!(
+        "[metrics]\nurl = \"postgres://vigil@db:5432/metrics\"\n\n{}",
+        minimal()
+    );
+    assert_eq!(
+        Config::from_toml(&fleet)
+            .expect("valid")
+            .metrics
+            .url
+            .as_deref(),
+        Some("postgres://vigil@db:5432/metrics")
+    );
+    let empty = format!("[metrics]\nurl = \"\"\n\n{}", minimal());
+    assert_eq!(Config::from_toml(&empty).expect("valid").metrics.url, None);
+    let redis = format!(
+        "[metrics]\nurl = \"redis://user:secret@cache:6379\"\n\n{}",
+        minimal()
+    );
+    let err = Config::from_toml(&redis)
+        .expect_err("not postgres")
+        .to_string();
+    assert!(
+        err.contains("metrics.url: must start with postgres:// (or postgresql://)"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "the password stays out: {err}");
 }

@@ -27,4 +27,6 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
 }
 
 #[cfg(test)]
+mod fleet_tests;
+#[cfg(test)]
 mod tests;

@@ -13,7 +13,11 @@ use vigil_metrics::math::{MetricDataQuery, Range};
 use vigil_metrics::tsdb::{self, SeriesFilter};
 use vigil_metrics::{Statistic, Unit};
 
-use crate::error::ApiError;
+use std::sync::Arc;
+
+use vigil_metrics::service::MetricsService;
+
+use crate::error::{ApiError, ErrorCode};
 use crate::inferences_api::parse_time;
 use crate::state::AppState;
 
@@ -27,6 +31,26 @@ use crate::telemetry::now_ms;
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
+}
+
+/// The fleet's shared store (`metrics.url`) did not answer.
+fn unavailable() -> ApiError {
+    ApiError::public(
+        ErrorCode::Unavailable,
+        "the fleet's metric store is unavailable; retry shortly",
+    )
+}
+
+/// Runs a store read on a blocking thread: in a fleet it waits on
+/// PostgreSQL, alone it may decode many blocks.
+async fn blocking<T: Send + 'static>(
+    service: &Arc<MetricsService>,
+    read: impl FnOnce(&MetricsService) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let service = Arc::clone(service);
+    tokio::task::spawn_blocking(move || read(&service))
+        .await
+        .map_err(|err| ApiError::internal(format!("metric store task failed: {err}")))
 }
 
 fn time_ms(name: &str, value: &str) -> Result<i64, ApiError> {
@@ -61,7 +85,7 @@ pub struct SeriesList {
         ("dim.K" = Option<String>, Query, description = "only series with dimension `K` = the value \
             (an empty value: any value of `K`); repeat for several dimensions")),
     responses((status = 200, body = SeriesList), (status = 400, body = crate::error::ErrorBody),
-        (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
+        (status = 503, description = "metrics are off, or the fleet's metric store (`metrics.url`) is unavailable", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -84,8 +108,9 @@ pub async fn list(
             },
         }
     }
-    let series = service
-        .list(&filter)
+    let series = blocking(service, move |s| s.list(&filter))
+        .await?
+        .map_err(|_| unavailable())?
         .into_iter()
         .map(|key| SeriesView {
             namespace: key.namespace,
@@ -132,7 +157,7 @@ pub struct MetricData {
     responses((status = 200, body = MetricData),
         (status = 400, description = "a bad statistic, period or range, named in the message",
             body = crate::error::ErrorBody),
-        (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
+        (status = 503, description = "metrics are off, or the fleet's metric store (`metrics.url`) is unavailable", body = crate::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
@@ -193,13 +218,18 @@ pub async fn get(
         period_s: period,
         statistics: stats.iter().map(|(_, s)| *s).collect(),
     };
-    let result = service.query(&q, now).map_err(|err| {
-        bad(err
-            .to_string()
-            .replace("period_s", "period")
-            .replace("start_ms", "start")
-            .replace("end_ms", "end"))
-    })?;
+    let result = blocking(service, move |s| s.query(&q, now))
+        .await?
+        .map_err(|err| {
+            if err.code() == "unavailable" {
+                return unavailable();
+            }
+            bad(err
+                .to_string()
+                .replace("period_s", "period")
+                .replace("start_ms", "start")
+                .replace("end_ms", "end"))
+        })?;
     let values = stats
         .into_iter()
         .map(|(name, _)| name)
@@ -282,7 +312,7 @@ fn time_field(name: &str, value: Option<&serde_json::Value>) -> Result<Option<i6
         (status = 400, description = "a bad query or expression, naming the entry and the column",
             body = crate::error::ErrorBody),
         (status = 415, body = crate::error::ErrorBody),
-        (status = 503, description = "metrics are off", body = crate::error::ErrorBody)))]
+        (status = 503, description = "metrics are off, or the fleet's metric store (`metrics.url`) is unavailable", body = crate::error::ErrorBody)))]
 pub async fn math(
     State(state): State<AppState>,
     body: crate::extract::JsonBody,
@@ -310,10 +340,12 @@ pub async fn math(
         end_ms: end,
         period_s: period,
     };
-    let outputs = service
-        .query_math(&request.metrics, range, now)
+    let metrics = request.metrics;
+    let outputs = blocking(service, move |s| s.query_math(&metrics, range, now))
+        .await?
         .map_err(|err| match err.code() {
             "bad_request" => bad(err.to_string()),
+            "unavailable" => unavailable(),
             _ => ApiError::internal(err.to_string()),
         })?;
     Ok(Json(MathResults {

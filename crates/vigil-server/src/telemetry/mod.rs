@@ -332,9 +332,12 @@ pub async fn tick_every_second(
             let now = now_ms();
             metrics.tick(now);
             // Alarms tick every 10 s (each alarm evaluates when its own
-            // cadence is due); sends run beside the next ticks.
-            if now / 10_000 != last_alarm_slot {
-                last_alarm_slot = now / 10_000;
+            // cadence is due); sends run beside the next ticks. A fleet's
+            // slot starts 2 s into the window, once every replica has
+            // written the seconds before it to the shared store.
+            let lag = if metrics.fleet().is_some() { 2_000 } else { 0 };
+            if (now - lag) / 10_000 != last_alarm_slot {
+                last_alarm_slot = (now - lag) / 10_000;
                 let metrics = Arc::clone(metrics);
                 tokio::spawn(async move { metrics.evaluate_alarms(now).await });
             }
