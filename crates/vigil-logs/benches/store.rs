@@ -17,7 +17,7 @@ fn line(i: usize) -> String {
         r#"{{"ts":"2026-12-01T21:00:{:02}.{:03}Z","method":"POST","route":"/v1/models/fraud/score","status":{},"latency_us":{},"bytes":{},"request_id":"0193a6f1-{:04x}-7c3e-9a1b-3f2e{:08x}"}}"#,
         i % 60,
         i % 1000,
-        if i % 50 == 0 { 500 } else { 200 },
+        if i.is_multiple_of(50) { 500 } else { 200 },
         100 + (i * 7919) % 2500,
         300 + i % 700,
         i % 65536,

@@ -15,6 +15,7 @@ use vigil_model::ModelFormat;
 mod alarms;
 mod features;
 mod gateway;
+mod logs;
 mod metrics;
 mod store;
 
@@ -23,6 +24,8 @@ pub use features::FeatureNames;
 use features::feature_names;
 use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
 pub use gateway::{CacheConfig, GatewayConfig, KeyConfig, Roles, parse_key_hash};
+use logs::LogsBuilder;
+pub use logs::LogsConfig;
 use metrics::MetricsBuilder;
 pub use metrics::MetricsConfig;
 use store::StoreBuilder;
@@ -48,6 +51,8 @@ pub struct Config {
     pub store: LogConfig,
     /// The `[metrics]` table: the spine and the metric store.
     pub metrics: MetricsConfig,
+    /// The `[logs]` table: the log groups' store.
+    pub logs: LogsConfig,
     /// The `[[alarms]]` entries (put into the alarm engine at start-up and
     /// on reload, replacing alarms of the same name).
     pub alarms: Vec<AlarmDef>,
@@ -190,6 +195,7 @@ impl Config {
             cache: CacheConfig::default(),
             store: LogConfig::from_env(&process_env),
             metrics: MetricsConfig::default(),
+            logs: LogsConfig::default(),
             alarms: demo_alarms(),
             notify: NotifySection::default(),
             source: None,
@@ -260,6 +266,8 @@ struct ConfigBuilder {
     store: StoreBuilder,
     #[serde(default)]
     metrics: MetricsBuilder,
+    #[serde(default)]
+    logs: LogsBuilder,
     #[serde(default)]
     alarms: Vec<serde_json::Value>,
     #[serde(default = "empty_table")]
@@ -424,12 +432,13 @@ impl ConfigBuilder {
         let cache = self.cache.validate(&mut problems);
         let store = self.store.validate(base, &mut problems);
         let metrics = self.metrics.validate(base, &mut problems);
+        let logs = self.logs.validate(base, &mut problems);
         let alarms = alarms::validate_alarms(self.alarms, &mut problems);
         let notify = alarms::validate_notify(&self.notify, &mut problems);
         let names = models.iter().map(|m| m.name.as_str()).collect();
         let keys = gateway::validate_keys(self.keys, &names, &mut problems);
-        match (server, gateway, cache, store, metrics) {
-            (Some(server), Some(gateway), Some(cache), Some(store), Some(metrics))
+        match (server, gateway, cache, store, metrics, logs) {
+            (Some(server), Some(gateway), Some(cache), Some(store), Some(metrics), Some(logs))
                 if problems.is_empty() =>
             {
                 Ok(Config {
@@ -440,6 +449,7 @@ impl ConfigBuilder {
                     cache,
                     store,
                     metrics,
+                    logs,
                     alarms,
                     notify: NotifySection(notify.unwrap_or_default()),
                     source: None,

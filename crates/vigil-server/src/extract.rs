@@ -112,7 +112,7 @@ fn check_infer_content_type(
     ))
 }
 
-fn body_error(err: axum::Error, limit: usize) -> ApiError {
+pub(crate) fn body_error(err: axum::Error, limit: usize) -> ApiError {
     let inner = err.into_inner();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
     while let Some(e) = source {
@@ -127,7 +127,7 @@ fn body_error(err: axum::Error, limit: usize) -> ApiError {
     ApiError::bad_request(format!("cannot read request body: {inner}"))
 }
 
-fn check_content_type(value: Option<&axum::http::HeaderValue>) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(value: Option<&axum::http::HeaderValue>) -> Result<(), ApiError> {
     let Some(value) = value else {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,

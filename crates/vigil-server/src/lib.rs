@@ -24,6 +24,7 @@ pub mod health_api;
 pub mod infer_api;
 pub mod inference_log;
 pub mod inferences_api;
+pub mod logs_api;
 pub mod metrics_api;
 pub mod openapi;
 pub mod registry;
@@ -136,6 +137,13 @@ pub async fn serve_with_ready(
     if let Some(metrics) = &metrics {
         state = state.with_metrics(Arc::clone(metrics));
     }
+    let logs = open_logs(&config)?;
+    if let Some(logs) = &logs {
+        state = state.with_logs(Arc::clone(logs));
+    }
+    let expirer = logs
+        .clone()
+        .map(|logs| tokio::spawn(expire_logs_every_minute(logs)));
     let stdout_log = if config.server.access_log {
         Some(StdoutLog::start()?)
     } else {
@@ -172,6 +180,14 @@ pub async fn serve_with_ready(
     }
     reloader.abort();
     ticker.abort();
+    if let Some(expirer) = expirer {
+        expirer.abort();
+    }
+    if let Some(logs) = logs
+        && let Err(err) = logs.sync()
+    {
+        tracing::warn!(error = %err, "log store sync at shutdown failed");
+    }
     if let Some(metrics) = metrics {
         // The last second of Vigil's own metrics, then blocks to disk (and
         // to the fleet's store).
@@ -224,6 +240,38 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Option<Arc<vigil_stor
         "inference log open"
     );
     Ok(Some(store))
+}
+
+/// Open the log store of `config` (in `logs.data_dir`, by default `logs`
+/// under the inference log's directory), if logs are on.
+pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::store::LogStore>>> {
+    if !config.logs.enabled {
+        tracing::info!("logs are off (logs.enabled = false)");
+        return Ok(None);
+    }
+    let dir = config.logs.dir(&config.store.store.data_dir);
+    let store = vigil_logs::store::LogStore::open(&dir, vigil_logs::store::StoreOptions::default())
+        .map_err(|err| anyhow::anyhow!("cannot open the log store in {}: {err}", dir.display()))?;
+    tracing::info!(data_dir = %dir.display(), groups = store.groups().len(), "log store open");
+    Ok(Some(Arc::new(store)))
+}
+
+/// Drops whole segments past their group's retention, once a minute (on
+/// the blocking pool: deletions touch files).
+async fn expire_logs_every_minute(logs: Arc<vigil_logs::store::LogStore>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(60));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let logs = Arc::clone(&logs);
+        let expired = tokio::task::spawn_blocking(move || logs.expire(telemetry::now_ms())).await;
+        match expired {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(segments = n, "expired log segments deleted"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "log expiry failed"),
+            Err(err) => tracing::warn!(error = %err, "log expiry task failed"),
+        }
+    }
 }
 
 /// Open the metric store of `config` (in `metrics.data_dir`, by default

@@ -17,7 +17,9 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref};
 
 use crate::gateway::{self, RouteClass};
 use crate::state::AppState;
-use crate::{admin_api, alarms_api, health_api, infer_api, inferences_api, metrics_api, score_api};
+use crate::{
+    admin_api, alarms_api, health_api, infer_api, inferences_api, logs_api, metrics_api, score_api,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,6 +56,10 @@ use crate::{admin_api, alarms_api, health_api, infer_api, inferences_api, metric
         alarms_api::delete,
         alarms_api::history,
         alarms_api::set_state,
+        logs_api::put_events,
+        logs_api::list_groups,
+        logs_api::put_group,
+        logs_api::delete_group,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -65,6 +71,7 @@ use crate::{admin_api, alarms_api, health_api, infer_api, inferences_api, metric
         (name = "meta", description = "This document"),
         (name = "admin", description = "Admin API (needs a key with the admin role)"),
         (name = "alarms", description = "Metric and composite alarms (admin API)"),
+        (name = "logs", description = "Log groups, streams and events (admin API)"),
         (name = "metrics", description = "Metrics: Prometheus exposition, custom metrics, queries"),
         (name = "inferences", description = "The inference log (admin API: needs a key with the admin role)"),
     )
@@ -380,6 +387,18 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             "/api/metrics/{namespace}/{name}",
             get(metrics_api::query::get),
         ),
+        ("GET", "/api/logs/groups", get(logs_api::list_groups)),
+        ("PUT", "/api/logs/{group}", put(logs_api::put_group)),
+        (
+            "DELETE",
+            "/api/logs/{group}",
+            delete(logs_api::delete_group),
+        ),
+        (
+            "POST",
+            "/api/logs/{group}/{stream}",
+            post(logs_api::put_events),
+        ),
     ]
 }
 
@@ -417,7 +436,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 28);
+        assert_eq!(routed.len(), 32);
     }
 
     #[test]
@@ -543,7 +562,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 28);
+            assert_eq!(routes.len(), 32);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

@@ -28,6 +28,9 @@ pub struct AppState {
     /// The metric store (queries, custom metrics, alarms); `None` when
     /// `metrics.enabled = false` (or in tests that do not need it).
     pub(crate) metrics: Option<Arc<vigil_metrics::service::MetricsService>>,
+    /// The log groups; `None` when `logs.enabled = false` (or in tests
+    /// that do not need them).
+    pub(crate) logs: Option<Arc<vigil_logs::store::LogStore>>,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             gateway,
             log: None,
             metrics: None,
+            logs: None,
         })
     }
 
@@ -71,6 +75,23 @@ impl AppState {
     ) -> AppState {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Serve the log API from `logs` (opened once by [`crate::serve`] and
+    /// kept across reloads).
+    pub fn with_logs(mut self, logs: Arc<vigil_logs::store::LogStore>) -> AppState {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// The log store, or the `503` every log route gives when logs are off.
+    pub fn log_store(&self) -> Result<&Arc<vigil_logs::store::LogStore>, crate::error::ApiError> {
+        self.logs.as_ref().ok_or_else(|| {
+            crate::error::ApiError::public(
+                crate::error::ErrorCode::Unavailable,
+                "logs are off (logs.enabled = false)",
+            )
+        })
     }
 
     /// The metric store, or the `503` every metrics and alarms route gives

@@ -195,6 +195,10 @@ fn builder_keys() -> Vec<String> {
             url: Some("postgres://127.0.0.1/vigil".into()),
             ..MetricsBuilder::default()
         },
+        logs: LogsBuilder {
+            data_dir: Some("l".into()),
+            ..LogsBuilder::default()
+        },
         alarms: vec![serde_json::json!({
             "name": "a", "description": "d", "namespace": "n", "metric_name": "m",
             "dimensions": {}, "statistic": "Sum", "extended_statistic": "p99", "unit": "Count",
@@ -215,7 +219,7 @@ fn builder_keys() -> Vec<String> {
     let tables = value.as_object().expect("object");
     assert_eq!(
         tables.len(),
-        9,
+        10,
         "a new top-level table needs docs and this test"
     );
     for (table, value) in tables {
@@ -233,7 +237,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 86);
+    assert_eq!(keys.len(), 88);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),

@@ -1,0 +1,155 @@
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+
+use crate::state::AppState;
+use crate::telemetry::now_ms;
+use crate::test_util::{assert_error, demo_state, json_request, send};
+
+fn state_with_logs() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = vigil_logs::store::LogStore::open(dir.path(), Default::default()).expect("store");
+    (demo_state().with_logs(Arc::new(store)), dir)
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_with_its_out_of_window_events_listed() {
+    let (state, _dir) = state_with_logs();
+    let now = now_ms();
+    let body = format!(
+        r#"{{"events": [{{"timestamp": {now}, "message": "GET / 200"}},
+            {{"timestamp": {}, "message": "too old"}},
+            {{"timestamp": {}, "message": "too new"}}]}}"#,
+        now - 15 * 86_400_000,
+        now + 3 * 3_600_000
+    );
+    let answer = send(
+        &state,
+        json_request("POST", "/api/logs/%2Fapp%2Fapi/host-1", &body),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["accepted"], 1);
+    assert_eq!(answer.json["rejected"][0]["index"], 1);
+    assert_eq!(answer.json["rejected"][0]["reason"], "too_old");
+    assert_eq!(answer.json["rejected"][1]["reason"], "too_new");
+    let groups = send(&state, json_request("GET", "/api/logs/groups", "")).await;
+    assert_eq!(groups.status, StatusCode::OK, "{}", groups.text);
+    assert_eq!(groups.json["groups"][0]["name"], "/app/api");
+    assert_eq!(groups.json["groups"][0]["events"], 1);
+    assert!(groups.json["groups"][0]["retention_days"].is_null());
+}
+
+#[tokio::test]
+async fn bad_names_batches_and_bodies_are_4xx_naming_the_problem() {
+    let (state, _dir) = state_with_logs();
+    let now = now_ms();
+    let one = format!(r#"{{"events": [{{"timestamp": {now}, "message": "x"}}]}}"#);
+    let answer = send(
+        &state,
+        json_request("POST", "/api/logs/bad%20group/s", &one),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["log group name", "' '"],
+    );
+    let answer = send(&state, json_request("POST", "/api/logs/g/a:b", &one)).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request", &["stream"]);
+    let answer = send(
+        &state,
+        json_request("POST", "/api/logs/g/s", r#"{"events": []}"#),
+    )
+    .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request", &["empty"]);
+    let answer = send(
+        &state,
+        json_request("POST", "/api/logs/g/s", r#"{"events": [{"message": "x"}]}"#),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["timestamp"],
+    );
+    let many: Vec<String> = (0..10_001)
+        .map(|_| format!(r#"{{"timestamp": {now}, "message": "x"}}"#))
+        .collect();
+    let body = format!(r#"{{"events": [{}]}}"#, many.join(","));
+    let answer = send(&state, json_request("POST", "/api/logs/g/s", &body)).await;
+    assert_error(
+        &answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        &["10000"],
+    );
+    let answer = send(
+        &state,
+        json_request("PUT", "/api/logs/g", r#"{"retention_days": 2}"#),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["not allowed", "1, 3, 5"],
+    );
+}
+
+#[tokio::test]
+async fn a_group_is_created_given_a_retention_and_deleted() {
+    let (state, _dir) = state_with_logs();
+    let answer = send(
+        &state,
+        json_request(
+            "PUT",
+            "/api/logs/%2Fvigil%2Fsystem",
+            r#"{"retention_days": 30}"#,
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["name"], "/vigil/system");
+    assert_eq!(answer.json["retention_days"], 30);
+    let answer = send(
+        &state,
+        json_request(
+            "PUT",
+            "/api/logs/%2Fvigil%2Fsystem",
+            r#"{"retention_days": 7}"#,
+        ),
+    )
+    .await;
+    assert_eq!(answer.json["retention_days"], 7);
+    let answer = send(
+        &state,
+        json_request("DELETE", "/api/logs/%2Fvigil%2Fsystem", ""),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text);
+    let answer = send(
+        &state,
+        json_request("DELETE", "/api/logs/%2Fvigil%2Fsystem", ""),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &["/vigil/system"],
+    );
+}
+
+#[tokio::test]
+async fn logs_off_is_a_503_that_says_so() {
+    let answer = send(&demo_state(), json_request("GET", "/api/logs/groups", "")).await;
+    assert_error(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        &["logs.enabled = false"],
+    );
+}
