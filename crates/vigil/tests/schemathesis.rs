@@ -85,13 +85,14 @@ const SETTINGS: &str = r#"
 include-path-regex = "/infer$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "429", "5xx"]
 
-# The metrics and alarms bodies and parameters follow rules a JSON schema
-# cannot state (the statistic grammar, metric-math and alarm-rule syntax,
-# PutMetricData's value forms, an alarm's cross-field checks); a
+# The metrics, alarms and logs bodies and parameters follow rules a JSON
+# schema cannot state (the statistic grammar, metric-math and alarm-rule
+# syntax, PutMetricData's value forms, an alarm's cross-field checks, the
+# log-group name alphabet and the list of allowed retention periods); a
 # schema-valid request may break them and get the documented 400 naming the
 # field.
 [[operations]]
-include-path-regex = "^/api/(metrics|alarms)"
+include-path-regex = "^/api/(metrics|alarms|logs)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "429", "5xx"]
 "#;
 

@@ -26,6 +26,7 @@ pub const MAX_BODY_BYTES: usize = 4 << 20;
 #[serde(deny_unknown_fields)]
 pub struct PutEvents {
     /// At most 10,000 events and 1 MiB (message bytes + 26 per event).
+    #[schema(min_items = 1, max_items = 10_000)]
     pub events: Vec<EventIn>,
 }
 
@@ -35,7 +36,8 @@ pub struct PutEvents {
 pub struct EventIn {
     /// When it happened, Unix ms: at most 14 days back and 2 h ahead.
     pub timestamp: i64,
-    /// The log line; JSON lines are searchable by field.
+    /// The log line; JSON lines are searchable by field. An empty one is
+    /// listed in `rejected` (`empty_message`), like one out of the window.
     pub message: String,
 }
 
@@ -101,6 +103,7 @@ pub struct PutGroup {
     /// 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653; `null` or
     /// absent: never expire.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3653)]
     pub retention_days: Option<u32>,
 }
 
