@@ -115,10 +115,15 @@ impl Pattern {
             Matcher::All => Inner::Plain,
             Matcher::Text(t) => t.is_match(message).then_some(Inner::Plain)?,
             Matcher::Regex(re) => re.is_match(message).then_some(Inner::Plain)?,
-            Matcher::Json(j) => Inner::Json {
-                doc: j.matches(message)?,
-                matcher: j,
-            },
+            Matcher::Json(j) => {
+                let (top, resolved) = j.matches(message)?;
+                Inner::Json {
+                    message,
+                    top,
+                    resolved,
+                    matcher: j,
+                }
+            }
             Matcher::Delimited(d) => Inner::Delimited {
                 values: d.matches(message)?,
                 matcher: d,
@@ -168,7 +173,9 @@ pub struct Match<'a> {
 enum Inner<'a> {
     Plain,
     Json {
-        doc: serde_json::Value,
+        message: &'a str,
+        top: json::TopLevel<'a>,
+        resolved: Vec<Option<json::Resolved>>,
         matcher: &'a JsonMatcher,
     },
     Delimited {
@@ -192,10 +199,11 @@ impl Match<'_> {
         values.get(index).copied()
     }
 
-    /// The event's JSON document, for JSON patterns.
-    pub fn json(&self) -> Option<&serde_json::Value> {
+    /// The event's whole JSON document, parsed on demand, for JSON
+    /// patterns.
+    pub fn json_document(&self) -> Option<serde_json::Value> {
         match &self.inner {
-            Inner::Json { doc, .. } => Some(doc),
+            Inner::Json { message, .. } => serde_json::from_str(message).ok(),
             _ => None,
         }
     }
@@ -208,10 +216,22 @@ impl Match<'_> {
     pub fn extracted(&self) -> Vec<(String, serde_json::Value)> {
         match &self.inner {
             Inner::Plain => Vec::new(),
-            Inner::Json { doc, matcher } => matcher
+            Inner::Json {
+                top,
+                resolved,
+                matcher,
+                ..
+            } => matcher
                 .selectors
                 .iter()
-                .filter_map(|sel| Some((sel.to_string(), json::scalar(doc, sel)?.clone())))
+                .zip(resolved)
+                .filter_map(|(sel, r)| {
+                    let value = match r {
+                        Some(r) => r.scalar().cloned(),
+                        None => top.resolve(sel).scalar().cloned(),
+                    };
+                    Some((sel.to_string(), value?))
+                })
                 .collect(),
             Inner::Delimited { values, matcher } => {
                 let named = matcher
@@ -235,11 +255,20 @@ impl Match<'_> {
     pub fn value(&self, spec: &ValueSpec) -> Option<f64> {
         match spec {
             ValueSpec::Literal(v) => Some(*v),
-            ValueSpec::Json(sel) => match json::scalar(self.json()?, sel)? {
-                serde_json::Value::Number(n) => n.as_f64().filter(|v| v.is_finite()),
-                serde_json::Value::String(s) => lexer::parse_number(s.trim()),
-                _ => None,
-            },
+            ValueSpec::Json(sel) => {
+                let Inner::Json { top, .. } = &self.inner else {
+                    return None;
+                };
+                match top.resolve(sel) {
+                    json::Resolved::Scalar(serde_json::Value::Number(n)) => {
+                        n.as_f64().filter(|v| v.is_finite())
+                    }
+                    json::Resolved::Scalar(serde_json::Value::String(s)) => {
+                        lexer::parse_number(s.trim())
+                    }
+                    _ => None,
+                }
+            }
             ValueSpec::Field(name) => lexer::parse_number(self.field(name)?),
             ValueSpec::Position(n) => lexer::parse_number(self.field(&n.to_string())?),
         }

@@ -598,3 +598,28 @@ fn canonical_printing() {
         assert_eq!(p(canon), pat, "canonical form of {src:?} parses back");
     }
 }
+
+#[test]
+fn json_keys_repeat_and_escape_as_in_serde_json() {
+    check(
+        "{ $.a = 2 }",
+        &[(r#"{"a":1,"a":2}"#, true), (r#"{"a":2,"a":1}"#, false)],
+    );
+    check("{ $.ab = 1 }", &[(r#"{"a\u0062":1}"#, true)]);
+    check(
+        "{ $.s = \"x\\\"y\" }",
+        &[(r#"{"s":"x\"y"}"#, true), (r#"{"s":"x\\y"}"#, false)],
+    );
+    check(
+        "{ $.a.b = 1 }",
+        &[
+            (r#"{"a":{"b":1,"c":[1,{"d":null}]}}"#, true),
+            (r#"{"a":[1]}"#, false),
+        ],
+    );
+    // The whole message must still be valid JSON.
+    check(
+        "{ $.a = 1 }",
+        &[(r#"{"a":1,"b":}"#, false), (r#"{"a":1} x"#, false)],
+    );
+}
