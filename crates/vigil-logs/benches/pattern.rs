@@ -20,7 +20,7 @@ fn rng(seed: &mut u64) -> u64 {
     *seed
 }
 
-/// Combined-log-format lines padded to about 200 bytes; 1% are 5xx.
+/// Combined-log-format lines of about 200 bytes; 1% are 5xx.
 fn access_lines() -> Vec<String> {
     let mut seed = 0x9e37_79b9_7f4a_7c15;
     (0..EVENTS)
@@ -28,7 +28,7 @@ fn access_lines() -> Vec<String> {
             let r = rng(&mut seed);
             let status = if i % 100 == 0 { 503 } else { [200, 200, 201, 304, 404][(r % 5) as usize] };
             let line = format!(
-                "10.{}.{}.{} - user{} [10/Oct/2026:13:{:02}:{:02} +0000] \"POST /v2/models/fraud/versions/{}/infer HTTP/1.1\" {} {} \"-\" \"python-requests/2.32.3 session={:016x}\"",
+                "10.{}.{}.{} - user{} [10/Oct/2026:13:{:02}:{:02} +0000] \"POST /v2/models/fraud/versions/{}/infer HTTP/1.1\" {} {} \"-\" \"python-requests/2.32.3 (vigil-bench; linux x86_64) session={:016x}\"",
                 r % 256,
                 (r >> 8) % 256,
                 (r >> 16) % 256,
