@@ -145,7 +145,11 @@ pub async fn serve_with_ready(
         .clone()
         .map(|logs| tokio::spawn(expire_logs_every_minute(logs)));
     let stdout_log = if config.server.access_log {
-        Some(StdoutLog::start()?)
+        // With logs on, each access line is also an event of /vigil/access.
+        let copy = logs.as_ref().map(|logs| {
+            access_log::sink::StoreCopy::new(Arc::clone(logs), ACCESS_GROUP, instance_name())
+        });
+        Some(StdoutLog::start_with_copy(copy)?)
     } else {
         None
     };
@@ -240,6 +244,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Option<Arc<vigil_stor
         "inference log open"
     );
     Ok(Some(store))
+}
+
+/// The log group of Vigil's access log.
+pub const ACCESS_GROUP: &str = "/vigil/access";
+
+/// This process in stream names: `hostname-pid`.
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vigil".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Open the log store of `config` (in `logs.data_dir`, by default `logs`

@@ -279,7 +279,9 @@ impl LogStore {
                 start += 1;
                 continue;
             }
-            stored += self.put(group, stream, &events[start..end], now_ms)?.accepted;
+            stored += self
+                .put(group, stream, &events[start..end], now_ms)?
+                .accepted;
             start = end;
         }
         Ok(stored)

@@ -60,10 +60,16 @@ impl std::fmt::Debug for Message {
 impl StdoutLog {
     /// Start the writer thread.
     pub fn start() -> anyhow::Result<Arc<StdoutLog>> {
+        StdoutLog::start_with_copy(None)
+    }
+
+    /// Start the writer thread; with `copy`, every line also goes to a
+    /// log group as an event (the same line: formatted once).
+    pub fn start_with_copy(copy: Option<StoreCopy>) -> anyhow::Result<Arc<StdoutLog>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
         std::thread::Builder::new()
             .name("vigil-access-log".to_owned())
-            .spawn(move || write_lines(&rx))?;
+            .spawn(move || write_lines(&rx, copy))?;
         Ok(Arc::new(StdoutLog {
             tx,
             dropped: AtomicU64::new(0),
@@ -103,61 +109,141 @@ impl LineSink for StdoutLog {
 /// writer blocks on it again, so an idle server's writer never wakes.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 
-fn write_lines(rx: &Receiver<Message>) {
+fn write_lines(rx: &Receiver<Message>, copy: Option<StoreCopy>) {
     // `Stdout` takes its lock per write, and the buffer writes only when it
     // flushes, so other writers (startup lines, panics) are never shut out.
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let mut out = Outputs {
+        out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+        copy,
+    };
     drain(rx, &mut out, DRAIN_INTERVAL, &AtomicU64::new(0));
+}
+
+/// Where the access log's lines are copied to: a group of the log store,
+/// in a stream per process and day (`2026/12/01/host-1234`).
+#[derive(Debug)]
+pub struct StoreCopy {
+    store: Arc<vigil_logs::store::LogStore>,
+    group: String,
+    instance: String,
+    pending: Vec<vigil_logs::store::InputEvent>,
+}
+
+impl StoreCopy {
+    /// Copies into `group` of `store`; `instance` names this process in
+    /// the stream names.
+    pub fn new(
+        store: Arc<vigil_logs::store::LogStore>,
+        group: &str,
+        instance: String,
+    ) -> StoreCopy {
+        StoreCopy {
+            store,
+            group: group.to_owned(),
+            instance,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Stores what is pending, in one append per batch the limits allow.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let now = crate::telemetry::now_ms();
+        let stream = stream_name(now, &self.instance);
+        if let Err(err) = self.store.put_all(&self.group, &stream, &self.pending, now) {
+            tracing::warn!(error = %err, group = %self.group, events = self.pending.len(),
+                "access log events not stored in the log group");
+        }
+        self.pending.clear();
+    }
+}
+
+/// A stream per process and UTC day: `YYYY/MM/DD/instance`.
+pub(crate) fn stream_name(now_ms: i64, instance: &str) -> String {
+    let day = time::OffsetDateTime::from_unix_timestamp(now_ms.div_euclid(1000))
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MIN);
+    format!(
+        "{:04}/{:02}/{:02}/{instance}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+/// Stdout (or a test's writer) and the optional copy to a log group.
+struct Outputs<W: std::io::Write> {
+    out: W,
+    copy: Option<StoreCopy>,
+}
+
+impl<W: std::io::Write> Outputs<W> {
+    fn line(&mut self, line: String) {
+        let _ = self.out.write_all(line.as_bytes());
+        let _ = self.out.write_all(b"\n");
+        if let Some(copy) = &mut self.copy {
+            copy.pending.push(vigil_logs::store::InputEvent {
+                timestamp: crate::telemetry::now_ms(),
+                message: line,
+            });
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+        if let Some(copy) = &mut self.copy {
+            copy.flush();
+        }
+    }
 }
 
 /// Writes what arrives on `rx` to `out` until every sender is gone: blocks
 /// while the queue is empty, polls it every `interval` while it is not.
 /// `polls` counts the timed wakes (the idle test reads it).
-fn drain(
+fn drain<W: std::io::Write>(
     rx: &Receiver<Message>,
-    out: &mut impl std::io::Write,
+    out: &mut Outputs<W>,
     interval: Duration,
     polls: &AtomicU64,
 ) {
     // Idle: wait for the first line of a burst.
     while let Ok(first) = rx.recv() {
-        write(&mut *out, first);
+        write(out, first);
         // Busy: drain, flush, sleep; until a poll finds nothing.
         loop {
             loop {
                 match rx.try_recv() {
-                    Ok(message) => write(&mut *out, message),
+                    Ok(message) => write(out, message),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        let _ = out.flush();
+                        out.flush();
                         return;
                     }
                 }
             }
-            let _ = out.flush();
+            out.flush();
             std::thread::sleep(interval);
             polls.fetch_add(1, Ordering::Relaxed);
             match rx.try_recv() {
-                Ok(message) => write(&mut *out, message),
+                Ok(message) => write(out, message),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    let _ = out.flush();
+                    out.flush();
                     return;
                 }
             }
         }
     }
-    let _ = out.flush();
+    out.flush();
 }
 
-fn write(out: &mut impl std::io::Write, message: Message) {
+fn write<W: std::io::Write>(out: &mut Outputs<W>, message: Message) {
     match message {
-        Message::Line(line) => {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.write_all(b"\n");
-        }
+        Message::Line(line) => out.line(line),
         Message::Flush(done) => {
-            let _ = out.flush();
+            out.flush();
             let _ = done.send(());
         }
     }
@@ -192,7 +278,8 @@ mod tests {
         let out = Shared::default();
         let polls = Arc::new(AtomicU64::new(0));
         let writer = {
-            let (mut out, polls) = (out.clone(), Arc::clone(&polls));
+            let (out, polls) = (out.clone(), Arc::clone(&polls));
+            let mut out = Outputs { out, copy: None };
             std::thread::spawn(move || drain(&rx, &mut out, Duration::from_millis(1), &polls))
         };
         for i in 0..100 {
@@ -231,5 +318,45 @@ mod tests {
         writer.join().expect("writer thread");
         let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf8");
         assert!(text.ends_with("line 99\nlate\n"), "{text}");
+    }
+
+    #[test]
+    fn lines_are_copied_to_the_log_group_as_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            vigil_logs::store::LogStore::open(dir.path(), Default::default()).expect("store"),
+        );
+        let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
+        let copy = StoreCopy::new(Arc::clone(&store), "/vigil/access", "host-1".to_owned());
+        let writer = std::thread::spawn(move || {
+            let mut out = Outputs {
+                out: Vec::new(),
+                copy: Some(copy),
+            };
+            drain(&rx, &mut out, Duration::from_millis(1), &AtomicU64::new(0));
+            out.out
+        });
+        for i in 0..50 {
+            tx.send(Message::Line(format!("{{\"n\":{i}}}")))
+                .expect("send");
+        }
+        drop(tx);
+        let stdout = String::from_utf8(writer.join().expect("writer")).expect("utf8");
+        assert_eq!(stdout.lines().count(), 50);
+        let mut events = Vec::new();
+        store
+            .scan("/vigil/access", 0, i64::MAX / 1000, |e| {
+                events.push((e.stream.to_owned(), e.message.to_owned()));
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("scan");
+        assert_eq!(events.len(), 50);
+        assert_eq!(events[7].1, "{\"n\":7}");
+        assert!(events[0].0.ends_with("/host-1"), "{}", events[0].0);
+    }
+
+    #[test]
+    fn streams_are_per_day() {
+        assert_eq!(stream_name(1_764_633_600_000, "h-1"), "2025/12/02/h-1");
     }
 }
