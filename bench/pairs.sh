@@ -11,6 +11,9 @@
 #                                  # (`vigil bench`, open loop, 32 conns)
 #   PAIR=metrics bench/pairs.sh    # metrics on vs off (both with the log on):
 #                                  # the telemetry spine's cost
+#   PAIR=logs bench/pairs.sh       # the log store on vs off (both with the
+#                                  # inference log on): the cost of keeping
+#                                  # the access log in /vigil/access
 #   BASELINE=/tmp/old/vigil bench/pairs.sh
 #                                  # this build against another binary (e.g.
 #                                  # the last landed commit's), both with the
@@ -72,6 +75,14 @@ pairs() {
     "$1" "$(echo "$off_sum / $ROUNDS" | bc -l)" "$4" "$(echo "$on_sum / $ROUNDS" | bc -l)" \
     "$(echo "$on_sum / $off_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
 }
+
+if [[ ${PAIR:-log} == logs ]]; then
+  # The same config as vigil.toml (log on, same port) with the log store
+  # off: the cost of copying the access log into /vigil/access.
+  { cat "$WORK/vigil.toml"; printf '\n[logs]\nenabled = false\n'; } >"$WORK/vigil-nologs.toml"
+  pairs "logs off" "$WORK/vigil-nologs.toml" 18091 "logs on" "$WORK/vigil.toml" 18091
+  exit 0
+fi
 
 if [[ ${PAIR:-log} == metrics ]]; then
   # The same config as vigil.toml (log on, same port) with the spine off.

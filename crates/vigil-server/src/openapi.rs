@@ -60,6 +60,7 @@ use crate::{
         logs_api::list_groups,
         logs_api::put_group,
         logs_api::delete_group,
+        logs_api::test_pattern,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -388,6 +389,11 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             get(metrics_api::query::get),
         ),
         ("GET", "/api/logs/groups", get(logs_api::list_groups)),
+        (
+            "POST",
+            "/api/logs/test-pattern",
+            post(logs_api::test_pattern),
+        ),
         ("PUT", "/api/logs/{group}", put(logs_api::put_group)),
         (
             "DELETE",
@@ -436,7 +442,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 32);
+        assert_eq!(routed.len(), 33);
     }
 
     #[test]
@@ -562,7 +568,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 32);
+            assert_eq!(routes.len(), 33);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

@@ -13,6 +13,7 @@ mod api_client;
 mod bench;
 mod inferences;
 mod keys;
+mod logs;
 mod metrics;
 mod predict;
 mod serve;
@@ -50,6 +51,7 @@ enum Command {
     Inferences(inferences::InferencesArgs),
     Metrics(metrics::MetricsArgs),
     Alarms(alarms::AlarmsArgs),
+    Logs(logs::LogsArgs),
 }
 
 /// mimalloc: the logged request path allocates a few dozen small objects
@@ -67,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Inferences(args) => inferences::run(args),
         Command::Metrics(args) => metrics::run(args),
         Command::Alarms(args) => alarms::run(args),
+        Command::Logs(args) => logs::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -261,5 +261,81 @@ pub async fn delete_group(
     }
 }
 
+/// Most events one `test-pattern` call takes.
+pub const MAX_TEST_EVENTS: usize = 1_000;
+
+/// `POST /api/logs/test-pattern` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestPattern {
+    /// A filter pattern (SEMANTICS §3.1); `""` matches every event.
+    #[schema(max_length = 1024)]
+    pub pattern: String,
+    /// Sample log lines, at most 1,000.
+    #[schema(max_items = 1000)]
+    pub events: Vec<String>,
+}
+
+/// One event the pattern matched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatternMatch {
+    /// Its index in `events`.
+    pub index: usize,
+    /// What the pattern extracted: `$name` and `$1`… of a space-delimited
+    /// pattern, `$.path` of a JSON one.
+    #[schema(value_type = Object)]
+    pub extracted: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `POST /api/logs/test-pattern` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestPatternResult {
+    /// Events matched.
+    pub matched: usize,
+    /// Events tested.
+    pub total: usize,
+    /// The matched events, in request order.
+    pub matches: Vec<PatternMatch>,
+}
+
+/// Tests a filter pattern against sample lines, as the console's "Test
+/// pattern" button does: which match, and what each extracted.
+#[utoipa::path(post, path = "/api/logs/test-pattern", tag = "logs",
+    request_body = TestPattern,
+    responses((status = 200, body = TestPatternResult),
+        (status = 400, description = "the pattern does not parse (the message names the column), \
+            or more than 1,000 events", body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody)))]
+pub async fn test_pattern(
+    body: crate::extract::JsonBody,
+) -> Result<Json<TestPatternResult>, ApiError> {
+    let spec: TestPattern = serde_json::from_slice(&body.0)
+        .map_err(|err| ApiError::bad_request(format!("invalid test-pattern body: {err}")))?;
+    if spec.events.len() > MAX_TEST_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "events: {} given, at most {MAX_TEST_EVENTS} are tested at once",
+            spec.events.len()
+        )));
+    }
+    let pattern = vigil_logs::pattern::Pattern::parse(&spec.pattern)
+        .map_err(|err| ApiError::bad_request(format!("pattern: {err}")))?;
+    let matches: Vec<PatternMatch> = spec
+        .events
+        .iter()
+        .enumerate()
+        .filter_map(|(index, event)| {
+            pattern.matches(event).map(|m| PatternMatch {
+                index,
+                extracted: m.extracted().into_iter().collect(),
+            })
+        })
+        .collect();
+    Ok(Json(TestPatternResult {
+        matched: matches.len(),
+        total: spec.events.len(),
+        matches,
+    }))
+}
+
 #[cfg(test)]
 mod tests;

@@ -153,3 +153,42 @@ async fn logs_off_is_a_503_that_says_so() {
         &["logs.enabled = false"],
     );
 }
+
+#[tokio::test]
+async fn test_pattern_says_which_lines_match_and_what_they_extracted() {
+    let state = demo_state();
+    let body = r#"{"pattern": "[ip, user, ..., status = 5*, bytes]", "events": [
+        "127.0.0.1 frank GET /a 200 512",
+        "10.0.0.2 - POST /b 503 17",
+        "10.0.0.3 - GET /c 500 9"]}"#;
+    let answer = send(&state, json_request("POST", "/api/logs/test-pattern", body)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["matched"], 2);
+    assert_eq!(answer.json["total"], 3);
+    assert_eq!(answer.json["matches"][0]["index"], 1);
+    assert_eq!(answer.json["matches"][0]["extracted"]["$status"], "503");
+    assert_eq!(answer.json["matches"][1]["extracted"]["$bytes"], "9");
+    let json = r#"{"pattern": "{ $.latency_us > 2000 }", "events": ["{\"latency_us\": 2500}", "{\"latency_us\": 10}", "not json"]}"#;
+    let answer = send(&state, json_request("POST", "/api/logs/test-pattern", json)).await;
+    assert_eq!(answer.json["matched"], 1, "{}", answer.text);
+    assert_eq!(answer.json["matches"][0]["extracted"]["$.latency_us"], 2500);
+}
+
+#[tokio::test]
+async fn a_bad_pattern_is_a_400_with_its_column() {
+    let answer = send(
+        &demo_state(),
+        json_request(
+            "POST",
+            "/api/logs/test-pattern",
+            r#"{"pattern": "{ $.a = }", "events": ["x"]}"#,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["pattern", "column"],
+    );
+}

@@ -1,0 +1,341 @@
+//! `vigil logs groups|put|retention|delete|test-pattern`: the log groups of
+//! a running server through its HTTP API (`/api/logs`), and filter
+//! patterns tried on sample lines.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use vigil_logs::pattern::Pattern;
+
+use crate::api_client::{Api, ServerArgs, encode};
+use crate::table::{self, Output};
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Log groups of a running server (groups, put, retention, delete) and filter patterns (test-pattern)",
+    long_about = "Log groups of a running server through its HTTP API (/api/logs...). Vigil \
+        keeps its access log in the group /vigil/access (a stream per process and day); \
+        other services send events to their own groups. Retention is per group (never \
+        expire by default). The admin API needs a key with the admin role when the server \
+        has [[keys]] (--api-key or VIGIL_API_KEY).\n\n\
+        Examples:\n  \
+        vigil logs groups\n  \
+        tail -f app.log | vigil logs put /app/api host-1\n  \
+        vigil logs retention /vigil/access --days 30\n  \
+        vigil logs test-pattern '[ip, user, ..., status = 5*, bytes]' < access.log\n  \
+        vigil logs delete /app/api"
+)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+
+    #[command(subcommand)]
+    command: LogsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogsCommand {
+    /// List the log groups: retention, events, bytes on disk.
+    #[command(long_about = "List the log groups: name, retention (days, or never), \
+        events stored, bytes on disk (sealed segments are compressed) and creation time \
+        (RFC 3339 UTC).\n\n\
+        Examples:\n  vigil logs groups\n  vigil logs groups --output json")]
+    Groups(GroupsArgs),
+    /// Send lines (stdin or a file) to a stream of a group, one event each.
+    #[command(long_about = "Send log lines to STREAM of GROUP (both created on \
+        first use), one event per non-empty line, timestamped when read. Lines go in \
+        batches of up to 1,000 events (a batch is sent at least every second while \
+        lines keep coming, so `tail -f` works); events the server refuses are reported \
+        on stderr with their reason.\n\n\
+        Examples:\n  vigil logs put /app/api host-1 < app.log\n  \
+        tail -f app.log | vigil logs put /app/api host-1\n  \
+        vigil logs put /app/api host-1 --file app.log")]
+    Put(PutArgs),
+    /// Set how long a group keeps its events.
+    #[command(
+        long_about = "Set a group's retention (creating the group if needed): \
+        --days one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, \
+        1096, 1827, 2192, 2557, 2922, 3288, 3653, or --never. Expired events go a \
+        whole segment (about an hour) at a time.\n\n\
+        Examples:\n  vigil logs retention /vigil/access --days 30\n  \
+        vigil logs retention /app/api --never"
+    )]
+    Retention(RetentionArgs),
+    /// Delete a group and every event in it.
+    #[command(long_about = "Delete a log group and every event in it.\n\n\
+        Example:\n  vigil logs delete /app/api")]
+    Delete(GroupArg),
+    /// Try a filter pattern on sample lines: which match, what each extracted.
+    #[command(
+        long_about = "Try a filter pattern (the language of metric filters and \
+        subscriptions) on sample lines from stdin or --file, one event per line, like \
+        the console's \"Test pattern\" button: prints each matching line's number and \
+        what the pattern extracted ($name and $1... of a space-delimited pattern, $.path \
+        of a JSON one), then the count. Runs locally: no server needed. A pattern that \
+        does not parse is reported with its column.\n\n\
+        Patterns:\n  ERROR                      lines holding ERROR\n  \
+        \"Failed to process\" -retry  a phrase, without retry\n  \
+        ?ERROR ?WARN                either term\n  \
+        { $.latency_us > 2000 }     JSON lines by field\n  \
+        [ip, user, ..., status = 5*, bytes]   space-delimited fields\n\n\
+        Examples:\n  vigil logs test-pattern '[ip, user, ..., status = 5*, bytes]' < access.log\n  \
+        vigil logs test-pattern '{ $.status >= 500 }' --file access.jsonl --output json"
+    )]
+    TestPattern(TestPatternArgs),
+}
+
+#[derive(Debug, Args)]
+struct GroupsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct GroupArg {
+    /// The group's name, e.g. /app/api.
+    group: String,
+}
+
+#[derive(Debug, Args)]
+struct PutArgs {
+    /// The group's name, e.g. /app/api.
+    group: String,
+    /// The stream's name, e.g. the host.
+    stream: String,
+    /// Read lines from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RetentionArgs {
+    /// The group's name.
+    group: String,
+    /// Days to keep events.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        conflicts_with = "never",
+        required_unless_present = "never"
+    )]
+    days: Option<u32>,
+    /// Keep events forever.
+    #[arg(long)]
+    never: bool,
+}
+
+#[derive(Debug, Args)]
+struct TestPatternArgs {
+    /// The filter pattern (quote it for the shell).
+    pattern: String,
+    /// Read lines from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+/// Runs `vigil logs ...`.
+pub fn run(args: LogsArgs) -> anyhow::Result<()> {
+    if let LogsCommand::TestPattern(test) = &args.command {
+        return run_test_pattern(test);
+    }
+    let command = args.command;
+    args.server.block_on(|api| async move {
+        match command {
+            LogsCommand::Groups(groups) => run_groups(&api, &groups).await,
+            LogsCommand::Put(put) => run_put(&api, &put).await,
+            LogsCommand::Retention(retention) => run_retention(&api, &retention).await,
+            LogsCommand::Delete(delete) => run_delete(&api, &delete).await,
+            LogsCommand::TestPattern(_) => Ok(()),
+        }
+    })
+}
+
+fn input(file: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(match file {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    })
+}
+
+async fn run_groups(api: &Api, args: &GroupsArgs) -> anyhow::Result<()> {
+    let body = api.get("/api/logs/groups").await?;
+    let mut out = std::io::stdout().lock();
+    if args.output == Output::Json {
+        writeln!(out, "{}", table::pretty(&body)?)?;
+        return Ok(());
+    }
+    let value: Value = serde_json::from_slice(&body).context("the server's answer is not json")?;
+    let rows: Vec<Vec<String>> = value["groups"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|g| {
+            vec![
+                g["name"].as_str().unwrap_or_default().to_owned(),
+                g["retention_days"]
+                    .as_u64()
+                    .map_or_else(|| "never".to_owned(), |d| format!("{d} days")),
+                g["events"].as_u64().unwrap_or(0).to_string(),
+                g["stored_bytes"].as_u64().unwrap_or(0).to_string(),
+                g["created_ms"]
+                    .as_i64()
+                    .map(table::rfc3339_ms)
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        table::render(&["GROUP", "RETENTION", "EVENTS", "BYTES", "CREATED"], &rows)
+    )?;
+    Ok(())
+}
+
+/// Most events per request of `put`.
+const PUT_BATCH: usize = 1_000;
+
+async fn run_put(api: &Api, args: &PutArgs) -> anyhow::Result<()> {
+    let path = format!("/api/logs/{}/{}", encode(&args.group), encode(&args.stream));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(PUT_BATCH * 4);
+    let file = args.file.clone();
+    // Lines are read on a thread of their own, so a batch goes out every
+    // second even while stdin waits (`tail -f`).
+    let reader = std::thread::spawn(move || -> anyhow::Result<()> {
+        for line in input(file.as_ref())?.lines() {
+            let line = line.context("cannot read a line")?;
+            if !line.trim().is_empty() && tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let (mut sent, mut refused) = (0usize, 0usize);
+    let mut batch: Vec<Value> = Vec::new();
+    let mut open = true;
+    while open || !batch.is_empty() {
+        if open {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv()).await {
+                Ok(Some(line)) => {
+                    let now = vigil_server::telemetry::now_ms();
+                    batch.push(json!({"timestamp": now, "message": line}));
+                    if batch.len() < PUT_BATCH {
+                        continue;
+                    }
+                }
+                Ok(None) => open = false,
+                Err(_) => {}
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let body = serde_json::to_vec(&json!({ "events": std::mem::take(&mut batch) }))?;
+        let answer = api.send(hyper::Method::POST, &path, Some(body)).await?;
+        let value: Value =
+            serde_json::from_slice(&answer).context("the server's answer is not json")?;
+        sent += usize::try_from(value["accepted"].as_u64().unwrap_or(0)).unwrap_or(0);
+        for r in value["rejected"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            refused += 1;
+            eprintln!(
+                "event {} refused: {}",
+                r["index"],
+                r["message"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the line reader panicked"))??;
+    eprintln!(
+        "{sent} events stored in {} / {}{}",
+        args.group,
+        args.stream,
+        if refused > 0 {
+            format!(", {refused} refused")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+async fn run_retention(api: &Api, args: &RetentionArgs) -> anyhow::Result<()> {
+    let days = if args.never { None } else { args.days };
+    let body = serde_json::to_vec(&json!({ "retention_days": days }))?;
+    let path = format!("/api/logs/{}", encode(&args.group));
+    api.send(hyper::Method::PUT, &path, Some(body)).await?;
+    match days {
+        Some(d) => println!("{}: events kept {d} days", args.group),
+        None => println!("{}: events kept forever", args.group),
+    }
+    Ok(())
+}
+
+async fn run_delete(api: &Api, args: &GroupArg) -> anyhow::Result<()> {
+    let path = format!("/api/logs/{}", encode(&args.group));
+    api.send(hyper::Method::DELETE, &path, None).await?;
+    println!("deleted log group {}", args.group);
+    Ok(())
+}
+
+fn run_test_pattern(args: &TestPatternArgs) -> anyhow::Result<()> {
+    let pattern = match Pattern::parse(&args.pattern) {
+        Ok(p) => p,
+        Err(err) => bail!("the pattern does not parse: {err}"),
+    };
+    let mut matches = Vec::new();
+    let mut total = 0usize;
+    for (i, line) in input(args.file.as_ref())?.lines().enumerate() {
+        let line = line.context("cannot read a line")?;
+        total += 1;
+        if let Some(m) = pattern.matches(&line) {
+            let extracted: serde_json::Map<String, Value> = m.extracted().into_iter().collect();
+            matches.push((i + 1, line.clone(), extracted));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.output == Output::Json {
+        let value = json!({
+            "matched": matches.len(),
+            "total": total,
+            "matches": matches.iter().map(|(line, _, extracted)| json!({"line": line, "extracted": extracted})).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = matches
+        .iter()
+        .map(|(line, text, extracted)| {
+            let fields: Vec<String> = extracted
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect();
+            vec![line.to_string(), fields.join(" "), text.clone()]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        table::render(&["LINE", "EXTRACTED", "EVENT"], &rows)
+    )?;
+    writeln!(out, "{} of {total} events matched", matches.len())?;
+    Ok(())
+}
