@@ -5,7 +5,7 @@
 use std::fmt::{self, Display, Formatter, Write};
 
 use super::ast::{
-    Aggregate, Ast, Command, Expr, LikePattern, Literal, ParsePattern, Projection, SortKey,
+    Aggregate, Ast, BinOp, Command, Expr, LikePattern, Literal, ParsePattern, Projection, SortKey,
 };
 use super::lexer::{is_ident_continue, is_ident_start};
 use super::parser::is_reserved;
@@ -47,14 +47,37 @@ fn number(f: &mut Formatter<'_>, x: f64) -> fmt::Result {
     write!(f, "{x:?}")
 }
 
-/// An operand: bare when it cannot be split, in parentheses otherwise.
-struct Operand<'a>(&'a Expr);
+/// How tightly an expression binds, as the parser reads it: `or` 1, `and`
+/// 2, `not` 3, comparisons 4, `+ -` 5, `* / %` 6, unary `-` 7, `^` 8,
+/// fields, literals and calls 9.
+fn precedence(e: &Expr) -> u8 {
+    match e {
+        Expr::Binary(op, ..) => match op {
+            BinOp::Or => 1,
+            BinOp::And => 2,
+            BinOp::Add | BinOp::Sub => 5,
+            BinOp::Mul | BinOp::Div | BinOp::Rem => 6,
+            BinOp::Pow => 8,
+            _ => 4,
+        },
+        Expr::Not(_) => 3,
+        Expr::Like { .. } | Expr::In { .. } => 4,
+        Expr::Neg(_) => 7,
+        Expr::Field(_) | Expr::Literal(_) | Expr::Call(..) => 9,
+    }
+}
+
+/// An operand that needs at least precedence `min` to stand bare; only the
+/// parentheses the grammar needs are written, so the text nests no deeper
+/// than the tree.
+struct Operand<'a>(&'a Expr, u8);
 
 impl Display for Operand<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Expr::Field(_) | Expr::Literal(_) | Expr::Call(..) => self.0.fmt(f),
-            other => write!(f, "({other})"),
+        if precedence(self.0) >= self.1 {
+            self.0.fmt(f)
+        } else {
+            write!(f, "({})", self.0)
         }
     }
 }
@@ -89,9 +112,29 @@ impl Display for Expr {
         match self {
             Expr::Field(name) => write!(f, "{}", Name(name)),
             Expr::Literal(lit) => lit.fmt(f),
-            Expr::Not(e) => write!(f, "not {}", Operand(e)),
-            Expr::Neg(e) => write!(f, "-{}", Operand(e)),
-            Expr::Binary(op, a, b) => write!(f, "{} {} {}", Operand(a), op.symbol(), Operand(b)),
+            Expr::Not(e) => write!(f, "not {}", Operand(e, 3)),
+            Expr::Neg(e) => write!(f, "-{}", Operand(e, 7)),
+            Expr::Binary(op, a, b) => {
+                let p = precedence(self);
+                let (left, right) = match op {
+                    BinOp::Pow => (9, 7),
+                    BinOp::Or
+                    | BinOp::And
+                    | BinOp::Add
+                    | BinOp::Sub
+                    | BinOp::Mul
+                    | BinOp::Div
+                    | BinOp::Rem => (p, p + 1),
+                    _ => (5, 5),
+                };
+                write!(
+                    f,
+                    "{} {} {}",
+                    Operand(a, left),
+                    op.symbol(),
+                    Operand(b, right)
+                )
+            }
             Expr::Like {
                 expr,
                 pattern,
@@ -100,7 +143,7 @@ impl Display for Expr {
                 write!(
                     f,
                     "{} {}like ",
-                    Operand(expr),
+                    Operand(expr, 5),
                     if *negated { "not " } else { "" }
                 )?;
                 match pattern {
@@ -116,7 +159,7 @@ impl Display for Expr {
                 write!(
                     f,
                     "{} {}in [",
-                    Operand(expr),
+                    Operand(expr, 5),
                     if *negated { "not " } else { "" }
                 )?;
                 comma_list(f, list, |f, e| e.fmt(f))?;

@@ -51,8 +51,11 @@ pub use exec::Executor;
 
 /// The longest query accepted, in characters (as the cloud's).
 pub const MAX_QUERY_CHARS: usize = 10_000;
-/// How deep expressions may nest (parentheses, `not`, unary minus, calls).
-pub const MAX_NESTING: usize = 64;
+/// How deep expressions may nest: parentheses, `not`, unary minus, calls.
+pub const MAX_NESTING: usize = 32;
+/// How deep an expression tree may be, counting each operator of a chain
+/// such as `a or b or c` as a level.
+pub const MAX_TREE_DEPTH: usize = 128;
 
 /// One log event as the store hands it to a query, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

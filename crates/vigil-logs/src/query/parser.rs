@@ -7,7 +7,7 @@ use super::ast::{
 };
 use super::error::QueryError;
 use super::lexer::{Lexer, Tok, Token};
-use super::{MAX_NESTING, MAX_QUERY_CHARS};
+use super::{MAX_NESTING, MAX_QUERY_CHARS, MAX_TREE_DEPTH};
 
 /// Words that cannot be bare field names (backtick them instead).
 pub(crate) const RESERVED: [&str; 9] =
@@ -43,6 +43,7 @@ pub(crate) fn parse(src: &str) -> Result<Ast, QueryError> {
         lx: Lexer::new(src),
         peeked: None,
         depth: 0,
+        chain: 0,
     };
     let mut commands = vec![p.command()?];
     loop {
@@ -59,7 +60,10 @@ pub(crate) fn parse(src: &str) -> Result<Ast, QueryError> {
 struct Parser<'s> {
     lx: Lexer<'s>,
     peeked: Option<Token>,
+    /// Recursion depth (parentheses, `not`, `-`, calls, `^`).
     depth: usize,
+    /// Levels added by chains of binary operators on the current path.
+    chain: usize,
 }
 
 impl Parser<'_> {
@@ -314,6 +318,21 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// One more level for a chain of operators (`a + b + c` nests too,
+    /// though the parser loops over it).
+    fn deeper(&mut self, levels: &mut usize) -> Result<(), QueryError> {
+        *levels += 1;
+        self.chain += 1;
+        if self.depth + self.chain > MAX_TREE_DEPTH {
+            let at = self.peek()?.start;
+            return Err(QueryError::TooDeep {
+                column: self.lx.column(at),
+                max: MAX_TREE_DEPTH,
+            });
+        }
+        Ok(())
+    }
+
     /// A full expression (the lowest precedence: `or`).
     fn expr(&mut self) -> Result<Expr, QueryError> {
         self.enter()?;
@@ -324,19 +343,25 @@ impl Parser<'_> {
 
     fn or_expr(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.and_expr()?;
+        let mut levels = 0;
         while self.eat_kw("or")? {
+            self.deeper(&mut levels)?;
             let right = self.and_expr()?;
             left = Expr::Binary(BinOp::Or, Box::new(left), Box::new(right));
         }
+        self.chain -= levels;
         Ok(left)
     }
 
     fn and_expr(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.not_expr()?;
+        let mut levels = 0;
         while self.eat_kw("and")? {
+            self.deeper(&mut levels)?;
             let right = self.not_expr()?;
             left = Expr::Binary(BinOp::And, Box::new(left), Box::new(right));
         }
+        self.chain -= levels;
         Ok(left)
     }
 
@@ -422,13 +447,18 @@ impl Parser<'_> {
 
     fn add_expr(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.mul_expr()?;
+        let mut levels = 0;
         loop {
             let op = match self.peek()?.tok {
                 Tok::Plus => BinOp::Add,
                 Tok::Minus => BinOp::Sub,
-                _ => return Ok(left),
+                _ => {
+                    self.chain -= levels;
+                    return Ok(left);
+                }
             };
             self.next()?;
+            self.deeper(&mut levels)?;
             let right = self.mul_expr()?;
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }
@@ -436,14 +466,19 @@ impl Parser<'_> {
 
     fn mul_expr(&mut self) -> Result<Expr, QueryError> {
         let mut left = self.unary()?;
+        let mut levels = 0;
         loop {
             let op = match self.peek()?.tok {
                 Tok::Star => BinOp::Mul,
                 Tok::Slash => BinOp::Div,
                 Tok::Percent => BinOp::Rem,
-                _ => return Ok(left),
+                _ => {
+                    self.chain -= levels;
+                    return Ok(left);
+                }
             };
             self.next()?;
+            self.deeper(&mut levels)?;
             let right = self.unary()?;
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }

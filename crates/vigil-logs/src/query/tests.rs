@@ -613,14 +613,52 @@ fn errors_point_at_the_column() {
 fn bounds_on_length_and_nesting() {
     let long = format!("filter x = \"{}\"", "a".repeat(super::MAX_QUERY_CHARS));
     assert!(matches!(parse_err(&long), QueryError::TooLong { .. }));
-    let deep = format!("filter {}1{}", "(".repeat(100), ")".repeat(100));
+    let deep = format!("filter {}1{}", "(".repeat(60), ")".repeat(60));
     assert!(matches!(
         parse_err(&deep),
-        QueryError::TooDeep { max: 64, .. }
+        QueryError::TooDeep { max: 32, .. }
     ));
-    let deep_not = format!("filter {}x", "not ".repeat(100));
+    let deep_not = format!("filter {}x", "not ".repeat(120));
     assert!(matches!(parse_err(&deep_not), QueryError::TooDeep { .. }));
-    assert!(Query::parse(&format!("filter {}1{}", "(".repeat(30), ")".repeat(30))).is_ok());
+    let chain = format!("filter x = 0{}", " or x = 1".repeat(200));
+    assert!(matches!(
+        parse_err(&chain),
+        QueryError::TooDeep { max: 128, .. }
+    ));
+    let sum = format!("fields 1{}", " + 1".repeat(200));
+    assert!(matches!(
+        parse_err(&sum),
+        QueryError::TooDeep { max: 128, .. }
+    ));
+    assert!(Query::parse(&format!("filter x = 0{}", " or x = 1".repeat(100))).is_ok());
+}
+
+#[test]
+fn the_deepest_query_fits_in_a_small_stack() {
+    // Half of a default thread stack, in an unoptimised build.
+    let worker = std::thread::Builder::new().stack_size(1 << 20).spawn(|| {
+        let n = super::MAX_NESTING - 1;
+        for q in [
+            format!("filter {}x{} = 1", "(".repeat(n), ")".repeat(n)),
+            format!("filter {}{}x", "not ".repeat(n / 2), "- ".repeat(n / 2)),
+            format!("fields {}1{} as v", "abs(".repeat(n), ")".repeat(n)),
+            format!(
+                "filter x = 0{}",
+                " or x = 1".repeat(super::MAX_TREE_DEPTH - 1)
+            ),
+            format!("filter {}x{}", "(".repeat(n), " + 1 - 2)".repeat(n)),
+        ] {
+            let query = Query::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+            let printed = Query::parse(&query.to_string());
+            assert_eq!(printed.as_ref().ok(), Some(&query));
+            let out = query.run(
+                access_log().iter().map(LogEvent::as_event),
+                QueryLimits::default(),
+            );
+            assert!(out.is_ok());
+        }
+    });
+    assert!(worker.is_ok_and(|w| w.join().is_ok()));
 }
 
 #[test]
