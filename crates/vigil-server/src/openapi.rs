@@ -61,6 +61,7 @@ use crate::{
         logs_api::put_group,
         logs_api::delete_group,
         logs_api::test_pattern,
+        logs_api::query::query,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -394,6 +395,7 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             "/api/logs/test-pattern",
             post(logs_api::test_pattern),
         ),
+        ("POST", "/api/logs/query", post(logs_api::query::query)),
         ("PUT", "/api/logs/{group}", put(logs_api::put_group)),
         (
             "DELETE",
@@ -442,7 +444,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 33);
+        assert_eq!(routed.len(), 34);
     }
 
     #[test]
@@ -568,7 +570,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 33);
+            assert_eq!(routes.len(), 34);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

@@ -31,6 +31,8 @@ pub struct AppState {
     /// The log groups; `None` when `logs.enabled = false` (or in tests
     /// that do not need them).
     pub(crate) logs: Option<Arc<vigil_logs::store::LogStore>>,
+    /// `logs.max_scan_events`.
+    pub(crate) log_scan_limit: u64,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             log: None,
             metrics: None,
             logs: None,
+            log_scan_limit: config.logs.max_scan_events,
         })
     }
 
@@ -82,6 +85,11 @@ impl AppState {
     pub fn with_logs(mut self, logs: Arc<vigil_logs::store::LogStore>) -> AppState {
         self.logs = Some(logs);
         self
+    }
+
+    /// How many events a log query may read (`logs.max_scan_events`).
+    pub fn max_log_scan_events(&self) -> u64 {
+        self.log_scan_limit
     }
 
     /// The log store, or the `503` every log route gives when logs are off.

@@ -12,13 +12,20 @@ pub struct LogsConfig {
     /// Where the log groups' segments live; `None`: `logs` under the
     /// inference log's `data_dir` (see [`LogsConfig::dir`]).
     pub data_dir: Option<PathBuf>,
+    /// A query stops after reading this many events, answering what it has
+    /// with a warning.
+    pub max_scan_events: u64,
 }
+
+/// The default of `logs.max_scan_events`: about 5 s of a JSON query.
+pub const DEFAULT_MAX_SCAN_EVENTS: u64 = 10_000_000;
 
 impl Default for LogsConfig {
     fn default() -> Self {
         LogsConfig {
             enabled: true,
             data_dir: None,
+            max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
         }
     }
 }
@@ -41,6 +48,8 @@ pub(super) struct LogsBuilder {
     pub(super) enabled: bool,
     #[serde(default)]
     pub(super) data_dir: Option<String>,
+    #[serde(default = "default_max_scan_events")]
+    pub(super) max_scan_events: u64,
 }
 
 impl Default for LogsBuilder {
@@ -48,8 +57,13 @@ impl Default for LogsBuilder {
         LogsBuilder {
             enabled: default_enabled(),
             data_dir: None,
+            max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
         }
     }
+}
+
+fn default_max_scan_events() -> u64 {
+    DEFAULT_MAX_SCAN_EVENTS
 }
 
 fn default_enabled() -> bool {
@@ -76,9 +90,14 @@ impl LogsBuilder {
                 _ => PathBuf::from(dir),
             }),
         };
+        if self.max_scan_events == 0 {
+            problems.push("logs.max_scan_events: must be at least 1".into());
+            return None;
+        }
         Some(LogsConfig {
             enabled: self.enabled,
             data_dir,
+            max_scan_events: self.max_scan_events,
         })
     }
 }

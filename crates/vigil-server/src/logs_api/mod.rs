@@ -2,6 +2,8 @@
 //! themselves (SEMANTICS.md §3.2). Group names hold `/`: a path writes
 //! them `%2F` (`/api/logs/%2Fapp%2Fapi/host-1`).
 
+pub mod query;
+
 use std::sync::Arc;
 
 use axum::Json;

@@ -192,3 +192,135 @@ async fn a_bad_pattern_is_a_400_with_its_column() {
         &["pattern", "column"],
     );
 }
+
+fn put_access(state: &AppState, now: i64, n: usize) -> impl std::future::Future<Output = ()> + '_ {
+    let events: Vec<String> = (0..n)
+        .map(|i| {
+            let status = if i % 4 == 0 { 503 } else { 200 };
+            // Two minutes back, spread over two whole minutes.
+            let ts = (now / 60_000 - 3) * 60_000 + (i as i64 * 120_000 / n as i64);
+            format!(r#"{{"timestamp": {ts}, "message": "{{\"status\": {status}, \"latency_us\": {i}}}"}}"#)
+        })
+        .collect();
+    let body = format!(r#"{{"events": [{}]}}"#, events.join(","));
+    async move {
+        let answer = send(
+            state,
+            json_request("POST", "/api/logs/%2Fvigil%2Faccess/s", &body),
+        )
+        .await;
+        assert_eq!(answer.json["accepted"], n, "{}", answer.text);
+    }
+}
+
+#[tokio::test]
+async fn a_query_counts_exactly_per_minute_and_pages() {
+    let (state, _dir) = state_with_logs();
+    let now = now_ms();
+    put_access(&state, now, 400).await;
+    let query = r#"{"groups": ["/vigil/access"], "start": 0, "query": "filter status >= 500 | stats count(*) by bin(1m)"}"#;
+    let answer = send(&state, json_request("POST", "/api/logs/query", query)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["scanned"], 400);
+    assert_eq!(answer.json["matched"], 100);
+    let rows = answer.json["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{}", answer.text);
+    assert_eq!(rows[0]["count(*)"], 50);
+    assert_eq!(rows[1]["count(*)"], 50);
+    assert!(
+        rows[0]["bin(1m)"]
+            .as_str()
+            .expect("bin")
+            .ends_with(":00.000Z"),
+        "{}",
+        answer.text
+    );
+
+    let page = r#"{"groups": ["/vigil/access"], "start": 0, "page_size": 150, "query": "fields latency_us | sort latency_us asc | limit 400"}"#;
+    let first = send(&state, json_request("POST", "/api/logs/query", page)).await;
+    assert_eq!(
+        first.json["rows"].as_array().map(Vec::len),
+        Some(150),
+        "{}",
+        first.text
+    );
+    assert_eq!(first.json["rows"][0]["latency_us"], 0);
+    let cursor = first.json["next_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    let next = page.replace(
+        "\"page_size\"",
+        &format!("\"cursor\": \"{cursor}\", \"page_size\""),
+    );
+    let second = send(&state, json_request("POST", "/api/logs/query", &next)).await;
+    assert_eq!(second.json["rows"][0]["latency_us"], 150, "{}", second.text);
+}
+
+#[tokio::test]
+async fn a_bad_query_names_its_column_and_a_missing_group_is_named() {
+    let (state, _dir) = state_with_logs();
+    let answer = send(
+        &state,
+        json_request(
+            "POST",
+            "/api/logs/query",
+            r#"{"groups": ["/vigil/access"], "query": "filter status >"}"#,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["query", "column"],
+    );
+    let answer = send(
+        &state,
+        json_request(
+            "POST",
+            "/api/logs/query",
+            r#"{"groups": ["/nope"], "query": "limit 1"}"#,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["/nope", "does not exist"],
+    );
+    let answer = send(
+        &state,
+        json_request(
+            "POST",
+            "/api/logs/query",
+            r#"{"groups": ["g"], "start": "yesterday", "query": "limit 1"}"#,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &["start", "RFC 3339"],
+    );
+}
+
+#[tokio::test]
+async fn a_query_past_the_scan_limit_is_partial_and_says_so() {
+    let (mut state, _dir) = state_with_logs();
+    state.log_scan_limit = 100;
+    let now = now_ms();
+    put_access(&state, now, 400).await;
+    let query = r#"{"groups": ["/vigil/access"], "start": 0, "query": "stats count(*)"}"#;
+    let answer = send(&state, json_request("POST", "/api/logs/query", query)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["scanned"], 100);
+    assert!(
+        answer.json["warning"]
+            .as_str()
+            .expect("warning")
+            .contains("logs.max_scan_events")
+    );
+}
