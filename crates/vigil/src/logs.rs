@@ -68,6 +68,16 @@ enum LogsCommand {
     #[command(long_about = "Delete a log group and every event in it.\n\n\
         Example:\n  vigil logs delete /app/api")]
     Delete(GroupArg),
+    /// Run a query (the Insights-style language) over stored events.
+    #[command(long_about = "Run a query over the events of one or more groups in a \
+        time range (default: the last hour) and print the rows as a table or JSON. \
+        Commands are separated by |: fields, filter, stats ... by ..., sort, limit, parse, \
+        display, dedup; JSON messages are searchable by field (status, a.b). Every page \
+        of a long result is fetched. An error names the query's column.\n\n\
+        Examples:\n  vigil logs query -g /vigil/access --since 1h 'filter status >= 500 | stats count(*) by bin(1m)'\n  \
+        vigil logs query -g /vigil/access --since 15m 'fields @timestamp, route, latency_ms | sort latency_ms desc | limit 10'\n  \
+        vigil logs query -g /app/api --start 2026-12-01T20:00:00Z --end 2026-12-01T21:00:00Z 'filter @message like \"ERROR\"' --output json")]
+    Query(QueryArgs),
     /// Try a filter pattern on sample lines: which match, what each extracted.
     #[command(
         long_about = "Try a filter pattern (the language of metric filters and \
@@ -129,6 +139,27 @@ struct RetentionArgs {
 }
 
 #[derive(Debug, Args)]
+struct QueryArgs {
+    /// A group to read (repeat for several).
+    #[arg(short = 'g', long = "group", value_name = "GROUP", required = true)]
+    groups: Vec<String>,
+    /// The range is the last DURATION (e.g. 30s, 15m, 1h, 7d); default 1h.
+    #[arg(long, value_name = "DURATION", conflicts_with = "start")]
+    since: Option<String>,
+    /// Start of the range: RFC 3339 or Unix ms.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
+    /// End of the range: RFC 3339 or Unix ms; default now.
+    #[arg(long, value_name = "TIME")]
+    end: Option<String>,
+    /// The query, e.g. 'filter status >= 500 | stats count(*) by bin(1m)'.
+    query: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
 struct TestPatternArgs {
     /// The filter pattern (quote it for the shell).
     pattern: String,
@@ -152,6 +183,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
             LogsCommand::Put(put) => run_put(&api, &put).await,
             LogsCommand::Retention(retention) => run_retention(&api, &retention).await,
             LogsCommand::Delete(delete) => run_delete(&api, &delete).await,
+            LogsCommand::Query(query) => run_query(&api, &query).await,
             LogsCommand::TestPattern(_) => Ok(()),
         }
     })
@@ -290,6 +322,106 @@ async fn run_delete(api: &Api, args: &GroupArg) -> anyhow::Result<()> {
     let path = format!("/api/logs/{}", encode(&args.group));
     api.send(hyper::Method::DELETE, &path, None).await?;
     println!("deleted log group {}", args.group);
+    Ok(())
+}
+
+/// `30s`, `15m`, `1h`, `7d` in milliseconds.
+fn duration_ms(text: &str) -> anyhow::Result<i64> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("--since {text:?}: expected a number and a unit, e.g. 15m"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("--since {text:?}: the unit must be s, m, h or d"),
+    };
+    Ok(n.saturating_mul(unit_ms))
+}
+
+/// A time flag as the API takes it: Unix ms stay a number.
+fn time_value(text: &str) -> Value {
+    text.parse::<i64>()
+        .map_or_else(|_| json!(text), |ms| json!(ms))
+}
+
+async fn run_query(api: &Api, args: &QueryArgs) -> anyhow::Result<()> {
+    let end = args.end.as_deref().map(time_value);
+    let start = match (&args.start, &args.since) {
+        (Some(start), _) => Some(time_value(start)),
+        (None, Some(since)) => {
+            let end_ms = match &end {
+                Some(Value::Number(n)) => n.as_i64().unwrap_or_default(),
+                Some(_) => bail!("--since needs --end in Unix ms, or use --start"),
+                None => vigil_server::telemetry::now_ms(),
+            };
+            Some(json!(end_ms - duration_ms(since)?))
+        }
+        (None, None) => None,
+    };
+    let mut request = json!({"groups": args.groups, "query": args.query});
+    if let Some(start) = start {
+        request["start"] = start;
+    }
+    if let Some(end) = end {
+        request["end"] = end;
+    }
+    let mut rows = Vec::new();
+    let mut took = 0;
+    let last = loop {
+        let body = api
+            .send(
+                hyper::Method::POST,
+                "/api/logs/query",
+                Some(serde_json::to_vec(&request)?),
+            )
+            .await?;
+        let page: Value =
+            serde_json::from_slice(&body).context("the server's answer is not json")?;
+        rows.extend(page["rows"].as_array().cloned().unwrap_or_default());
+        took += page["took_ms"].as_u64().unwrap_or(0);
+        match page["next_cursor"].as_str() {
+            Some(cursor) => request["cursor"] = json!(cursor),
+            None => break page,
+        }
+    };
+    let columns = last["columns"].as_array().cloned().unwrap_or_default();
+    let scanned = last["scanned"].as_u64().unwrap_or(0);
+    let matched = last["matched"].as_u64().unwrap_or(0);
+    let warning = last["warning"].as_str().map(str::to_owned);
+    let mut out = std::io::stdout().lock();
+    if args.output == Output::Json {
+        let value = json!({"columns": columns, "rows": rows, "scanned": scanned, "matched": matched, "took_ms": took, "warning": warning});
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        let names: Vec<&str> = columns.iter().filter_map(Value::as_str).collect();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                names
+                    .iter()
+                    .map(|c| match &row[*c] {
+                        Value::Null => String::new(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        write!(out, "{}", table::render(&names, &cells))?;
+        eprintln!(
+            "{} rows, {matched} of {scanned} events matched, {took} ms",
+            rows.len()
+        );
+    }
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }
 

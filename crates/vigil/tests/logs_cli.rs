@@ -146,3 +146,56 @@ fn test_pattern_runs_locally_on_a_file() {
     assert!(!success);
     assert!(stderr.contains("column 9"), "{stderr}");
 }
+
+#[test]
+fn a_query_counts_what_was_sent() {
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = Serve::start(&[OsStr::new("--data-dir"), data.path().as_os_str()]);
+    let lines = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+    let text: String = (0..300)
+        .map(|i| {
+            format!(
+                "{{\"status\": {}, \"route\": \"/r{}\"}}\n",
+                if i % 3 == 0 { 500 } else { 200 },
+                i % 2
+            )
+        })
+        .collect();
+    std::fs::write(lines.path(), text).unwrap_or_else(|e| panic!("{e}"));
+    let path = lines.path().to_str().unwrap_or_default();
+    ok(&server, &["logs", "put", "/app/api", "h", "--file", path]);
+    let out = ok(
+        &server,
+        &[
+            "logs",
+            "query",
+            "-g",
+            "/app/api",
+            "--since",
+            "1h",
+            "--output",
+            "json",
+            "filter status >= 500 | stats count(*) as errors by route | sort route asc",
+        ],
+    );
+    let value: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(value["matched"], 100, "{out}");
+    assert_eq!(value["rows"][0]["route"], "/r0");
+    assert_eq!(value["rows"][0]["errors"], 50);
+    assert_eq!(value["rows"][1]["errors"], 50);
+    let table = ok(
+        &server,
+        &["logs", "query", "-g", "/app/api", "stats count(*)"],
+    );
+    assert!(
+        table.contains("count(*)") && table.contains("300"),
+        "{table}"
+    );
+    let (success, _, stderr) = run(
+        &server,
+        &["logs", "query", "-g", "/app/api", "filter status >"],
+    );
+    assert!(!success);
+    assert!(stderr.contains("column"), "{stderr}");
+}
