@@ -414,6 +414,7 @@ async fn run_query(api: &Api, args: &QueryArgs) -> anyhow::Result<()> {
             })
             .collect();
         write!(out, "{}", table::render(&names, &cells))?;
+        out.flush()?;
         eprintln!(
             "{} rows, {matched} of {scanned} events matched, {took} ms",
             rows.len()
