@@ -8,20 +8,7 @@ mod common;
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
-use common::{Serve, cli, http, score_body};
-
-fn run(server: &Serve, args: &[&str]) -> (bool, String, String) {
-    let url = format!("http://{}", server.addr);
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--url", &url]);
-    cli(&all)
-}
-
-fn ok(server: &Serve, args: &[&str]) -> String {
-    let (success, stdout, stderr) = run(server, args);
-    assert!(success, "vigil {args:?} failed: {stderr}");
-    stdout
-}
+use common::{Serve, cli, http, ok, run, score_body};
 
 fn groups(server: &Serve) -> Vec<serde_json::Value> {
     let out = ok(server, &["logs", "groups", "--output", "json"]);

@@ -6,26 +6,12 @@ mod common;
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
-use common::{Serve, cli};
+use common::{Serve, ok, run};
 
 fn serve() -> (Serve, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let server = Serve::start(&[OsStr::new("--data-dir"), data.path().as_os_str()]);
     (server, data)
-}
-
-/// `vigil ARGS --url http://ADDR`.
-fn run(server: &Serve, args: &[&str]) -> (bool, String, String) {
-    let url = format!("http://{}", server.addr);
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--url", &url]);
-    cli(&all)
-}
-
-fn ok(server: &Serve, args: &[&str]) -> String {
-    let (success, stdout, stderr) = run(server, args);
-    assert!(success, "vigil {args:?} failed: {stderr}");
-    stdout
 }
 
 /// Runs a `--output json` command until `check` accepts its answer: the

@@ -255,3 +255,18 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// `vigil ARGS --url http://ADDR` against `server`: success, stdout, stderr.
+pub fn run(server: &Serve, args: &[&str]) -> (bool, String, String) {
+    let url = format!("http://{}", server.addr);
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--url", &url]);
+    cli(&all)
+}
+
+/// [`run`], which must succeed: its stdout.
+pub fn ok(server: &Serve, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run(server, args);
+    assert!(success, "vigil {args:?} failed: {stderr}");
+    stdout
+}
