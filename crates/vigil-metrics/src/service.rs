@@ -383,12 +383,7 @@ impl AlarmData for MetricsService {
     }
 }
 
-/// Unix milliseconds now (what the alarm engine and the store are given).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::model::now_ms;
 
 /// A drain as 1 s records at `now_ms`.
 fn own_records(drained: Vec<(SeriesKey, Aggregate)>, now_ms: i64) -> Vec<Record> {

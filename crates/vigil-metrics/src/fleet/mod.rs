@@ -214,7 +214,7 @@ impl Fleet {
     /// Queues records for the shared store (a push; the writing task does
     /// the I/O).
     pub fn enqueue(&self, records: &[Record]) {
-        let now = crate::service::now_ms();
+        let now = crate::model::now_ms();
         let dropped = lock(&self.outbox).push(records, &self.tiers, now);
         if dropped > 0 {
             tracing::warn!(
@@ -226,7 +226,7 @@ impl Fleet {
 
     /// Writes whatever the outbox holds now (at shutdown).
     pub async fn flush(&self) {
-        let rows = lock(&self.outbox).take(crate::service::now_ms());
+        let rows = lock(&self.outbox).take(crate::model::now_ms());
         if rows.is_empty() {
             return;
         }
@@ -426,7 +426,7 @@ async fn write_every_second(fleet: Weak<Fleet>, client: Client) {
         let Some(fleet) = fleet.upgrade() else {
             return;
         };
-        let rows = lock(&fleet.outbox).take(crate::service::now_ms());
+        let rows = lock(&fleet.outbox).take(crate::model::now_ms());
         if rows.is_empty() {
             continue;
         }

@@ -288,7 +288,7 @@ async fn a_running_coarse_bucket_is_replaced_as_it_grows_and_a_rewrite_counts_on
     let url = fresh_database("running").await;
     let a = replica(&url).await;
     let b = replica(&url).await;
-    let now = crate::service::now_ms();
+    let now = crate::model::now_ms();
     let minute = now.div_euclid(60_000) * 60_000;
     let at = |s: i64| (minute + s * 1000).min(now);
     // a writes twice into the open minute (its running row replaced), b once.
