@@ -49,6 +49,15 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// The reason as the API names it: `too_old`, `too_new`, `empty_message`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::TooOld => "too_old",
+            RejectReason::TooNew => "too_new",
+            RejectReason::EmptyMessage => "empty_message",
+        }
+    }
+
     /// The reason in words, for people.
     pub fn describe(self) -> &'static str {
         match self {
@@ -156,6 +165,17 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn reasons_are_named_as_serde_names_them() {
+        for r in [
+            RejectReason::TooOld,
+            RejectReason::TooNew,
+            RejectReason::EmptyMessage,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
     }
 
     #[test]

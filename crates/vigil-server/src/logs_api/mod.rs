@@ -189,10 +189,7 @@ pub async fn put_events(
             .into_iter()
             .map(|r| RejectedEvent {
                 index: r.index,
-                reason: serde_json::to_value(r.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                reason: r.reason.as_str().to_owned(),
                 message: r.reason.describe().to_owned(),
             })
             .collect(),
