@@ -188,7 +188,7 @@ pub async fn serve_with_ready(
         expirer.abort();
     }
     if let Some(logs) = logs
-        && let Err(err) = logs.sync()
+        && let Err(err) = logs.store().sync()
     {
         tracing::warn!(error = %err, "log store sync at shutdown failed");
     }
@@ -261,7 +261,7 @@ fn instance_name() -> String {
 
 /// Open the log store of `config` (in `logs.data_dir`, by default `logs`
 /// under the inference log's directory), if logs are on.
-pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::store::LogStore>>> {
+pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::pipeline::Logs>>> {
     if !config.logs.enabled {
         tracing::info!("logs are off (logs.enabled = false)");
         return Ok(None);
@@ -270,18 +270,20 @@ pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::store
     let store = vigil_logs::store::LogStore::open(&dir, vigil_logs::store::StoreOptions::default())
         .map_err(|err| anyhow::anyhow!("cannot open the log store in {}: {err}", dir.display()))?;
     tracing::info!(data_dir = %dir.display(), groups = store.groups().len(), "log store open");
-    Ok(Some(Arc::new(store)))
+    let logs = vigil_logs::pipeline::Logs::new(Arc::new(store));
+    Ok(Some(Arc::new(logs)))
 }
 
 /// Drops whole segments past their group's retention, once a minute (on
 /// the blocking pool: deletions touch files).
-async fn expire_logs_every_minute(logs: Arc<vigil_logs::store::LogStore>) {
+async fn expire_logs_every_minute(logs: Arc<vigil_logs::pipeline::Logs>) {
     let mut interval = tokio::time::interval(Duration::from_secs(60));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         let logs = Arc::clone(&logs);
-        let expired = tokio::task::spawn_blocking(move || logs.expire(telemetry::now_ms())).await;
+        let expired =
+            tokio::task::spawn_blocking(move || logs.store().expire(telemetry::now_ms())).await;
         match expired {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(segments = n, "expired log segments deleted"),

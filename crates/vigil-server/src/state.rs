@@ -30,7 +30,7 @@ pub struct AppState {
     pub(crate) metrics: Option<Arc<vigil_metrics::service::MetricsService>>,
     /// The log groups; `None` when `logs.enabled = false` (or in tests
     /// that do not need them).
-    pub(crate) logs: Option<Arc<vigil_logs::store::LogStore>>,
+    pub(crate) logs: Option<Arc<vigil_logs::pipeline::Logs>>,
     /// `logs.max_scan_events`.
     pub(crate) log_scan_limit: u64,
 }
@@ -82,7 +82,7 @@ impl AppState {
 
     /// Serve the log API from `logs` (opened once by [`crate::serve`] and
     /// kept across reloads).
-    pub fn with_logs(mut self, logs: Arc<vigil_logs::store::LogStore>) -> AppState {
+    pub fn with_logs(mut self, logs: Arc<vigil_logs::pipeline::Logs>) -> AppState {
         self.logs = Some(logs);
         self
     }
@@ -93,7 +93,7 @@ impl AppState {
     }
 
     /// The log store, or the `503` every log route gives when logs are off.
-    pub fn log_store(&self) -> Result<&Arc<vigil_logs::store::LogStore>, crate::error::ApiError> {
+    pub fn logs(&self) -> Result<&Arc<vigil_logs::pipeline::Logs>, crate::error::ApiError> {
         self.logs.as_ref().ok_or_else(|| {
             crate::error::ApiError::public(
                 crate::error::ErrorCode::Unavailable,

@@ -243,50 +243,6 @@ impl LogStore {
         })
     }
 
-    /// Stores Vigil's own events (all in the time window: they happen
-    /// now) in as many batches as the limits need; returns how many were
-    /// stored.
-    pub fn put_all(
-        &self,
-        group: &str,
-        stream: &str,
-        events: &[InputEvent],
-        now_ms: i64,
-    ) -> Result<usize, LogError> {
-        let mut stored = 0;
-        let mut start = 0;
-        while start < events.len() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < events.len()
-                && end - start < ingest::MAX_BATCH_EVENTS
-                && bytes + events[end].message.len() + ingest::EVENT_OVERHEAD_BYTES
-                    <= ingest::MAX_BATCH_BYTES
-            {
-                bytes += events[end].message.len() + ingest::EVENT_OVERHEAD_BYTES;
-                end += 1;
-            }
-            // An event larger than a whole batch is cut to fit.
-            if end == start {
-                let mut e = events[start].clone();
-                let max = ingest::MAX_BATCH_BYTES - ingest::EVENT_OVERHEAD_BYTES;
-                let mut cut = max.min(e.message.len());
-                while !e.message.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                e.message.truncate(cut);
-                stored += self.put(group, stream, &[e], now_ms)?.accepted;
-                start += 1;
-                continue;
-            }
-            stored += self
-                .put(group, stream, &events[start..end], now_ms)?
-                .accepted;
-            start = end;
-        }
-        Ok(stored)
-    }
-
     /// Every group, by name.
     pub fn groups(&self) -> Vec<GroupInfo> {
         read_lock(&self.groups)

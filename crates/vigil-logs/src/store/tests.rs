@@ -167,23 +167,3 @@ fn a_deleted_group_is_gone_and_can_be_made_again() {
     let store = LogStore::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(store.groups().len(), 1);
 }
-
-#[test]
-fn put_all_splits_what_one_batch_cannot_hold() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LogStore::open(dir.path(), StoreOptions::default()).unwrap();
-    let many: Vec<InputEvent> = (0..25_000).map(|i| ev(NOW, &format!("line {i}"))).collect();
-    assert_eq!(
-        store.put_all("/vigil/access", "s", &many, NOW).unwrap(),
-        25_000
-    );
-    let big = vec![
-        ev(NOW, &"y".repeat(700_000)),
-        ev(NOW, &"z".repeat(2_000_000)),
-    ];
-    assert_eq!(store.put_all("big", "s", &big, NOW).unwrap(), 2);
-    let stored = messages(&store, "big", 0, i64::MAX / 1000);
-    assert_eq!(stored[0].2.len(), 700_000);
-    assert_eq!(stored[1].2.len(), 1_048_576 - 26);
-    assert_eq!(store.groups()[0].events, 25_000);
-}

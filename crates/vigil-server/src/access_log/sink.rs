@@ -123,7 +123,7 @@ fn write_lines(rx: &Receiver<Message>, copy: Option<StoreCopy>) {
 /// in a stream per process and day (`2026/12/01/host-1234`).
 #[derive(Debug)]
 pub struct StoreCopy {
-    store: Arc<vigil_logs::store::LogStore>,
+    logs: Arc<vigil_logs::pipeline::Logs>,
     group: String,
     instance: String,
     pending: Vec<vigil_logs::store::InputEvent>,
@@ -132,13 +132,9 @@ pub struct StoreCopy {
 impl StoreCopy {
     /// Copies into `group` of `store`; `instance` names this process in
     /// the stream names.
-    pub fn new(
-        store: Arc<vigil_logs::store::LogStore>,
-        group: &str,
-        instance: String,
-    ) -> StoreCopy {
+    pub fn new(logs: Arc<vigil_logs::pipeline::Logs>, group: &str, instance: String) -> StoreCopy {
         StoreCopy {
-            store,
+            logs,
             group: group.to_owned(),
             instance,
             pending: Vec::new(),
@@ -150,9 +146,9 @@ impl StoreCopy {
         if self.pending.is_empty() {
             return;
         }
-        let now = crate::telemetry::now_ms();
+        let now = vigil_metrics::model::now_ms();
         let stream = stream_name(now, &self.instance);
-        if let Err(err) = self.store.put_all(&self.group, &stream, &self.pending, now) {
+        if let Err(err) = self.logs.put_all(&self.group, &stream, &self.pending, now) {
             tracing::warn!(error = %err, group = %self.group, events = self.pending.len(),
                 "access log events not stored in the log group");
         }
@@ -185,7 +181,7 @@ impl<W: std::io::Write> Outputs<W> {
         let _ = self.out.write_all(b"\n");
         if let Some(copy) = &mut self.copy {
             copy.pending.push(vigil_logs::store::InputEvent {
-                timestamp: crate::telemetry::now_ms(),
+                timestamp: vigil_metrics::model::now_ms(),
                 message: line,
             });
         }
@@ -326,8 +322,9 @@ mod tests {
         let store = Arc::new(
             vigil_logs::store::LogStore::open(dir.path(), Default::default()).expect("store"),
         );
+        let logs = Arc::new(vigil_logs::pipeline::Logs::new(Arc::clone(&store)));
         let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
-        let copy = StoreCopy::new(Arc::clone(&store), "/vigil/access", "host-1".to_owned());
+        let copy = StoreCopy::new(logs, "/vigil/access", "host-1".to_owned());
         let writer = std::thread::spawn(move || {
             let mut out = Outputs {
                 out: Vec::new(),

@@ -13,7 +13,8 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vigil_logs::store::{BatchError, GroupInfo, InputEvent, LogError, LogStore};
+use vigil_logs::pipeline::Logs;
+use vigil_logs::store::{BatchError, GroupInfo, InputEvent, LogError};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -143,11 +144,11 @@ fn store_error(err: LogError) -> ApiError {
 
 /// Runs a store call on the blocking pool (appends write files).
 async fn blocking<T: Send + 'static>(
-    store: &Arc<LogStore>,
-    f: impl FnOnce(&LogStore) -> Result<T, LogError> + Send + 'static,
+    logs: &Arc<Logs>,
+    f: impl FnOnce(&Logs) -> Result<T, LogError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || f(&store))
+    let logs = Arc::clone(logs);
+    tokio::task::spawn_blocking(move || f(&logs))
         .await
         .map_err(|err| ApiError::internal(format!("log store task failed: {err}")))?
         .map_err(store_error)
@@ -169,7 +170,7 @@ pub async fn put_events(
     Path((group, stream)): Path<(String, String)>,
     body: BatchBody,
 ) -> Result<Json<PutEventsResult>, ApiError> {
-    let store = state.log_store()?;
+    let logs = state.logs()?;
     let batch: PutEvents = serde_json::from_slice(&body.0)
         .map_err(|err| ApiError::bad_request(format!("invalid log events body: {err}")))?;
     let events: Vec<InputEvent> = batch
@@ -181,7 +182,7 @@ pub async fn put_events(
         })
         .collect();
     let now = now_ms();
-    let outcome = blocking(store, move |s| s.put(&group, &stream, &events, now)).await?;
+    let outcome = blocking(logs, move |s| s.put(&group, &stream, &events, now)).await?;
     Ok(Json(PutEventsResult {
         accepted: outcome.accepted,
         rejected: outcome
@@ -201,8 +202,8 @@ pub async fn put_events(
     responses((status = 200, body = GroupList),
         (status = 503, description = "logs are off", body = crate::error::ErrorBody)))]
 pub async fn list_groups(State(state): State<AppState>) -> Result<Json<GroupList>, ApiError> {
-    let store = state.log_store()?;
-    let groups = blocking(store, |s| Ok(s.groups())).await?;
+    let logs = state.logs()?;
+    let groups = blocking(logs, |s| Ok(s.store().groups())).await?;
     Ok(Json(GroupList {
         groups: groups.into_iter().map(Group::from).collect(),
     }))
@@ -221,16 +222,17 @@ pub async fn put_group(
     Path(group): Path<String>,
     body: crate::extract::JsonBody,
 ) -> Result<Json<Group>, ApiError> {
-    let store = state.log_store()?;
+    let logs = state.logs()?;
     let spec: PutGroup = serde_json::from_slice(&body.0)
         .map_err(|err| ApiError::bad_request(format!("invalid log group body: {err}")))?;
     let now = now_ms();
     let name = group.clone();
-    let info = blocking(store, move |s| {
-        if !s.create_group(&name, spec.retention_days, now)? {
-            s.set_retention(&name, spec.retention_days)?;
+    let info = blocking(logs, move |s| {
+        if !s.store().create_group(&name, spec.retention_days, now)? {
+            s.store().set_retention(&name, spec.retention_days)?;
         }
-        s.groups()
+        s.store()
+            .groups()
             .into_iter()
             .find(|g| g.name == name)
             .ok_or(LogError::NoGroup(name))
@@ -249,9 +251,9 @@ pub async fn delete_group(
     State(state): State<AppState>,
     Path(group): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let store = state.log_store()?;
+    let logs = state.logs()?;
     let name = group.clone();
-    if blocking(store, move |s| s.delete_group(&name)).await? {
+    if blocking(logs, move |s| s.delete_group(&name)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

@@ -100,7 +100,7 @@ pub async fn query(
     State(state): State<AppState>,
     body: crate::extract::JsonBody,
 ) -> Result<Json<QueryAnswer>, ApiError> {
-    let store = std::sync::Arc::clone(state.log_store()?);
+    let logs = std::sync::Arc::clone(state.logs()?);
     let max_scanned = state.max_log_scan_events();
     let request: QueryRequest = serde_json::from_slice(&body.0)
         .map_err(|err| ApiError::bad_request(format!("invalid log query body: {err}")))?;
@@ -147,7 +147,7 @@ pub async fn query(
         let mut failed = None;
         for group in &groups {
             let mut stop = false;
-            store
+            logs.store()
                 .scan(group, start, end, |e| {
                     let event = Event {
                         timestamp_ms: e.timestamp_ms,

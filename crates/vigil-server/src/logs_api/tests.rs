@@ -9,7 +9,8 @@ use crate::test_util::{assert_error, demo_state, json_request, send};
 fn state_with_logs() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = vigil_logs::store::LogStore::open(dir.path(), Default::default()).expect("store");
-    (demo_state().with_logs(Arc::new(store)), dir)
+    let logs = vigil_logs::pipeline::Logs::new(Arc::new(store));
+    (demo_state().with_logs(Arc::new(logs)), dir)
 }
 
 #[tokio::test]
