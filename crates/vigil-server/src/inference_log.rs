@@ -29,7 +29,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::gateway::keys::KeyName;
 use crate::registry::{Label, ModelEntry};
 use crate::telemetry::Telemetry;
-use crate::telemetry::events::StoreWritten;
+use crate::telemetry::events::{InferenceLogged, StoreWritten};
 
 /// Response header set to `true` when the answer is a stored one.
 pub const REPLAYED_HEADER: &str = "vigil-replayed";
@@ -301,6 +301,13 @@ impl InferenceLogHandle {
             record.api_key_name = ctx.api_key_name.as_deref().map(str::to_owned);
             record.trace_id.clone_from(&ctx.trace_id);
         }
+        // `/vigil/inference` gets the rows once they are durable; the
+        // append takes them, so a copy waits (only when logs are on).
+        let logged = self
+            .telemetry
+            .as_ref()
+            .filter(|t| t.lines().is_some())
+            .map(|_| records.clone());
         let started = Instant::now();
         let appended = if generated_ids {
             self.log.append_fresh_batch(records).await
@@ -312,6 +319,9 @@ impl InferenceLogHandle {
             telemetry.emit(StoreWritten {
                 latency: started.elapsed(),
             });
+            if let Some(records) = &logged {
+                telemetry.emit(InferenceLogged { records });
+            }
         }
         outcomes
             .into_iter()

@@ -31,6 +31,7 @@ pub mod registry;
 mod request_ids;
 pub mod score_api;
 pub mod state;
+pub mod system_log;
 pub mod telemetry;
 pub mod tls;
 
@@ -144,17 +145,25 @@ pub async fn serve_with_ready(
     let expirer = logs
         .clone()
         .map(|logs| tokio::spawn(expire_logs_every_minute(logs)));
-    let stdout_log = if config.server.access_log {
-        // With logs on, each access line is also an event of /vigil/access.
-        let copy = logs.as_ref().map(|logs| {
-            access_log::sink::StoreCopy::new(Arc::clone(logs), ACCESS_GROUP, instance_name())
-        });
-        Some(StdoutLog::start_with_copy(copy)?)
+    // With logs on, each access line is also an event of /vigil/access,
+    // each logged row one of /vigil/inference and each diagnostic one of
+    // /vigil/system: one writer thread, each line formatted once.
+    let stdout_log = if config.server.access_log || logs.is_some() {
+        let copy = logs
+            .as_ref()
+            .map(|logs| access_log::sink::StoreCopy::new(Arc::clone(logs), instance_name()));
+        Some(StdoutLog::start_writer(config.server.access_log, copy)?)
     } else {
         None
     };
     if let Some(log) = &stdout_log {
-        state = state.with_access_log(AccessLog::to_sink(log.clone()));
+        if config.server.access_log {
+            state = state.with_access_log(AccessLog::to_sink(log.clone()));
+        }
+        if logs.is_some() {
+            state.gateway().telemetry().set_lines(log.clone());
+            system_log::install(log.clone());
+        }
     }
     // Readiness waits for the shared cache at most `cache.timeout_ms`.
     state.cache().connected().await;
@@ -245,9 +254,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Option<Arc<vigil_stor
     );
     Ok(Some(store))
 }
-
-/// The log group of Vigil's access log.
-pub const ACCESS_GROUP: &str = "/vigil/access";
 
 /// This process in stream names: `hostname-pid`.
 fn instance_name() -> String {

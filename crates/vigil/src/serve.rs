@@ -138,8 +138,9 @@ fn announce(addr: SocketAddr, models: &[String]) {
     let _ = out.flush();
 }
 
-/// Diagnostics as JSON lines on stderr, so stdout carries only the startup
-/// line and the access log; `RUST_LOG` filters (default `info`).
+/// Diagnostics as JSON lines on stderr (and in `/vigil/system`), so stdout
+/// carries only the startup line and the access log; `RUST_LOG` filters
+/// (default `info`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -149,7 +150,8 @@ fn init_logging() {
         .with_current_span(false)
         .with_span_list(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // stderr, and (with logs on) the same line into /vigil/system.
+        .with_writer(vigil_server::system_log::writer)
         .try_init();
 }
 

@@ -68,6 +68,54 @@ fn events_groups_retention_and_the_access_log_round_trip() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // ... each logged row is an event of /vigil/inference, and the
+    // server's diagnostics (the start-up lines among them) of /vigil/system.
+    while events_of(&server, "/vigil/inference") < 20 || events_of(&server, "/vigil/system") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "rows or diagnostics never reached their groups: {:?}",
+            groups(&server)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = ok(
+        &server,
+        &[
+            "logs",
+            "query",
+            "-g",
+            "/vigil/inference",
+            "--since",
+            "1h",
+            "--output",
+            "json",
+            "filter model = \"fraud\" and ispresent(score) and latency_us > 0 | stats count(*) as n",
+        ],
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(rows["rows"][0]["n"], 20, "{out}");
+    let out = ok(
+        &server,
+        &[
+            "logs",
+            "query",
+            "-g",
+            "/vigil/system",
+            "--since",
+            "1h",
+            "--output",
+            "json",
+            "filter @message like \"log store open\" | stats count(*) as n",
+        ],
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        rows["rows"][0]["n"], 1,
+        "the start-up line is in /vigil/system: {out}"
+    );
+
     let out = ok(&server, &["logs", "retention", "/app/api", "--days", "30"]);
     assert!(out.contains("kept 30 days"), "{out}");
     let (success, _, stderr) = run(&server, &["logs", "retention", "/app/api", "--days", "2"]);

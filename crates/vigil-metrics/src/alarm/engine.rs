@@ -691,6 +691,8 @@ impl Inner {
                     .map(|s| (s.to_string(), a.wait_period_ms(), a.extension_period_ms())),
             ),
         };
+        tracing::info!(alarm = %name, from = old.value.as_str(), to = new.as_str(),
+            reason = %reason, "alarm state changed");
         let history_data = json!({
             "version": "1.0",
             "oldState": {"stateValue": old.value, "stateReason": old.reason},

@@ -1,11 +1,19 @@
-//! Where access-log lines go: nowhere, a test's sink, or stdout through a
-//! dedicated writer thread behind a bounded channel (a full channel drops
-//! the line and counts it, so a slow stdout never slows scoring).
+//! Where Vigil's own log lines go: nowhere, a test's sink, or the log
+//! writer — a dedicated thread behind a bounded channel (a full channel
+//! drops the line and counts it, so a slow stdout never slows scoring)
+//! that writes access lines to stdout and copies every line, once
+//! formatted, into its group of the log store (`/vigil/access`,
+//! `/vigil/inference`, `/vigil/system`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Duration;
+
+use vigil_logs::pipeline::Logs;
+use vigil_logs::store::InputEvent;
+
+use crate::telemetry::{GroupLines, OwnGroup};
 
 /// Where access-log lines go: nowhere, stdout, or a test's sink.
 #[derive(Debug, Clone)]
@@ -37,14 +45,18 @@ impl AccessLog {
 }
 
 enum Message {
+    /// An access line (stdout, and `/vigil/access` when copying).
     Line(String),
+    /// A line of another own group, with its time (copied only).
+    Event(OwnGroup, i64, String),
     Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// Lines buffered on their way to stdout; beyond it lines are dropped and counted.
 const CHANNEL_CAPACITY: usize = 16_384;
 
-/// The stdout writer: a thread draining a bounded channel into a buffered stdout.
+/// The log writer: a thread draining a bounded channel into a buffered
+/// stdout and the own groups.
 #[derive(Debug)]
 pub struct StdoutLog {
     tx: SyncSender<Message>,
@@ -63,13 +75,19 @@ impl StdoutLog {
         StdoutLog::start_with_copy(None)
     }
 
-    /// Start the writer thread; with `copy`, every line also goes to a
+    /// Start the writer thread; with `copy`, every line also goes to its
     /// log group as an event (the same line: formatted once).
     pub fn start_with_copy(copy: Option<StoreCopy>) -> anyhow::Result<Arc<StdoutLog>> {
+        StdoutLog::start_writer(true, copy)
+    }
+
+    /// Start the writer thread: access lines to stdout when `stdout` is
+    /// set, every line to its group when `copy` is given.
+    pub fn start_writer(stdout: bool, copy: Option<StoreCopy>) -> anyhow::Result<Arc<StdoutLog>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
         std::thread::Builder::new()
-            .name("vigil-access-log".to_owned())
-            .spawn(move || write_lines(&rx, copy))?;
+            .name("vigil-log-writer".to_owned())
+            .spawn(move || write_lines(&rx, stdout, copy))?;
         Ok(Arc::new(StdoutLog {
             tx,
             dropped: AtomicU64::new(0),
@@ -90,13 +108,28 @@ impl StdoutLog {
     }
 }
 
-impl LineSink for StdoutLog {
-    fn write_line(&self, line: String) {
-        match self.tx.try_send(Message::Line(line)) {
+impl StdoutLog {
+    fn send(&self, message: Message) {
+        match self.tx.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+impl LineSink for StdoutLog {
+    fn write_line(&self, line: String) {
+        self.send(Message::Line(line));
+    }
+}
+
+impl GroupLines for StdoutLog {
+    fn write(&self, group: OwnGroup, timestamp_ms: i64, line: String) {
+        match group {
+            OwnGroup::Access => self.send(Message::Line(line)),
+            other => self.send(Message::Event(other, timestamp_ms, line)),
         }
     }
 }
@@ -109,50 +142,57 @@ impl LineSink for StdoutLog {
 /// writer blocks on it again, so an idle server's writer never wakes.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 
-fn write_lines(rx: &Receiver<Message>, copy: Option<StoreCopy>) {
+fn write_lines(rx: &Receiver<Message>, stdout: bool, copy: Option<StoreCopy>) {
     // `Stdout` takes its lock per write, and the buffer writes only when it
     // flushes, so other writers (startup lines, panics) are never shut out.
     let mut out = Outputs {
         out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+        stdout,
         copy,
     };
     drain(rx, &mut out, DRAIN_INTERVAL, &AtomicU64::new(0));
 }
 
-/// Where the access log's lines are copied to: a group of the log store,
-/// in a stream per process and day (`2026/12/01/host-1234`).
+/// Where the own lines are copied to: their groups of the log store, in a
+/// stream per process and day (`2026/12/01/host-1234`).
 #[derive(Debug)]
 pub struct StoreCopy {
-    logs: Arc<vigil_logs::pipeline::Logs>,
-    group: String,
+    logs: Arc<Logs>,
     instance: String,
-    pending: Vec<vigil_logs::store::InputEvent>,
+    /// Per [`OwnGroup::index`].
+    pending: [Vec<InputEvent>; 3],
 }
 
 impl StoreCopy {
-    /// Copies into `group` of `store`; `instance` names this process in
-    /// the stream names.
-    pub fn new(logs: Arc<vigil_logs::pipeline::Logs>, group: &str, instance: String) -> StoreCopy {
+    /// Copies into the own groups of `logs`; `instance` names this process
+    /// in the stream names.
+    pub fn new(logs: Arc<Logs>, instance: String) -> StoreCopy {
         StoreCopy {
             logs,
-            group: group.to_owned(),
             instance,
-            pending: Vec::new(),
+            pending: Default::default(),
         }
+    }
+
+    fn push(&mut self, group: OwnGroup, timestamp: i64, message: String) {
+        self.pending[group.index()].push(InputEvent { timestamp, message });
     }
 
     /// Stores what is pending, in one append per batch the limits allow.
     fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
         let now = vigil_metrics::model::now_ms();
         let stream = stream_name(now, &self.instance);
-        if let Err(err) = self.logs.put_all(&self.group, &stream, &self.pending, now) {
-            tracing::warn!(error = %err, group = %self.group, events = self.pending.len(),
-                "access log events not stored in the log group");
+        for group in OwnGroup::ALL {
+            let pending = &mut self.pending[group.index()];
+            if pending.is_empty() {
+                continue;
+            }
+            if let Err(err) = self.logs.put_all(group.name(), &stream, pending, now) {
+                tracing::warn!(error = %err, group = group.name(), events = pending.len(),
+                    "own log events not stored in their log group");
+            }
+            pending.clear();
         }
-        self.pending.clear();
     }
 }
 
@@ -172,18 +212,25 @@ pub(crate) fn stream_name(now_ms: i64, instance: &str) -> String {
 /// Stdout (or a test's writer) and the optional copy to a log group.
 struct Outputs<W: std::io::Write> {
     out: W,
+    /// Whether access lines go to `out`.
+    stdout: bool,
     copy: Option<StoreCopy>,
 }
 
 impl<W: std::io::Write> Outputs<W> {
     fn line(&mut self, line: String) {
-        let _ = self.out.write_all(line.as_bytes());
-        let _ = self.out.write_all(b"\n");
+        if self.stdout {
+            let _ = self.out.write_all(line.as_bytes());
+            let _ = self.out.write_all(b"\n");
+        }
         if let Some(copy) = &mut self.copy {
-            copy.pending.push(vigil_logs::store::InputEvent {
-                timestamp: vigil_metrics::model::now_ms(),
-                message: line,
-            });
+            copy.push(OwnGroup::Access, vigil_metrics::model::now_ms(), line);
+        }
+    }
+
+    fn event(&mut self, group: OwnGroup, timestamp: i64, line: String) {
+        if let Some(copy) = &mut self.copy {
+            copy.push(group, timestamp, line);
         }
     }
 
@@ -238,6 +285,7 @@ fn drain<W: std::io::Write>(
 fn write<W: std::io::Write>(out: &mut Outputs<W>, message: Message) {
     match message {
         Message::Line(line) => out.line(line),
+        Message::Event(group, timestamp, line) => out.event(group, timestamp, line),
         Message::Flush(done) => {
             out.flush();
             let _ = done.send(());
@@ -275,7 +323,11 @@ mod tests {
         let polls = Arc::new(AtomicU64::new(0));
         let writer = {
             let (out, polls) = (out.clone(), Arc::clone(&polls));
-            let mut out = Outputs { out, copy: None };
+            let mut out = Outputs {
+                out,
+                stdout: true,
+                copy: None,
+            };
             std::thread::spawn(move || drain(&rx, &mut out, Duration::from_millis(1), &polls))
         };
         for i in 0..100 {
@@ -324,10 +376,11 @@ mod tests {
         );
         let logs = Arc::new(vigil_logs::pipeline::Logs::new(Arc::clone(&store)));
         let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_CAPACITY);
-        let copy = StoreCopy::new(logs, "/vigil/access", "host-1".to_owned());
+        let copy = StoreCopy::new(logs, "host-1".to_owned());
         let writer = std::thread::spawn(move || {
             let mut out = Outputs {
                 out: Vec::new(),
+                stdout: true,
                 copy: Some(copy),
             };
             drain(&rx, &mut out, Duration::from_millis(1), &AtomicU64::new(0));

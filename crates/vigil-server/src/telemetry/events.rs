@@ -9,6 +9,9 @@ use super::{ModelHandles, Telemetry};
 
 /// Something that happened, with the metrics it feeds.
 pub trait Event {
+    /// Whether the event writes a log line (so it is emitted even with
+    /// metrics off).
+    const HAS_LINE: bool = false;
     /// The event's name (what a recording test sees).
     fn name(&self) -> &'static str;
     /// Update the metrics (and the log) for this event.
@@ -329,4 +332,76 @@ impl Event for StoreStatsRead<'_> {
         }
         last.clone_from(now);
     }
+}
+
+/// Scored rows reached the inference log: each becomes an event of
+/// `/vigil/inference` (the input as logged, so after redaction).
+#[derive(Debug, Clone, Copy)]
+pub struct InferenceLogged<'a> {
+    /// The rows as appended.
+    pub records: &'a [vigil_store::InferenceRecord],
+}
+
+impl Event for InferenceLogged<'_> {
+    const HAS_LINE: bool = true;
+
+    fn name(&self) -> &'static str {
+        "InferenceLogged"
+    }
+
+    fn emit(self, telemetry: &Telemetry) {
+        let Some(lines) = telemetry.lines() else {
+            return;
+        };
+        for record in self.records {
+            lines.write(
+                super::OwnGroup::Inference,
+                record.received_at_us.div_euclid(1000),
+                inference_line(record),
+            );
+        }
+    }
+}
+
+/// One row of the inference log as a JSON line (one score as `score`,
+/// several as `scores`; absent fields left out).
+pub(crate) fn inference_line(r: &vigil_store::InferenceRecord) -> String {
+    let mut line = serde_json::Map::with_capacity(12);
+    line.insert("request_id".into(), r.request_id.clone().into());
+    line.insert("model".into(), r.model.clone().into());
+    line.insert("version".into(), r.version.clone().into());
+    match r.scores.as_slice() {
+        [one] => {
+            line.insert("score".into(), json_number(*one));
+        }
+        many => {
+            line.insert(
+                "scores".into(),
+                many.iter().copied().map(json_number).collect(),
+            );
+        }
+    }
+    if let Some(label) = &r.label {
+        line.insert("label".into(), label.clone().into());
+    }
+    if let Some(threshold) = r.threshold {
+        line.insert("threshold".into(), json_number(threshold));
+    }
+    line.insert("latency_us".into(), r.latency_us.into());
+    line.insert("cached".into(), r.cached.into());
+    if let Some(key) = &r.api_key_name {
+        line.insert("api_key".into(), key.clone().into());
+    }
+    if let Some(trace) = &r.trace_id {
+        line.insert("trace_id".into(), trace.clone().into());
+    }
+    line.insert(
+        "input".into(),
+        serde_json::to_value(&r.input).unwrap_or(serde_json::Value::Null),
+    );
+    serde_json::Value::Object(line).to_string()
+}
+
+fn json_number(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }

@@ -9,7 +9,7 @@ pub mod names;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use vigil_metrics::registry::{
     COUNT_BUCKETS, Counter, Distribution, LATENCY_BUCKETS_MS, Registry, SCORE_BUCKETS,
@@ -17,6 +17,45 @@ use vigil_metrics::registry::{
 
 pub use events::{Event, ThrottleReason};
 use names::*;
+
+/// Vigil's own log groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnGroup {
+    /// One event per request: the access log line.
+    Access,
+    /// One event per scored row: id, model, version, scores, label,
+    /// latency, and the input after the inference log's redaction.
+    Inference,
+    /// Start-up, reloads, alarm transitions, warnings and errors: the
+    /// diagnostics written to stderr.
+    System,
+}
+
+impl OwnGroup {
+    /// Every own group, in [`OwnGroup::index`] order.
+    pub const ALL: [OwnGroup; 3] = [OwnGroup::Access, OwnGroup::Inference, OwnGroup::System];
+
+    /// The group's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnGroup::Access => "/vigil/access",
+            OwnGroup::Inference => "/vigil/inference",
+            OwnGroup::System => "/vigil/system",
+        }
+    }
+
+    /// Its position in [`OwnGroup::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where the events of Vigil's own groups go (the log writer): must not
+/// block; a line that cannot be taken is dropped and counted.
+pub trait GroupLines: Send + Sync + std::fmt::Debug {
+    /// Take one line of `group` that happened at `timestamp_ms`.
+    fn write(&self, group: OwnGroup, timestamp_ms: i64, line: String);
+}
 
 /// One reading of `/api/gateway/stats`: (metric name, reason, value).
 pub type Reading = (&'static str, Option<&'static str>, u64);
@@ -117,8 +156,10 @@ pub struct Telemetry {
     max_in_flight: AtomicUsize,
     /// In tests: the name of every event emitted, in order.
     recorded: Option<Mutex<Vec<&'static str>>>,
-    /// `metrics.enabled = false`: every event is dropped at once.
+    /// `metrics.enabled = false`: every event's metrics are skipped.
     enabled: bool,
+    /// Where events with a log line write it, once the writer runs.
+    lines: OnceLock<Arc<dyn GroupLines>>,
 }
 
 impl Telemetry {
@@ -203,6 +244,7 @@ impl Telemetry {
             max_in_flight: AtomicUsize::new(0),
             recorded: None,
             enabled: true,
+            lines: OnceLock::new(),
             registry,
         }
     }
@@ -225,6 +267,17 @@ impl Telemetry {
         }
     }
 
+    /// Events with a log line write it to `lines` from now on (set once,
+    /// by `serve`, when logs are on).
+    pub fn set_lines(&self, lines: Arc<dyn GroupLines>) {
+        let _ = self.lines.set(lines);
+    }
+
+    /// The log writer, when logs are on.
+    pub(crate) fn lines(&self) -> Option<&Arc<dyn GroupLines>> {
+        self.lines.get()
+    }
+
     /// Whether events are counted.
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -239,8 +292,8 @@ impl Telemetry {
 
     /// Says that `event` happened.
     #[inline]
-    pub fn emit(&self, event: impl Event) {
-        if !self.enabled {
+    pub fn emit<E: Event>(&self, event: E) {
+        if !self.enabled && !E::HAS_LINE {
             return;
         }
         if let Some(recorded) = &self.recorded {

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vigil_metrics::registry::Registry;
@@ -170,4 +170,51 @@ fn the_readme_lists_every_metric() {
             def.prom
         );
     }
+}
+
+#[derive(Debug, Default)]
+struct Lines(Mutex<Vec<(OwnGroup, i64, String)>>);
+
+impl GroupLines for Lines {
+    fn write(&self, group: OwnGroup, timestamp_ms: i64, line: String) {
+        self.0.lock().unwrap().push((group, timestamp_ms, line));
+    }
+}
+
+/// A logged row becomes one `/vigil/inference` line at its receive time,
+/// with the input as logged (a hashed feature stays hashed), even with
+/// metrics off.
+#[test]
+fn a_logged_row_is_one_inference_line() {
+    let telemetry = Telemetry::disabled(Arc::new(Registry::new()));
+    let lines = Arc::new(Lines::default());
+    telemetry.set_lines(lines.clone());
+    let mut input = vigil_store::InputWriter::with_features(2);
+    input.number("amount", 120.5);
+    input.string("card", "h:5e2b");
+    let mut record = vigil_store::InferenceRecord::new(
+        "r-1",
+        1_700_000_000_123_456,
+        "fraud",
+        "3",
+        input.finish(),
+    );
+    record.scores = vec![0.75];
+    record.label = Some("fraud".into());
+    record.threshold = Some(0.5);
+    record.latency_us = 420;
+    telemetry.emit(InferenceLogged {
+        records: std::slice::from_ref(&record),
+    });
+    let lines = lines.0.lock().unwrap();
+    assert_eq!(lines.len(), 1);
+    let (group, ts, line) = &lines[0];
+    assert_eq!((*group, *ts), (OwnGroup::Inference, 1_700_000_000_123));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"request_id": "r-1", "model": "fraud", "version": "3",
+            "score": 0.75, "label": "fraud", "threshold": 0.5, "latency_us": 420,
+            "cached": false, "input": {"amount": 120.5, "card": "h:5e2b"}})
+    );
 }
