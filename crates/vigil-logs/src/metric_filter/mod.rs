@@ -279,6 +279,13 @@ impl MetricFilters {
         }
     }
 
+    /// Whether [`MetricFilters::flush`] has something to write now or
+    /// later (an aggregate, or a default still owed); the flusher skips
+    /// its blocking call while it has not.
+    pub fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_idle()
+    }
+
     /// Extracts the metrics embedded in `batch`'s events (EMF) at `now_ms`
     /// and hands them to the sink at once; `None` when no event was EMF.
     pub fn emf(&self, batch: &Batch<'_>, now_ms: i64) -> Option<EmfReport> {

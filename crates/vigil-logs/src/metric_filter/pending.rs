@@ -111,6 +111,18 @@ impl Pending {
         }
     }
 
+    /// Whether a flush would have nothing to write (no aggregate, no
+    /// default still owed).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.data.is_empty()
+            && self
+                .watch
+                .values()
+                .flat_map(BTreeMap::values)
+                .flatten()
+                .all(|s| s.settled)
+    }
+
     /// Forgets `group`'s minutes (it was deleted: no default is owed).
     pub(crate) fn forget_group(&mut self, group: &str) {
         self.watch.remove(group);

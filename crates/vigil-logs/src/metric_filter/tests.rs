@@ -267,6 +267,7 @@ fn matches_are_aggregated_per_minute_of_the_event() {
     assert_eq!(filters.stats().filter_records, 2);
     // Nothing gathered since: nothing written.
     assert_eq!(filters.flush(T0 + 80_000), 0);
+    assert!(!filters.has_pending());
 }
 
 #[test]
@@ -456,6 +457,7 @@ fn the_default_is_emitted_only_for_a_closed_minute_with_events_and_no_match() {
     );
     let before_close = T0 + 240_000 + CLOSE_AFTER_MS - 1;
     filters.flush(before_close);
+    assert!(filters.has_pending(), "minute 3's default is still owed");
     let records = sink.take();
     let got: Vec<(i64, (f64, f64))> = records
         .iter()

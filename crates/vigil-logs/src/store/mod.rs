@@ -248,6 +248,11 @@ impl LogStore {
         })
     }
 
+    /// Whether the group `name` exists.
+    pub fn has_group(&self, name: &str) -> bool {
+        read_lock(&self.groups).contains_key(name)
+    }
+
     /// Every group, by name.
     pub fn groups(&self) -> Vec<GroupInfo> {
         read_lock(&self.groups)
