@@ -2,6 +2,7 @@
 //! per series and minute; per group and minute, which default-bearing
 //! filters saw events and whether any produced a datapoint.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -83,11 +84,10 @@ impl Pending {
                     filter: Arc::clone(filter),
                     series: HashMap::new(),
                 });
-            match data.series.get_mut(&(dims.clone(), minute)) {
-                Some(agg) => add(agg, value),
-                None => {
-                    data.series
-                        .insert((dims, minute), Aggregate::from_value(value));
+            match data.series.entry((dims, minute)) {
+                Entry::Occupied(mut agg) => add(agg.get_mut(), value),
+                Entry::Vacant(slot) => {
+                    slot.insert(Aggregate::from_value(value));
                 }
             }
         }
