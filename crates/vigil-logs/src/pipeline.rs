@@ -5,11 +5,15 @@
 //! `/vigil/access` sees what a filter on a user's group sees.
 //!
 //! A tap runs inside the append call, after the events are durable; it
-//! must not block (queue work, do not do it).
+//! must not block (queue work, do not do it). With metric filters
+//! ([`Logs::with_metric_filters`]), the metrics embedded in the kept
+//! events (EMF) are extracted and stored before the taps run, and the
+//! answer says what they gave.
 
 use std::fmt;
 use std::sync::Arc;
 
+use crate::metric_filter::MetricFilters;
 use crate::store::ingest::{EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 use crate::store::{InputEvent, LogError, LogStore, PutOutcome, Rejected};
 
@@ -81,6 +85,7 @@ pub trait Tap: Send + Sync + fmt::Debug {
 pub struct Logs {
     store: Arc<LogStore>,
     taps: Vec<Arc<dyn Tap>>,
+    metric_filters: Option<Arc<MetricFilters>>,
 }
 
 impl Logs {
@@ -89,7 +94,22 @@ impl Logs {
         Logs {
             store,
             taps: Vec::new(),
+            metric_filters: None,
         }
+    }
+
+    /// Adds the metric filters as a tap, and extracts the EMF metrics of
+    /// every batch through them.
+    #[must_use]
+    pub fn with_metric_filters(mut self, filters: Arc<MetricFilters>) -> Logs {
+        self.taps.push(Arc::clone(&filters) as Arc<dyn Tap>);
+        self.metric_filters = Some(filters);
+        self
+    }
+
+    /// The metric filters, when they are on.
+    pub fn metric_filters(&self) -> Option<&Arc<MetricFilters>> {
+        self.metric_filters.as_ref()
     }
 
     /// Adds a tap; taps see batches in the order they were added.
@@ -105,7 +125,9 @@ impl Logs {
     }
 
     /// Stores a batch sent to `group`/`stream` at `now_ms`, as
-    /// [`LogStore::put`] does, then hands the kept events to every tap.
+    /// [`LogStore::put`] does, extracts its EMF metrics (when metric
+    /// filters are on: [`PutOutcome::emf`]), then hands the kept events to
+    /// every tap.
     pub fn put(
         &self,
         group: &str,
@@ -113,7 +135,7 @@ impl Logs {
         events: &[InputEvent],
         now_ms: i64,
     ) -> Result<PutOutcome, LogError> {
-        let outcome = self.store.put(group, stream, events, now_ms)?;
+        let mut outcome = self.store.put(group, stream, events, now_ms)?;
         if outcome.accepted > 0 {
             let batch = Batch {
                 group,
@@ -122,9 +144,14 @@ impl Logs {
                 events,
                 rejected: &outcome.rejected,
             };
+            let emf = self
+                .metric_filters
+                .as_ref()
+                .and_then(|f| f.emf(&batch, now_ms));
             for tap in &self.taps {
                 tap.stored(&batch);
             }
+            outcome.emf = emf;
         }
         Ok(outcome)
     }
@@ -189,8 +216,11 @@ mod tests {
     use super::*;
     use crate::store::StoreOptions;
 
+    /// Group, stream, the kept indices and their messages.
+    type SeenBatch = (String, String, Vec<usize>, Vec<String>);
+
     #[derive(Debug, Default)]
-    struct Seen(Mutex<Vec<(String, String, Vec<usize>, Vec<String>)>>);
+    struct Seen(Mutex<Vec<SeenBatch>>);
 
     impl Tap for Seen {
         fn stored(&self, batch: &Batch<'_>) {

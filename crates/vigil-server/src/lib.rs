@@ -138,13 +138,22 @@ pub async fn serve_with_ready(
     if let Some(metrics) = &metrics {
         state = state.with_metrics(Arc::clone(metrics));
     }
-    let logs = open_logs(&config)?;
+    let logs = open_logs(&config, metrics.as_ref())?;
     if let Some(logs) = &logs {
         state = state.with_logs(Arc::clone(logs));
     }
     let expirer = logs
         .clone()
         .map(|logs| tokio::spawn(expire_logs_every_minute(logs)));
+    let metric_filters = logs
+        .as_ref()
+        .and_then(|logs| logs.metric_filters().cloned());
+    let filter_flusher = metric_filters.clone().map(|filters| {
+        tokio::spawn(flush_metric_filters_every_5s(
+            filters,
+            Arc::clone(state.gateway().telemetry()),
+        ))
+    });
     // With logs on, each access line is also an event of /vigil/access,
     // each logged row one of /vigil/inference and each diagnostic one of
     // /vigil/system: one writer thread, each line formatted once.
@@ -195,6 +204,14 @@ pub async fn serve_with_ready(
     ticker.abort();
     if let Some(expirer) = expirer {
         expirer.abort();
+    }
+    if let Some(flusher) = filter_flusher {
+        flusher.abort();
+    }
+    if let Some(filters) = &metric_filters {
+        // What the filters gathered since the last flush, before the metric
+        // store's checkpoint below.
+        filters.flush(telemetry::now_ms());
     }
     if let Some(logs) = logs
         && let Err(err) = logs.store().sync()
@@ -266,8 +283,13 @@ fn instance_name() -> String {
 }
 
 /// Open the log store of `config` (in `logs.data_dir`, by default `logs`
-/// under the inference log's directory), if logs are on.
-pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::pipeline::Logs>>> {
+/// under the inference log's directory), if logs are on. With `metrics`,
+/// the metric filters (the file's and those made through the API) and EMF
+/// feed that metric store.
+pub fn open_logs(
+    config: &Config,
+    metrics: Option<&Arc<vigil_metrics::service::MetricsService>>,
+) -> anyhow::Result<Option<Arc<vigil_logs::pipeline::Logs>>> {
     if !config.logs.enabled {
         tracing::info!("logs are off (logs.enabled = false)");
         return Ok(None);
@@ -276,8 +298,45 @@ pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::pipel
     let store = vigil_logs::store::LogStore::open(&dir, vigil_logs::store::StoreOptions::default())
         .map_err(|err| anyhow::anyhow!("cannot open the log store in {}: {err}", dir.display()))?;
     tracing::info!(data_dir = %dir.display(), groups = store.groups().len(), "log store open");
-    let logs = vigil_logs::pipeline::Logs::new(Arc::new(store));
+    let mut logs = vigil_logs::pipeline::Logs::new(Arc::new(store));
+    match metrics {
+        Some(metrics) => {
+            let filters =
+                logs_api::metric_filters::open(&dir, metrics, &config.logs.metric_filters)?;
+            logs = logs.with_metric_filters(filters);
+        }
+        None if !config.logs.metric_filters.is_empty() => tracing::warn!(
+            filters = config.logs.metric_filters.len(),
+            "metric filters need metrics (metrics.enabled = false): [[logs.metric_filters]] ignored"
+        ),
+        None => {}
+    }
     Ok(Some(Arc::new(logs)))
+}
+
+/// Writes what the metric filters gathered every 5 s (on the blocking
+/// pool: the metric store writes its log), then turns their counters into
+/// `Vigil/Logs` metrics.
+async fn flush_metric_filters_every_5s(
+    filters: Arc<vigil_logs::metric_filter::MetricFilters>,
+    telemetry: Arc<telemetry::Telemetry>,
+) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if filters.has_pending() {
+            let flushing = Arc::clone(&filters);
+            if let Err(err) =
+                tokio::task::spawn_blocking(move || flushing.flush(telemetry::now_ms())).await
+            {
+                tracing::warn!(error = %err, "metric filter flush task failed");
+            }
+        }
+        telemetry.emit(telemetry::events::LogMetricsRead {
+            stats: &filters.stats(),
+        });
+    }
 }
 
 /// Drops whole segments past their group's retention, once a minute (on

@@ -273,4 +273,30 @@ impl Match<'_> {
             ValueSpec::Position(n) => lexer::parse_number(self.field(&n.to_string())?),
         }
     }
+
+    /// The text a metric transformation's dimension takes from this match:
+    /// a `$field` token of a space-delimited match, or the scalar a
+    /// `$.path` lands on in a JSON match (a string as is, a number or a
+    /// boolean as written). `None` for a literal, a `null`, a container or
+    /// nothing there.
+    pub fn text(&self, spec: &ValueSpec) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        match spec {
+            ValueSpec::Literal(_) => None,
+            ValueSpec::Field(name) => self.field(name).map(Cow::Borrowed),
+            ValueSpec::Position(n) => self.field(&n.to_string()).map(Cow::Borrowed),
+            ValueSpec::Json(sel) => {
+                let Inner::Json { top, .. } = &self.inner else {
+                    return None;
+                };
+                match top.resolve(sel) {
+                    json::Resolved::Scalar(serde_json::Value::String(s)) => Some(Cow::Owned(s)),
+                    json::Resolved::Scalar(
+                        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)),
+                    ) => Some(Cow::Owned(v.to_string())),
+                    _ => None,
+                }
+            }
+        }
+    }
 }

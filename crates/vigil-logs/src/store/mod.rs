@@ -108,6 +108,10 @@ pub struct PutOutcome {
     pub accepted: usize,
     /// Events left out, each with its index and reason.
     pub rejected: Vec<Rejected>,
+    /// What the EMF events of the batch gave, when it had any (filled by
+    /// [`crate::pipeline::Logs::put`] when metrics are on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emf: Option<crate::emf::EmfReport>,
 }
 
 /// A group's entry in `groups.json`.
@@ -240,7 +244,13 @@ impl LogStore {
         Ok(PutOutcome {
             accepted: accepted.len(),
             rejected,
+            emf: None,
         })
+    }
+
+    /// Whether the group `name` exists.
+    pub fn has_group(&self, name: &str) -> bool {
+        read_lock(&self.groups).contains_key(name)
     }
 
     /// Every group, by name.

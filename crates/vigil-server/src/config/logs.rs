@@ -1,11 +1,16 @@
-//! The `[logs]` table: the log groups' store (SEMANTICS.md §3).
+//! The `[logs]` table: the log groups' store (SEMANTICS.md §3) and the
+//! metric filters defined in the file (`[[logs.metric_filters]]`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use vigil_logs::metric_filter::{
+    FilterDef, FilterError, FilterSpec, MAX_FILTERS_PER_GROUP, MetricFilter, MetricSpec,
+};
 
 /// The `[logs]` table, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogsConfig {
     /// Whether the log API and the log store are on.
     pub enabled: bool,
@@ -15,6 +20,21 @@ pub struct LogsConfig {
     /// A query stops after reading this many events, answering what it has
     /// with a warning.
     pub max_scan_events: u64,
+    /// `[[logs.metric_filters]]`: put at start-up (with metrics on),
+    /// replacing filters of the same group and name.
+    pub metric_filters: Vec<MetricFilterEntry>,
+}
+
+/// One `[[logs.metric_filters]]` entry: the body of
+/// `PUT /api/logs/{group}/metric-filters/{name}` with its group and name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFilterEntry {
+    /// The log group whose events it sees.
+    pub group: String,
+    /// Its name, unique in the group.
+    pub name: String,
+    /// Its pattern and metric transformation.
+    pub spec: FilterSpec,
 }
 
 /// The default of `logs.max_scan_events`: about 5 s of a JSON query.
@@ -26,6 +46,7 @@ impl Default for LogsConfig {
             enabled: true,
             data_dir: None,
             max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
+            metric_filters: Vec::new(),
         }
     }
 }
@@ -50,6 +71,19 @@ pub(super) struct LogsBuilder {
     pub(super) data_dir: Option<String>,
     #[serde(default = "default_max_scan_events")]
     pub(super) max_scan_events: u64,
+    #[serde(default)]
+    pub(super) metric_filters: Vec<MetricFilterBuilder>,
+}
+
+/// `[[logs.metric_filters]]` as written.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MetricFilterBuilder {
+    pub(super) group: String,
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) pattern: String,
+    pub(super) metric: MetricSpec,
 }
 
 impl Default for LogsBuilder {
@@ -58,6 +92,7 @@ impl Default for LogsBuilder {
             enabled: default_enabled(),
             data_dir: None,
             max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
+            metric_filters: Vec::new(),
         }
     }
 }
@@ -94,10 +129,133 @@ impl LogsBuilder {
             problems.push("logs.max_scan_events: must be at least 1".into());
             return None;
         }
+        let metric_filters = validate_metric_filters(self.metric_filters, problems)?;
         Some(LogsConfig {
             enabled: self.enabled,
             data_dir,
             max_scan_events: self.max_scan_events,
+            metric_filters,
         })
+    }
+}
+
+/// Each entry checked as the API checks a filter; every problem prefixed
+/// with `logs.metric_filters[i]`.
+fn validate_metric_filters(
+    entries: Vec<MetricFilterBuilder>,
+    problems: &mut Vec<String>,
+) -> Option<Vec<MetricFilterEntry>> {
+    let before = problems.len();
+    let mut per_group: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<MetricFilterEntry> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let at = format!("logs.metric_filters[{i}]");
+        let def = FilterDef {
+            group: entry.group,
+            name: entry.name,
+            pattern: entry.pattern,
+            metric: entry.metric,
+            created_ms: 0,
+        };
+        match MetricFilter::new(def.clone()) {
+            Ok(_) => {}
+            Err(FilterError::Invalid { field, message }) => {
+                problems.push(format!("{at}.{field}: {message}"));
+                continue;
+            }
+            Err(err) => {
+                problems.push(format!("{at}.{err}"));
+                continue;
+            }
+        }
+        if out
+            .iter()
+            .any(|e| e.group == def.group && e.name == def.name)
+        {
+            problems.push(format!(
+                "{at}.name: log group {:?} has another metric filter named {:?}",
+                def.group, def.name
+            ));
+            continue;
+        }
+        let count = per_group.entry(def.group.clone()).or_default();
+        *count += 1;
+        if *count == MAX_FILTERS_PER_GROUP + 1 {
+            problems.push(format!(
+                "{at}: log group {:?} has more than {MAX_FILTERS_PER_GROUP} metric filters",
+                def.group
+            ));
+        }
+        out.push(MetricFilterEntry {
+            group: def.group,
+            name: def.name,
+            spec: FilterSpec {
+                pattern: def.pattern,
+                metric: def.metric,
+            },
+        });
+    }
+    (problems.len() == before).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const MODEL: &str = "[[models]]\nname = \"m\"\npath = \"m.json\"\n";
+
+    #[test]
+    fn metric_filter_entries_are_read_and_checked_like_the_api_body() {
+        let text = format!(
+            r#"{MODEL}
+[[logs.metric_filters]]
+group = "/vigil/access"
+name = "5xx"
+pattern = "{{ $.status >= 500 }}"
+metric = {{ name = "5xx", namespace = "Vigil/Access", value = 1, default = 0 }}
+"#
+        );
+        let config = Config::from_toml(&text).expect("valid");
+        let entry = &config.logs.metric_filters[0];
+        assert_eq!(
+            (entry.group.as_str(), entry.name.as_str()),
+            ("/vigil/access", "5xx")
+        );
+        assert_eq!(entry.spec.metric.value, "1");
+        assert_eq!(entry.spec.metric.default, Some(0.0));
+
+        let text = format!(
+            r#"{MODEL}
+[[logs.metric_filters]]
+group = "g"
+name = "a"
+pattern = "{{ $.a = }}"
+metric = {{ name = "a", namespace = "A", value = "1" }}
+
+[[logs.metric_filters]]
+group = "g"
+name = "b"
+pattern = "[x]"
+metric = {{ name = "b", namespace = "B", value = "1", default = 0, dimensions = {{ X = "$x" }} }}
+
+[[logs.metric_filters]]
+group = "g"
+name = "b"
+metric = {{ name = "b", namespace = "B", value = "1" }}
+
+[[logs.metric_filters]]
+group = "g"
+name = "b"
+metric = {{ name = "b", namespace = "B", value = "1" }}
+"#
+        );
+        let err = format!("{:#}", Config::from_toml(&text).expect_err("invalid"));
+        for needle in [
+            "logs.metric_filters[0].pattern: column 9",
+            "logs.metric_filters[1].metric.default: a metric filter with dimensions",
+            "logs.metric_filters[3].name: log group \"g\" has another metric filter named \"b\"",
+        ] {
+            assert!(err.contains(needle), "{needle:?} not in {err}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! themselves (SEMANTICS.md §3.2). Group names hold `/`: a path writes
 //! them `%2F` (`/api/logs/%2Fapp%2Fapi/host-1`).
 
+pub mod metric_filters;
 pub mod query;
 
 use std::sync::Arc;
@@ -62,6 +63,29 @@ pub struct PutEventsResult {
     pub accepted: usize,
     /// Events left out, in request order.
     pub rejected: Vec<RejectedEvent>,
+    /// Present when an event was in the embedded metric format (and
+    /// metrics are on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emf: Option<EmfResult>,
+}
+
+/// What the batch's EMF events gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmfResult {
+    /// Datapoints extracted and stored (one per metric and dimension set).
+    pub metrics: usize,
+    /// Each invalid directive: the event's index and what was wrong,
+    /// naming the member. The event itself is stored.
+    pub invalid: Vec<EmfProblem>,
+}
+
+/// One invalid EMF directive.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmfProblem {
+    /// The event's index in `events`.
+    pub index: usize,
+    /// What was wrong, e.g. `_aws.CloudWatchMetrics[0].Namespace: is required`.
+    pub message: String,
 }
 
 /// A group as listed.
@@ -194,6 +218,17 @@ pub async fn put_events(
                 message: r.reason.describe().to_owned(),
             })
             .collect(),
+        emf: outcome.emf.map(|emf| EmfResult {
+            metrics: emf.metrics,
+            invalid: emf
+                .invalid
+                .into_iter()
+                .map(|p| EmfProblem {
+                    index: p.index,
+                    message: p.message,
+                })
+                .collect(),
+        }),
     }))
 }
 

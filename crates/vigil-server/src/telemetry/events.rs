@@ -405,3 +405,43 @@ pub(crate) fn inference_line(r: &vigil_store::InferenceRecord) -> String {
 fn json_number(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
+
+/// The metric filters' own counters were read (every 5 s, after their
+/// flush): their increases become the `Vigil/Logs` metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct LogMetricsRead<'a> {
+    /// The counters since start.
+    pub stats: &'a vigil_logs::metric_filter::MetricFilterStats,
+}
+
+impl Event for LogMetricsRead<'_> {
+    fn name(&self) -> &'static str {
+        "LogMetricsRead"
+    }
+
+    fn emit(self, t: &Telemetry) {
+        let l = &t.logs;
+        let mut last = l
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.stats;
+        let pairs = [
+            (&l.matches, now.matched_events, last.matched_events),
+            (
+                &l.filter_datapoints,
+                now.filter_records,
+                last.filter_records,
+            ),
+            (&l.emf_datapoints, now.emf_records, last.emf_records),
+            (&l.emf_invalid, now.emf_invalid, last.emf_invalid),
+            (&l.write_errors, now.sink_errors, last.sink_errors),
+        ];
+        for (counter, now, before) in pairs {
+            if now > before {
+                counter.add(now - before);
+            }
+        }
+        *last = *now;
+    }
+}

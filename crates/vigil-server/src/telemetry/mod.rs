@@ -142,6 +142,17 @@ pub(crate) struct StoreHandles {
     last: Mutex<vigil_store::StoreStatsSnapshot>,
 }
 
+#[derive(Debug)]
+pub(crate) struct LogHandles {
+    matches: Counter,
+    filter_datapoints: Counter,
+    emf_datapoints: Counter,
+    emf_invalid: Counter,
+    write_errors: Counter,
+    /// The metric filters' counters at the last reading.
+    last: Mutex<vigil_logs::metric_filter::MetricFilterStats>,
+}
+
 /// The process's metric handles and the in-flight gauge; shared by every
 /// request and kept across reloads.
 #[derive(Debug)]
@@ -152,6 +163,7 @@ pub struct Telemetry {
     gateway: GatewayHandles,
     pipeline: PipelineHandles,
     store: StoreHandles,
+    logs: LogHandles,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     /// In tests: the name of every event emitted, in order.
@@ -239,6 +251,14 @@ impl Telemetry {
                 replayed: counter(REPLAYED),
                 dropped: counter(DROPPED),
                 last: Mutex::new(vigil_store::StoreStatsSnapshot::default()),
+            },
+            logs: LogHandles {
+                matches: counter(METRIC_FILTER_MATCHES),
+                filter_datapoints: counter(METRIC_FILTER_DATAPOINTS),
+                emf_datapoints: counter(EMF_DATAPOINTS),
+                emf_invalid: counter(EMF_INVALID),
+                write_errors: counter(LOG_METRIC_WRITE_ERRORS),
+                last: Mutex::new(Default::default()),
             },
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),

@@ -50,6 +50,8 @@ pub const GATEWAY: &str = "Vigil/Gateway";
 pub const STORE: &str = "Vigil/Store";
 /// What the models decide.
 pub const MODEL: &str = "Vigil/Model";
+/// The logs' metric filters and EMF.
+pub const LOGS: &str = "Vigil/Logs";
 /// The seed runbook's custom namespace.
 pub const PIPELINE: &str = "InferencePipeline";
 
@@ -317,6 +319,52 @@ metric!(
 );
 
 metric!(
+    METRIC_FILTER_MATCHES,
+    Counter,
+    LOGS,
+    "MetricFilterMatches",
+    Count,
+    "vigil_logs_metric_filter_matches",
+    "stored log events a metric filter's pattern matched (once per filter)"
+);
+metric!(
+    METRIC_FILTER_DATAPOINTS,
+    Counter,
+    LOGS,
+    "MetricFilterDatapoints",
+    Count,
+    "vigil_logs_metric_filter_datapoints",
+    "datapoints metric filters wrote to the metric store (one per series and minute, defaults included)"
+);
+metric!(
+    EMF_DATAPOINTS,
+    Counter,
+    LOGS,
+    "EMFDatapoints",
+    Count,
+    "vigil_logs_emf_datapoints",
+    "datapoints extracted from log events in the embedded metric format and stored"
+);
+metric!(
+    EMF_INVALID,
+    Counter,
+    LOGS,
+    "EMFInvalid",
+    Count,
+    "vigil_logs_emf_invalid",
+    "invalid EMF directives (skipped; their events are still stored as logs)"
+);
+metric!(
+    LOG_METRIC_WRITE_ERRORS,
+    Counter,
+    LOGS,
+    "MetricWriteErrors",
+    Count,
+    "vigil_logs_metric_write_errors",
+    "writes of metric-filter or EMF data the metric store refused (their data are lost)"
+);
+
+metric!(
     PIPELINE_LATENCY,
     Histogram,
     PIPELINE,
@@ -372,6 +420,11 @@ pub const ALL: &[MetricDef] = &[
     SCORE,
     PREDICTIONS,
     MISSING_FEATURES,
+    METRIC_FILTER_MATCHES,
+    METRIC_FILTER_DATAPOINTS,
+    EMF_DATAPOINTS,
+    EMF_INVALID,
+    LOG_METRIC_WRITE_ERRORS,
     PIPELINE_LATENCY,
     PIPELINE_SUCCESS,
     PIPELINE_ERRORS,
