@@ -31,7 +31,7 @@ fn now_ms() -> i64 {
 fn event(i: usize, minute0: i64) -> (i64, u16, u64) {
     let back = 1 + (i as i64 % MINUTES);
     let ts = minute0 - back * 60_000 + (i as i64 % 59_000);
-    let status = if i % 17 == 0 { 503 } else { 200 };
+    let status = if i.is_multiple_of(17) { 503 } else { 200 };
     let latency_us = 100 + (i as u64 * 37) % 3_000;
     (ts, status, latency_us)
 }
