@@ -1,10 +1,14 @@
 //! Vigil's logs, without HTTP: the filter-pattern language of metric
 //! filters and subscriptions (`pattern`), the Insights-style query
-//! language (`query`), log groups stored on the segment log (`store`), and
-//! the pipeline every batch goes through (`pipeline`).
+//! language (`query`), log groups stored on the segment log (`store`), the
+//! pipeline every batch goes through (`pipeline`), the live tail that
+//! watches it (`tail`), and the context lines around a query's matches
+//! (`context`).
 //! Semantics: `../shared/SEMANTICS.md` §3–§5.
 
+pub mod context;
 pub mod pattern;
 pub mod pipeline;
 pub mod query;
 pub mod store;
+pub mod tail;
