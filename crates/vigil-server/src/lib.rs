@@ -169,6 +169,15 @@ pub async fn serve_with_ready(
         store.clone(),
         metrics.clone(),
     ));
+    // Open live tails would hold a graceful shutdown up forever: they end
+    // when it starts.
+    let tail = logs.as_ref().and_then(|logs| logs.tail().cloned());
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(tail) = tail {
+            tail.close();
+        }
+    };
     let tls = config.server.tls.is_some();
     tracing::info!(%addr, tls, models = config.models.len(), "serving");
     ready(addr);
@@ -270,7 +279,8 @@ pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::pipel
     let store = vigil_logs::store::LogStore::open(&dir, vigil_logs::store::StoreOptions::default())
         .map_err(|err| anyhow::anyhow!("cannot open the log store in {}: {err}", dir.display()))?;
     tracing::info!(data_dir = %dir.display(), groups = store.groups().len(), "log store open");
-    let logs = vigil_logs::pipeline::Logs::new(Arc::new(store));
+    let logs = vigil_logs::pipeline::Logs::new(Arc::new(store))
+        .with_tail(Arc::new(vigil_logs::tail::Tail::default()));
     Ok(Some(Arc::new(logs)))
 }
 

@@ -62,6 +62,8 @@ use crate::{
         logs_api::delete_group,
         logs_api::test_pattern,
         logs_api::query::query,
+        logs_api::events::events,
+        logs_api::tail::tail,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -398,6 +400,12 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ("POST", "/api/logs/query", post(logs_api::query::query)),
         ("PUT", "/api/logs/{group}", put(logs_api::put_group)),
         (
+            "GET",
+            "/api/logs/{group}/events",
+            get(logs_api::events::events),
+        ),
+        ("GET", "/api/logs/{group}/tail", get(logs_api::tail::tail)),
+        (
             "DELETE",
             "/api/logs/{group}",
             delete(logs_api::delete_group),
@@ -444,7 +452,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 34);
+        assert_eq!(routed.len(), 36);
     }
 
     #[test]
@@ -570,7 +578,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 34);
+            assert_eq!(routes.len(), 36);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")
