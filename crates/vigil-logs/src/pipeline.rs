@@ -205,8 +205,11 @@ mod tests {
     use super::*;
     use crate::store::StoreOptions;
 
+    /// Group, stream, indices and messages of each batch seen.
+    type Sighting = (String, String, Vec<usize>, Vec<String>);
+
     #[derive(Debug, Default)]
-    struct Seen(Mutex<Vec<(String, String, Vec<usize>, Vec<String>)>>);
+    struct Seen(Mutex<Vec<Sighting>>);
 
     impl Tap for Seen {
         fn stored(&self, batch: &Batch<'_>) {

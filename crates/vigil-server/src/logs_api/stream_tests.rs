@@ -382,3 +382,29 @@ async fn query_rows_carry_the_context_of_their_stream() {
         &["page_size", "1000"],
     );
 }
+
+#[tokio::test]
+async fn the_stream_names_tail_and_events_are_written_percent_encoded() {
+    let (state, logs, _dir) = state_with_tail(TailOptions::default());
+    let body = format!(
+        r#"{{"events": [{{"timestamp": {}, "message": "m"}}]}}"#,
+        now_ms()
+    );
+    let answer = send(&state, json_request("POST", "/api/logs/g/tail", &body)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "{}",
+        answer.text
+    );
+    let answer = send(&state, json_request("POST", "/api/logs/g/%74ail", &body)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let mut streams = Vec::new();
+    logs.store()
+        .scan("g", 0, i64::MAX / 1000, |e| {
+            streams.push(e.stream.to_owned());
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    assert_eq!(streams, ["tail"]);
+}
