@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::metric_filter::MetricFilters;
 use crate::store::ingest::{EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 use crate::store::{InputEvent, LogError, LogStore, PutOutcome, Rejected};
+use crate::tail::Tail;
 
 /// The events of one append that the store kept.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +87,7 @@ pub struct Logs {
     store: Arc<LogStore>,
     taps: Vec<Arc<dyn Tap>>,
     metric_filters: Option<Arc<MetricFilters>>,
+    tail: Option<Arc<Tail>>,
 }
 
 impl Logs {
@@ -95,6 +97,7 @@ impl Logs {
             store,
             taps: Vec::new(),
             metric_filters: None,
+            tail: None,
         }
     }
 
@@ -117,6 +120,19 @@ impl Logs {
     pub fn with_tap(mut self, tap: Arc<dyn Tap>) -> Logs {
         self.taps.push(tap);
         self
+    }
+
+    /// Adds the live tail as a tap, and keeps it for [`Logs::tail`].
+    #[must_use]
+    pub fn with_tail(mut self, tail: Arc<Tail>) -> Logs {
+        self.taps.push(Arc::clone(&tail) as Arc<dyn Tap>);
+        self.tail = Some(tail);
+        self
+    }
+
+    /// The live tail, if one was added.
+    pub fn tail(&self) -> Option<&Arc<Tail>> {
+        self.tail.as_ref()
     }
 
     /// The store, for reads (scans, listing) and group settings.

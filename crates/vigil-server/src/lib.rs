@@ -187,6 +187,15 @@ pub async fn serve_with_ready(
         store.clone(),
         metrics.clone(),
     ));
+    // Open live tails would hold a graceful shutdown up forever: they end
+    // when it starts.
+    let tail = logs.as_ref().and_then(|logs| logs.tail().cloned());
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(tail) = tail {
+            tail.close();
+        }
+    };
     let tls = config.server.tls.is_some();
     tracing::info!(%addr, tls, models = config.models.len(), "serving");
     ready(addr);
@@ -298,7 +307,8 @@ pub fn open_logs(
     let store = vigil_logs::store::LogStore::open(&dir, vigil_logs::store::StoreOptions::default())
         .map_err(|err| anyhow::anyhow!("cannot open the log store in {}: {err}", dir.display()))?;
     tracing::info!(data_dir = %dir.display(), groups = store.groups().len(), "log store open");
-    let mut logs = vigil_logs::pipeline::Logs::new(Arc::new(store));
+    let mut logs = vigil_logs::pipeline::Logs::new(Arc::new(store))
+        .with_tail(Arc::new(vigil_logs::tail::Tail::default()));
     match metrics {
         Some(metrics) => {
             let filters =

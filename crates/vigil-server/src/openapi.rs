@@ -66,6 +66,8 @@ use crate::{
         logs_api::metric_filters::get,
         logs_api::metric_filters::list,
         logs_api::metric_filters::delete,
+        logs_api::events::events,
+        logs_api::tail::tail,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -402,6 +404,12 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ("POST", "/api/logs/query", post(logs_api::query::query)),
         ("PUT", "/api/logs/{group}", put(logs_api::put_group)),
         (
+            "GET",
+            "/api/logs/{group}/events",
+            get(logs_api::events::events),
+        ),
+        ("GET", "/api/logs/{group}/tail", get(logs_api::tail::tail)),
+        (
             "DELETE",
             "/api/logs/{group}",
             delete(logs_api::delete_group),
@@ -468,7 +476,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 38);
+        assert_eq!(routed.len(), 40);
     }
 
     #[test]
@@ -594,7 +602,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 38);
+            assert_eq!(routes.len(), 40);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

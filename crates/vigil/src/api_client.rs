@@ -126,13 +126,28 @@ impl Api {
         self.send(hyper::Method::GET, path, None).await
     }
 
-    /// `method path` with an optional JSON body; the body of a 2xx answer.
-    pub async fn send(
+    /// `GET path`, for an answer read as it comes (JSON lines, server-sent
+    /// events): the headers and the open body of a 2xx answer.
+    pub async fn open(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<(hyper::HeaderMap, hyper::body::Incoming)> {
+        let response = self.request(hyper::Method::GET, path, None).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.into_body().collect().await?.to_bytes();
+            bail!("the server answered {status}: {}", error_message(&body));
+        }
+        let (parts, body) = response.into_parts();
+        Ok((parts.headers, body))
+    }
+
+    async fn request(
         &self,
         method: hyper::Method,
         path: &str,
         json: Option<Vec<u8>>,
-    ) -> anyhow::Result<Bytes> {
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
         let uri: hyper::Uri = format!("{}{path}", self.base)
             .parse()
             .context("invalid request url")?;
@@ -144,22 +159,35 @@ impl Api {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");
         }
         let request = request.body(Full::new(Bytes::from(json.unwrap_or_default())))?;
-        let response = self
-            .client
+        self.client
             .request(request)
             .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
+            .with_context(|| format!("cannot reach {}", self.base))
+    }
+
+    /// `method path` with an optional JSON body; the body of a 2xx answer.
+    pub async fn send(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        json: Option<Vec<u8>>,
+    ) -> anyhow::Result<Bytes> {
+        let response = self.request(method, path, json).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            bail!("the server answered {status}: {message}");
+            bail!("the server answered {status}: {}", error_message(&body));
         }
         Ok(body)
     }
+}
+
+/// The `error` of a JSON error body, or the body as text.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }
 
 /// The certificates an `https://` URL is checked against: the system's

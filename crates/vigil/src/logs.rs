@@ -1,6 +1,7 @@
-//! `vigil logs groups|put|retention|delete|test-pattern`: the log groups of
-//! a running server through its HTTP API (`/api/logs`), and filter
-//! patterns tried on sample lines.
+//! `vigil logs groups|put|retention|delete|query|tail|export|test-pattern`:
+//! the log groups of a running server through its HTTP API (`/api/logs`),
+//! and filter patterns tried on sample lines. `tail` and `export` live in
+//! `logs_stream.rs`.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use crate::table::{self, Output};
 
 #[derive(Debug, Args)]
 #[command(
-    about = "Log groups of a running server (groups, put, retention, delete) and filter patterns (test-pattern)",
+    about = "Log groups of a running server (groups, put, retention, delete, query, tail, export) and filter patterns (test-pattern)",
     long_about = "Log groups of a running server through its HTTP API (/api/logs...). Vigil \
         keeps its access log in the group /vigil/access (a stream per process and day); \
         other services send events to their own groups. Retention is per group (never \
@@ -25,6 +26,8 @@ use crate::table::{self, Output};
         vigil logs groups\n  \
         tail -f app.log | vigil logs put /app/api host-1\n  \
         vigil logs retention /vigil/access --days 30\n  \
+        vigil logs tail -g /vigil/access -f --filter '{ $.status >= 500 }'\n  \
+        vigil logs export -g /vigil/access --from 24h --output access.jsonl.gz\n  \
         vigil logs test-pattern '[ip, user, ..., status = 5*, bytes]' < access.log\n  \
         vigil logs delete /app/api"
 )]
@@ -76,8 +79,40 @@ enum LogsCommand {
         of a long result is fetched. An error names the query's column.\n\n\
         Examples:\n  vigil logs query -g /vigil/access --since 1h 'filter status >= 500 | stats count(*) by bin(1m)'\n  \
         vigil logs query -g /vigil/access --since 15m 'fields @timestamp, route, latency_ms | sort latency_ms desc | limit 10'\n  \
-        vigil logs query -g /app/api --start 2026-12-01T20:00:00Z --end 2026-12-01T21:00:00Z 'filter @message like \"ERROR\"' --output json")]
+        vigil logs query -g /app/api --start 2026-12-01T20:00:00Z --end 2026-12-01T21:00:00Z 'filter @message like \"ERROR\"' --output json\n  \
+        vigil logs query -g /app/api --context 3 'filter @message like \"panic\" | limit 5'\n\n\
+        --context N shows, around each row, up to N events of its stream stored just before \
+        it (marked -) and after it (marked +), grep -C style.")]
     Query(QueryArgs),
+    /// Show a group's latest events, or follow it live (-f).
+    #[command(long_about = "Print the latest events of a group stored in the last \
+        --since (default 10m), at most --lines of them (default 100), oldest first, as \
+        TIME STREAM MESSAGE lines (or --output json: one JSON object per line). With -f, \
+        keep following: each event stored from then on is printed as it arrives, until \
+        Ctrl-C (the server streams them as server-sent events; nothing is polled). \
+        --filter takes a filter pattern, the language of test-pattern and metric filters. \
+        A follower that reads more slowly than events arrive is told on stderr how many it \
+        lost; ingestion never waits for it. The tail ends when the group is deleted or \
+        the server stops.\n\n\
+        Examples:\n  vigil logs tail -g /vigil/access\n  \
+        vigil logs tail -g /vigil/access -f --filter '{ $.status >= 500 }'\n  \
+        vigil logs tail -g /app/api -f --since 1h --lines 20 --filter '?ERROR ?WARN'\n  \
+        vigil logs tail -g /app/api -f --output json | jq .message")]
+    Tail(crate::logs_stream::TailArgs),
+    /// Export a group's events in a time range to a (gzip) JSON-lines file.
+    #[command(long_about = "Write every event of a group in --from..--to (default: \
+        until now) to --output, one JSON object per line: {\"timestamp\", \
+        \"ingestion_time\", \"log_stream\", \"message\"} (times in Unix ms), \
+        gzip-compressed when the file name ends in .gz. Times are RFC 3339, Unix ms, or \
+        a duration ago (30m, 24h, 7d). The events stream from the server as the store \
+        reads them (memory stays flat however large the range); a progress bar shows \
+        events and bytes on a terminal. The file is written as FILE.part and renamed \
+        once complete, so a failed export leaves no file that looks whole. --filter \
+        keeps only the events a filter pattern matches.\n\n\
+        Examples:\n  vigil logs export -g /vigil/access --from 24h --output access.jsonl.gz\n  \
+        vigil logs export -g /app/api --from 2026-12-01T00:00:00Z --to 2026-12-02T00:00:00Z --output day.jsonl\n  \
+        vigil logs export -g /app/api --from 7d --filter ERROR --output errors.jsonl.gz")]
+    Export(crate::logs_stream::ExportArgs),
     /// Try a filter pattern on sample lines: which match, what each extracted.
     #[command(
         long_about = "Try a filter pattern (the language of metric filters and \
@@ -154,6 +189,10 @@ struct QueryArgs {
     end: Option<String>,
     /// The query, e.g. 'filter status >= 500 | stats count(*) by bin(1m)'.
     query: String,
+    /// Also show up to N events (0 to 100) of each row's stream stored just
+    /// before (-) and after (+) it; not for stats queries.
+    #[arg(short = 'C', long, value_name = "N")]
+    context: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -184,6 +223,8 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
             LogsCommand::Retention(retention) => run_retention(&api, &retention).await,
             LogsCommand::Delete(delete) => run_delete(&api, &delete).await,
             LogsCommand::Query(query) => run_query(&api, &query).await,
+            LogsCommand::Tail(tail) => crate::logs_stream::run_tail(&api, &tail).await,
+            LogsCommand::Export(export) => crate::logs_stream::run_export(&api, &export).await,
             LogsCommand::TestPattern(_) => Ok(()),
         }
     })
@@ -326,7 +367,7 @@ async fn run_delete(api: &Api, args: &GroupArg) -> anyhow::Result<()> {
 }
 
 /// `30s`, `15m`, `1h`, `7d` in milliseconds.
-fn duration_ms(text: &str) -> anyhow::Result<i64> {
+pub(crate) fn duration_ms(text: &str) -> anyhow::Result<i64> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -365,6 +406,9 @@ async fn run_query(api: &Api, args: &QueryArgs) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let mut request = json!({"groups": args.groups, "query": args.query});
+    if let Some(n) = args.context {
+        request["context"] = json!(n);
+    }
     if let Some(start) = start {
         request["start"] = start;
     }
@@ -413,7 +457,12 @@ async fn run_query(api: &Api, args: &QueryArgs) -> anyhow::Result<()> {
                     .collect()
             })
             .collect();
-        write!(out, "{}", table::render(&names, &cells))?;
+        let rendered = table::render(&names, &cells);
+        if args.context.is_some_and(|n| n > 0) {
+            write_with_context(&mut out, &rendered, &rows)?;
+        } else {
+            write!(out, "{rendered}")?;
+        }
         out.flush()?;
         eprintln!(
             "{} rows, {matched} of {scanned} events matched, {took} ms",
@@ -422,6 +471,43 @@ async fn run_query(api: &Api, args: &QueryArgs) -> anyhow::Result<()> {
     }
     if let Some(warning) = warning {
         eprintln!("warning: {warning}");
+    }
+    Ok(())
+}
+
+/// The table with each row's context lines around it, grep-style: the
+/// events before it marked `-`, after it `+`, rows apart by `--`.
+fn write_with_context(out: &mut impl Write, table: &str, rows: &[Value]) -> anyhow::Result<()> {
+    let mut lines = table.lines();
+    if let Some(header) = lines.next() {
+        writeln!(out, "{header}")?;
+    }
+    let side = |row: &Value, name: &str| -> Vec<String> {
+        row["@context"][name]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}  {}",
+                    e["@timestamp"].as_str().unwrap_or_default(),
+                    e["@message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    for (i, (line, row)) in lines.zip(rows).enumerate() {
+        if i > 0 {
+            writeln!(out, "--")?;
+        }
+        for before in side(row, "before") {
+            writeln!(out, "  - {before}")?;
+        }
+        writeln!(out, "{line}")?;
+        for after in side(row, "after") {
+            writeln!(out, "  + {after}")?;
+        }
     }
     Ok(())
 }

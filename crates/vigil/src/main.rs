@@ -14,6 +14,7 @@ mod bench;
 mod inferences;
 mod keys;
 mod logs;
+mod logs_stream;
 mod metrics;
 mod predict;
 mod serve;

@@ -1,7 +1,8 @@
 //! Black-box tests of `vigil logs ...` against a real `vigil serve` on
 //! port 0 with its own data directory: events sent, groups listed, the
 //! access log kept in /vigil/access across a restart, retention, deletion,
-//! and filter patterns tried on a file.
+//! filter patterns tried on a file, export, tail (and tail -f) and
+//! context lines.
 
 mod common;
 
@@ -233,4 +234,217 @@ fn a_query_counts_what_was_sent() {
     );
     assert!(!success);
     assert!(stderr.contains("column"), "{stderr}");
+}
+
+fn put_lines(server: &Serve, group: &str, stream: &str, lines: &[String]) {
+    let now = vigil_server::telemetry::now_ms();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| serde_json::json!({"timestamp": now - 1000 + i as i64, "message": m}))
+        .collect();
+    let body = serde_json::json!({ "events": events }).to_string();
+    let path = format!("/api/logs/{}/{stream}", group.replace('/', "%2F"));
+    let (status, answer) = http(&server.addr, "POST", &path, Some(&body));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn export_writes_gzip_json_lines_of_what_was_sent() {
+    use std::io::Read;
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = Serve::start(&[OsStr::new("--data-dir"), data.path().as_os_str()]);
+    let sent: Vec<String> = (0..1500)
+        .map(|i| format!("{{\"i\": {i}, \"pad\": \"{}\"}}", "x".repeat(i % 50)))
+        .collect();
+    put_lines(&server, "/app/api", "host-1", &sent[..1000]);
+    put_lines(&server, "/app/api", "host-2", &sent[1000..]);
+    let file = data.path().join("out.jsonl.gz");
+    let path = file.to_str().unwrap_or_default();
+    let (success, _, stderr) = run(
+        &server,
+        &[
+            "logs", "export", "-g", "/app/api", "--from", "1h", "--output", path,
+        ],
+    );
+    assert!(success, "{stderr}");
+    assert!(stderr.contains("1500 events"), "{stderr}");
+    assert!(!data.path().join("out.jsonl.gz.part").exists());
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&file).unwrap_or_else(|e| panic!("{e}")))
+        .read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("not gzip: {e}"));
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1500);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["message"], sent[i].as_str());
+        assert_eq!(
+            line["log_stream"],
+            if i < 1000 { "host-1" } else { "host-2" }
+        );
+        assert!(line["timestamp"].as_i64().is_some() && line["ingestion_time"].as_i64().is_some());
+    }
+    // A range with nothing in it: an empty file; a missing group: a 404.
+    let empty = data.path().join("empty.jsonl");
+    let (success, _, stderr) = run(
+        &server,
+        &[
+            "logs",
+            "export",
+            "-g",
+            "/app/api",
+            "--from",
+            "0",
+            "--to",
+            "1000",
+            "--output",
+            empty.to_str().unwrap_or_default(),
+        ],
+    );
+    assert!(success, "{stderr}");
+    assert_eq!(std::fs::read(&empty).map(|b| b.len()).ok(), Some(0));
+    let (success, _, stderr) = run(
+        &server,
+        &[
+            "logs", "export", "-g", "/nope", "--from", "1h", "--output", path,
+        ],
+    );
+    assert!(!success);
+    assert!(
+        stderr.contains("404") && stderr.contains("/nope"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tail_prints_the_latest_and_follow_prints_what_comes_next() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = Serve::start(&[OsStr::new("--data-dir"), data.path().as_os_str()]);
+    put_lines(
+        &server,
+        "/app/api",
+        "h",
+        &["INFO started".into(), "ERROR first".into()],
+    );
+    let out = ok(&server, &["logs", "tail", "-g", "/app/api"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].ends_with(" h INFO started"), "{out}");
+    let out = ok(
+        &server,
+        &[
+            "logs", "tail", "-g", "/app/api", "--filter", "ERROR", "--output", "json",
+        ],
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(event["message"], "ERROR first");
+
+    let url = format!("http://{}", server.addr);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "logs", "tail", "-g", "/app/api", "-f", "--filter", "ERROR", "--url", &url,
+        ])
+        .env_remove("VIGIL_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = follower.stdout.take().unwrap_or_else(|| panic!("piped"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("tail -f printed no {what} within 10 s"))
+    };
+    // The replay first: once it is printed, the tail is subscribed.
+    assert!(next("replay").ends_with("ERROR first"));
+    put_lines(
+        &server,
+        "/app/api",
+        "h2",
+        &["INFO skipped".into(), "ERROR second".into()],
+    );
+    let line = next("new event");
+    assert!(line.ends_with(" h2 ERROR second"), "{line}");
+    // A graceful shutdown ends open tails instead of waiting for them.
+    assert_eq!(server.terminate(), Some(0));
+    let code = common::wait_exit(&mut follower, Duration::from_secs(10));
+    let mut stderr = String::new();
+    if let Some(mut err) = follower.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("the tail ended"), "{stderr}");
+}
+
+#[test]
+fn a_query_with_context_shows_the_neighbours_of_each_row() {
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = Serve::start(&[OsStr::new("--data-dir"), data.path().as_os_str()]);
+    let lines: Vec<String> = ["a", "b", "c PANIC", "d", "e"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    put_lines(&server, "/app/api", "h", &lines);
+    let query = "filter @message like \"PANIC\" | fields @message";
+    let out = ok(
+        &server,
+        &["logs", "query", "-g", "/app/api", "--context", "1", query],
+    );
+    let got: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(got.len(), 4, "{out}");
+    assert_eq!(got[0], "@message");
+    assert!(
+        got[1].starts_with("  - ") && got[1].ends_with("  b"),
+        "{out}"
+    );
+    assert_eq!(got[2], "c PANIC");
+    assert!(
+        got[3].starts_with("  + ") && got[3].ends_with("  d"),
+        "{out}"
+    );
+    let out = ok(
+        &server,
+        &[
+            "logs",
+            "query",
+            "-g",
+            "/app/api",
+            "--context",
+            "2",
+            "--output",
+            "json",
+            query,
+        ],
+    );
+    let value: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let context = &value["rows"][0]["@context"];
+    assert_eq!(context["before"][0]["@message"], "a");
+    assert_eq!(context["after"][1]["@message"], "e");
+    let (success, _, stderr) = run(
+        &server,
+        &[
+            "logs",
+            "query",
+            "-g",
+            "/app/api",
+            "--context",
+            "1",
+            "stats count(*)",
+        ],
+    );
+    assert!(!success);
+    assert!(stderr.contains("context"), "{stderr}");
 }

@@ -13,7 +13,7 @@ use super::eval::{Ctx, Row, Sys};
 use super::plan::{Plan, Stage};
 use super::stats::{Aggregator, Bounds};
 use super::value::{Value, hash_key, key_eq, sort_cmp};
-use super::{Event, Flow, QueryLimits, QueryOutput};
+use super::{Event, Flow, LogEvent, QueryLimits, QueryOutput};
 
 /// A row gathered in phase 0 with its place in the order.
 #[derive(Debug, Clone)]
@@ -298,6 +298,20 @@ impl Executor {
 
     /// The result.
     pub fn finish(self) -> Result<QueryOutput, ExecError> {
+        self.finish_inner(false).map(|(out, _)| out)
+    }
+
+    /// The result, and for each row the event it came from (`None` for the
+    /// rows of a `stats`, which come from many): what context lines are
+    /// found around.
+    pub fn finish_with_sources(self) -> Result<(QueryOutput, Vec<Option<LogEvent>>), ExecError> {
+        self.finish_inner(true)
+    }
+
+    fn finish_inner(
+        self,
+        keep_sources: bool,
+    ) -> Result<(QueryOutput, Vec<Option<LogEvent>>), ExecError> {
         let plan = &self.plan;
         let bounds = Bounds {
             max_groups: self.limits.max_groups,
@@ -387,6 +401,7 @@ impl Executor {
             schema,
             scratch: &mut scratch,
         };
+        let mut sources = Vec::new();
         let out = rows
             .into_iter()
             .map(|mut r| {
@@ -397,16 +412,26 @@ impl Executor {
                         m.insert(name.clone(), v.to_json());
                     }
                 }
+                if keep_sources {
+                    sources.push(r.sys.take().map(|s| LogEvent {
+                        timestamp_ms: s.timestamp_ms,
+                        ingestion_ms: s.ingestion_ms,
+                        group: s.group.into_owned(),
+                        stream: s.stream.into_owned(),
+                        message: s.message.into_owned(),
+                    }));
+                }
                 m
             })
             .collect();
-        Ok(QueryOutput {
+        let out = QueryOutput {
             columns: plan.columns.iter().map(|(n, _)| n.clone()).collect(),
             rows: out,
             scanned: self.scanned,
             matched: self.matched,
             scan_limit_reached: self.scan_limit_reached,
-        })
+        };
+        Ok((out, sources))
     }
 }
 

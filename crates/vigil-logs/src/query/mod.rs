@@ -48,6 +48,7 @@ pub use ast::{
 };
 pub use error::{ExecError, QueryError};
 pub use exec::Executor;
+pub(crate) use time::format_rfc3339;
 
 /// The longest query accepted, in characters (as the cloud's).
 pub const MAX_QUERY_CHARS: usize = 10_000;

@@ -774,3 +774,27 @@ fn events_are_borrowed() {
         .and_then(|q| q.run([e], QueryLimits::default()).ok());
     assert_eq!(out.map(|o| col(&o, "status")), Some(vec![json!(500)]));
 }
+
+#[test]
+fn each_row_knows_the_event_it_came_from_and_stats_rows_none() {
+    let events = [
+        ev(T0, r#"{"status": 500}"#),
+        ev(T0 + 1, r#"{"status": 200}"#),
+        ev(T0 + 2, r#"{"status": 503}"#),
+    ];
+    let sources = |q: &str| {
+        let query = Query::parse(q).unwrap();
+        let mut ex = query.executor(QueryLimits::default()).unwrap();
+        for e in &events {
+            ex.push(e.as_event()).unwrap();
+        }
+        ex.finish_with_sources().unwrap()
+    };
+    let (out, src) = sources("filter status >= 500 | fields status | sort status asc");
+    assert_eq!(col(&out, "status"), [json!(500), json!(503)]);
+    let src: Vec<LogEvent> = src.into_iter().map(Option::unwrap).collect();
+    assert_eq!(src, [events[0].clone(), events[2].clone()]);
+    let (out, src) = sources("stats count(*)");
+    assert_eq!(out.rows.len(), 1);
+    assert_eq!(src, [None]);
+}

@@ -271,6 +271,25 @@ impl LogStore {
             .collect()
     }
 
+    /// At most how many events of `group` lie in `from_ms..to_ms`: the
+    /// events of the segments whose time range overlaps it (exact when the
+    /// range covers whole segments), for a progress bar's total.
+    pub fn estimate_events(&self, group: &str, from_ms: i64, to_ms: i64) -> Result<u64, LogError> {
+        let g = self
+            .group(group)
+            .ok_or_else(|| LogError::NoGroup(group.to_owned()))?;
+        let (from_us, to_us) = (from_ms.saturating_mul(1000), to_ms.saturating_mul(1000));
+        Ok(g.log
+            .segments()
+            .iter()
+            .filter(|s| {
+                s.time_range_us
+                    .is_some_and(|(lo, hi)| lo < to_us && hi >= from_us)
+            })
+            .map(|s| s.records)
+            .sum())
+    }
+
     /// Deletes a group and its events; returns whether it existed.
     pub fn delete_group(&self, name: &str) -> Result<bool, LogError> {
         let _catalog = lock(&self.catalog);

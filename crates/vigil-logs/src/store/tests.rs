@@ -167,3 +167,26 @@ fn a_deleted_group_is_gone_and_can_be_made_again() {
     let store = LogStore::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(store.groups().len(), 1);
 }
+
+#[test]
+fn the_estimate_counts_the_segments_that_overlap_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), small()).unwrap();
+    assert!(!store.has_group("/g"));
+    // Three batches an hour apart; 4 KiB segments seal between them.
+    for (h, n) in [(3, 40), (2, 30), (1, 20)] {
+        let events: Vec<InputEvent> = (0..n)
+            .map(|i| ev(NOW - h * 3_600_000 + i, &"x".repeat(100)))
+            .collect();
+        store.put("/g", "s", &events, NOW).unwrap();
+    }
+    assert!(store.has_group("/g"));
+    assert_eq!(store.estimate_events("/g", 0, NOW + 1).unwrap(), 90);
+    let last_hour = store.estimate_events("/g", NOW - 3_600_000, NOW).unwrap();
+    assert!((20..90).contains(&last_hour), "{last_hour}");
+    assert_eq!(store.estimate_events("/g", NOW, NOW + 1).unwrap(), 0);
+    assert!(matches!(
+        store.estimate_events("/nope", 0, 1),
+        Err(LogError::NoGroup(_))
+    ));
+}

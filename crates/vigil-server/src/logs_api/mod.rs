@@ -2,8 +2,10 @@
 //! themselves (SEMANTICS.md §3.2). Group names hold `/`: a path writes
 //! them `%2F` (`/api/logs/%2Fapp%2Fapi/host-1`).
 
+pub mod events;
 pub mod metric_filters;
 pub mod query;
+pub mod tail;
 
 use std::sync::Arc;
 
@@ -373,5 +375,7 @@ pub async fn test_pattern(
     }))
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

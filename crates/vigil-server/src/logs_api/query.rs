@@ -43,7 +43,18 @@ pub struct QueryRequest {
     /// `next_cursor` of the previous page (the same request otherwise).
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Context lines, 0–100: each row of a query without `stats` gets
+    /// `"@context": {"before": [...], "after": [...]}` with up to this many
+    /// events of its stream stored just before and after it, in the
+    /// queried range (`{"@timestamp", "@message"}` each). Pages then hold
+    /// at most 1,000 rows (the default page size with context).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
+    pub context: Option<usize>,
 }
+
+/// The most rows in one page of an answer with context lines.
+pub const MAX_CONTEXT_PAGE_ROWS: usize = 1_000;
 
 /// `POST /api/logs/query` answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,7 +80,7 @@ pub struct QueryAnswer {
 }
 
 /// A time as Unix ms or RFC 3339.
-fn time_ms(field: &str, value: &serde_json::Value) -> Result<i64, ApiError> {
+pub(crate) fn time_ms(field: &str, value: &serde_json::Value) -> Result<i64, ApiError> {
     match value {
         serde_json::Value::Number(n) => n.as_i64().ok_or_else(|| {
             ApiError::bad_request(format!("{field}: {n} is not a whole number of Unix ms"))
@@ -119,11 +130,30 @@ pub async fn query(
             "start ({start}) must be before end ({end})"
         )));
     }
-    let page_size = request.page_size.unwrap_or(MAX_PAGE_ROWS);
-    if page_size == 0 || page_size > MAX_PAGE_ROWS {
+    let context = request.context.unwrap_or(0);
+    if context > vigil_logs::context::MAX_CONTEXT {
         return Err(ApiError::bad_request(format!(
-            "page_size: must be 1 to {MAX_PAGE_ROWS}"
+            "context: must be 0 to {}, got {context}",
+            vigil_logs::context::MAX_CONTEXT
         )));
+    }
+    if context > 0 && query.is_stats() {
+        return Err(ApiError::bad_request(
+            "context: a stats result has no events to show context lines around; drop `context` or `stats`",
+        ));
+    }
+    let max_page = if context > 0 {
+        MAX_CONTEXT_PAGE_ROWS
+    } else {
+        MAX_PAGE_ROWS
+    };
+    let page_size = request.page_size.unwrap_or(max_page);
+    if page_size == 0 || page_size > max_page {
+        return Err(ApiError::bad_request(if context > 0 {
+            format!("page_size: must be 1 to {max_page} with context lines")
+        } else {
+            format!("page_size: must be 1 to {max_page}")
+        }));
     }
     let offset = match &request.cursor {
         None => 0,
@@ -136,7 +166,8 @@ pub async fn query(
     }
     let started = Instant::now();
     let groups = request.groups;
-    let output = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+    let store = std::sync::Arc::clone(logs.store());
+    let (output, sources) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let limits = QueryLimits {
             max_scanned: Some(max_scanned),
             ..QueryLimits::default()
@@ -187,19 +218,34 @@ pub async fn query(
                 break;
             }
         }
-        exec.finish()
-            .map_err(|err| ApiError::bad_request(format!("query: {err}")))
+        if context > 0 {
+            exec.finish_with_sources()
+        } else {
+            exec.finish().map(|out| (out, Vec::new()))
+        }
+        .map_err(|err| ApiError::bad_request(format!("query: {err}")))
     })
     .await
     .map_err(|err| ApiError::internal(format!("log query task failed: {err}")))??;
     let total = output.rows.len();
-    let rows: Vec<_> = output
+    let mut rows: Vec<_> = output
         .rows
         .into_iter()
         .skip(offset)
         .take(page_size)
         .collect();
     let next = offset + rows.len();
+    if context > 0 {
+        let page: Vec<_> = sources.into_iter().skip(offset).take(rows.len()).collect();
+        let contexts = tokio::task::spawn_blocking(move || {
+            contexts(&store, &page, (start, end), context, max_scanned)
+        })
+        .await
+        .map_err(|err| ApiError::internal(format!("log context task failed: {err}")))??;
+        for (row, c) in rows.iter_mut().zip(contexts) {
+            row.insert("@context".to_owned(), c.unwrap_or_default().to_json());
+        }
+    }
     Ok(Json(QueryAnswer {
         columns: output.columns,
         rows,
@@ -213,4 +259,52 @@ pub async fn query(
             )
         }),
     }))
+}
+
+/// The context of each row's source event: one scan per group that holds
+/// one, each stopping once its rows are complete, at most `max_scanned`
+/// events in all.
+fn contexts(
+    store: &vigil_logs::store::LogStore,
+    sources: &[Option<vigil_logs::query::LogEvent>],
+    (start, end): (i64, i64),
+    n: usize,
+    max_scanned: u64,
+) -> Result<Vec<Option<vigil_logs::context::EventContext>>, ApiError> {
+    let mut out = vec![None; sources.len()];
+    let mut groups: Vec<&str> = sources.iter().flatten().map(|e| e.group.as_str()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for group in groups {
+        let (rows, targets): (Vec<usize>, Vec<vigil_logs::query::LogEvent>) = sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                e.as_ref()
+                    .filter(|e| e.group == group)
+                    .map(|e| (i, e.clone()))
+            })
+            .unzip();
+        let found = vigil_logs::context::find(store, group, start, end, &targets, n, max_scanned)
+            .map_err(|err| match err {
+                // Deleted since the query ran: its rows get no context.
+                vigil_logs::store::LogError::NoGroup(_) => None,
+                other => Some(other),
+            });
+        let found = match found {
+            Ok(found) => found,
+            Err(None) => continue,
+            Err(Some(err)) => {
+                tracing::error!(error = %err, "log store scan failed");
+                return Err(ApiError::public(
+                    crate::error::ErrorCode::Unavailable,
+                    "the log store cannot read now",
+                ));
+            }
+        };
+        for (i, c) in rows.into_iter().zip(found) {
+            out[i] = c;
+        }
+    }
+    Ok(out)
 }
