@@ -217,15 +217,15 @@ pub async fn serve_with_ready(
     if let Some(flusher) = filter_flusher {
         flusher.abort();
     }
-    if let Some(filters) = &metric_filters {
-        // What the filters gathered since the last flush, before the metric
-        // store's checkpoint below.
-        filters.flush(telemetry::now_ms());
-    }
     if let Some(logs) = logs
         && let Err(err) = logs.store().sync()
     {
         tracing::warn!(error = %err, "log store sync at shutdown failed");
+    }
+    if let Some(filters) = &metric_filters {
+        // What the filters gathered, before the metric store's last writes
+        // to the fleet below.
+        filters.flush(telemetry::now_ms());
     }
     if let Some(metrics) = metrics {
         // The last second of Vigil's own metrics, then blocks to disk (and
@@ -251,6 +251,11 @@ pub async fn serve_with_ready(
                 "access log lines dropped because stdout was too slow"
             );
         }
+    }
+    if let Some(filters) = &metric_filters {
+        // And what the access log's last lines gave them (stored in the
+        // local write-ahead log: the metric store's writes are durable).
+        filters.flush(telemetry::now_ms());
     }
     tracing::info!("server stopped");
     Ok(())
