@@ -189,8 +189,11 @@ mod tests {
     use super::*;
     use crate::store::StoreOptions;
 
+    /// Group, stream, kept indexes, kept messages.
+    type SeenBatch = (String, String, Vec<usize>, Vec<String>);
+
     #[derive(Debug, Default)]
-    struct Seen(Mutex<Vec<(String, String, Vec<usize>, Vec<String>)>>);
+    struct Seen(Mutex<Vec<SeenBatch>>);
 
     impl Tap for Seen {
         fn stored(&self, batch: &Batch<'_>) {

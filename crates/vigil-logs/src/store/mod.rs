@@ -243,6 +243,11 @@ impl LogStore {
         })
     }
 
+    /// Whether `name` exists.
+    pub fn has_group(&self, name: &str) -> bool {
+        self.group(name).is_some()
+    }
+
     /// Every group, by name.
     pub fn groups(&self) -> Vec<GroupInfo> {
         read_lock(&self.groups)
