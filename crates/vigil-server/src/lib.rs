@@ -137,9 +137,13 @@ pub async fn serve_with_ready(
     if let Some(metrics) = &metrics {
         state = state.with_metrics(Arc::clone(metrics));
     }
-    let logs = open_logs(&config)?;
-    if let Some(logs) = &logs {
-        state = state.with_logs(Arc::clone(logs));
+    let opened = open_logs(&config)?;
+    let logs = opened.as_ref().map(|o| Arc::clone(&o.logs));
+    let subscriptions = opened.as_ref().map(|o| Arc::clone(&o.subscriptions));
+    if let Some(opened) = &opened {
+        state = state
+            .with_logs(Arc::clone(&opened.logs))
+            .with_subscriptions(Arc::clone(&opened.subscriptions));
     }
     let expirer = logs
         .clone()
@@ -168,6 +172,7 @@ pub async fn serve_with_ready(
         Arc::clone(state.gateway().telemetry()),
         store.clone(),
         metrics.clone(),
+        subscriptions.clone(),
     ));
     let tls = config.server.tls.is_some();
     tracing::info!(%addr, tls, models = config.models.len(), "serving");
@@ -186,6 +191,10 @@ pub async fn serve_with_ready(
     ticker.abort();
     if let Some(expirer) = expirer {
         expirer.abort();
+    }
+    if let Some(subscriptions) = &subscriptions {
+        // What the filters buffered, one attempt each.
+        subscriptions.shutdown(Duration::from_secs(2)).await;
     }
     if let Some(logs) = logs
         && let Err(err) = logs.store().sync()
@@ -259,9 +268,21 @@ fn instance_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The log pipeline, and what the log API manages beside it.
+#[derive(Debug, Clone)]
+pub struct OpenLogs {
+    /// The store with its taps: every batch goes through it.
+    pub logs: Arc<vigil_logs::pipeline::Logs>,
+    /// The subscription filters (a tap of `logs`).
+    pub subscriptions: Arc<vigil_logs::subscription::Subscriptions>,
+}
+
 /// Open the log store of `config` (in `logs.data_dir`, by default `logs`
-/// under the inference log's directory), if logs are on.
-pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::pipeline::Logs>>> {
+/// under the inference log's directory), if logs are on, with its
+/// subscription filters (those of `subscriptions.json`, then the file's
+/// `[[logs.subscriptions]]`, which replace them). Needs a tokio runtime:
+/// each filter's delivery task starts here.
+pub fn open_logs(config: &Config) -> anyhow::Result<Option<OpenLogs>> {
     if !config.logs.enabled {
         tracing::info!("logs are off (logs.enabled = false)");
         return Ok(None);
@@ -270,8 +291,43 @@ pub fn open_logs(config: &Config) -> anyhow::Result<Option<Arc<vigil_logs::pipel
     let store = vigil_logs::store::LogStore::open(&dir, vigil_logs::store::StoreOptions::default())
         .map_err(|err| anyhow::anyhow!("cannot open the log store in {}: {err}", dir.display()))?;
     tracing::info!(data_dir = %dir.display(), groups = store.groups().len(), "log store open");
-    let logs = vigil_logs::pipeline::Logs::new(Arc::new(store));
-    Ok(Some(Arc::new(logs)))
+    let store = Arc::new(store);
+    let subscriptions = vigil_logs::subscription::Subscriptions::open(
+        &dir,
+        Arc::clone(&store),
+        vigil_logs::subscription::SubscriptionOptions {
+            files_dir: Some(
+                config
+                    .logs
+                    .subscription_files_dir(&config.store.store.data_dir),
+            ),
+            ..Default::default()
+        },
+    )
+    .map_err(|err| anyhow::anyhow!("cannot open the subscription filters: {err}"))?;
+    let now = telemetry::now_ms();
+    for def in &config.logs.subscriptions {
+        store
+            .create_group(&def.group, None, now)
+            .map_err(|err| anyhow::anyhow!("log group {:?}: {err}", def.group))?;
+        subscriptions
+            .put_from_config(&def.group, &def.name, def.spec.clone(), now)
+            .map_err(|err| {
+                anyhow::anyhow!("subscription {:?} of {:?}: {err}", def.name, def.group)
+            })?;
+    }
+    let subscriptions = Arc::new(subscriptions);
+    if !subscriptions.stats().is_empty() {
+        tracing::info!(
+            filters = subscriptions.stats().len(),
+            "subscription filters on"
+        );
+    }
+    let logs = vigil_logs::pipeline::Logs::new(store).with_tap(subscriptions.clone());
+    Ok(Some(OpenLogs {
+        logs: Arc::new(logs),
+        subscriptions,
+    }))
 }
 
 /// Drops whole segments past their group's retention, once a minute (on

@@ -62,6 +62,10 @@ use crate::{
         logs_api::delete_group,
         logs_api::test_pattern,
         logs_api::query::query,
+        logs_api::subscriptions::put,
+        logs_api::subscriptions::get,
+        logs_api::subscriptions::list,
+        logs_api::subscriptions::delete,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -407,6 +411,26 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             "/api/logs/{group}/{stream}",
             post(logs_api::put_events),
         ),
+        (
+            "GET",
+            "/api/logs/{group}/subscription-filters",
+            get(logs_api::subscriptions::list),
+        ),
+        (
+            "PUT",
+            "/api/logs/{group}/subscription-filters/{name}",
+            put(logs_api::subscriptions::put),
+        ),
+        (
+            "GET",
+            "/api/logs/{group}/subscription-filters/{name}",
+            get(logs_api::subscriptions::get),
+        ),
+        (
+            "DELETE",
+            "/api/logs/{group}/subscription-filters/{name}",
+            delete(logs_api::subscriptions::delete),
+        ),
     ]
 }
 
@@ -444,7 +468,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 34);
+        assert_eq!(routed.len(), 38);
     }
 
     #[test]
@@ -570,7 +594,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 34);
+            assert_eq!(routes.len(), 38);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

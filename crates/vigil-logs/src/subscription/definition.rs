@@ -23,6 +23,16 @@ pub struct FilterSpec {
     pub destination: Destination,
 }
 
+impl FilterSpec {
+    /// Checks the pattern and the destination as `put` does (a config file
+    /// is checked before anything starts); the error names the field.
+    pub fn validate(&self) -> Result<(), SubscriptionError> {
+        parse_pattern(&self.pattern)?;
+        target_uri(&self.destination)?;
+        Ok(())
+    }
+}
+
 /// Where a subscription delivers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]

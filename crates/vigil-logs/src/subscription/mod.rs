@@ -136,6 +136,12 @@ pub struct SubscriptionOptions {
     pub connect_timeout: Duration,
     /// One attempt's timeout. Default: 10 s.
     pub request_timeout: Duration,
+    /// Where [`Subscriptions::put`] may write `file` destinations: a
+    /// relative path is resolved against it, an absolute one must lie
+    /// inside it, so an API key cannot append to any file the process may
+    /// write. [`Subscriptions::put_from_config`] is not held to it.
+    /// Default: `None`, which refuses every `file` destination from `put`.
+    pub files_dir: Option<PathBuf>,
 }
 
 impl Default for SubscriptionOptions {
@@ -154,6 +160,7 @@ impl Default for SubscriptionOptions {
             },
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            files_dir: None,
         }
     }
 }
@@ -218,6 +225,14 @@ impl Subscriptions {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| SubscriptionError::NoRuntime)?;
         let dir = dir.as_ref().to_owned();
+        let mut options = options;
+        if let Some(files) = &mut options.files_dir
+            && files.is_relative()
+        {
+            let cwd = std::env::current_dir()
+                .map_err(|e| SubscriptionError::storage(files, e.to_string()))?;
+            *files = cwd.join(&*files);
+        }
         let subs = Subscriptions {
             http: HttpClient::new(options.connect_timeout),
             dir,
@@ -244,8 +259,25 @@ impl Subscriptions {
     }
 
     /// Creates or replaces filter `name` of `group` (which must exist);
-    /// a third filter of a group is refused.
+    /// a third filter of a group is refused. A `file` destination must lie
+    /// in [`SubscriptionOptions::files_dir`] (a relative path is resolved
+    /// there, and stored resolved).
     pub fn put(
+        &self,
+        group: &str,
+        name: &str,
+        mut spec: FilterSpec,
+        now_ms: i64,
+    ) -> Result<PutOutcome, SubscriptionError> {
+        if let Destination::File { path } = &mut spec.destination {
+            *path = self.confine(path)?;
+        }
+        self.put_from_config(group, name, spec, now_ms)
+    }
+
+    /// [`Subscriptions::put`] for a definition of the operator's config
+    /// file: a `file` destination may be anywhere.
+    pub fn put_from_config(
         &self,
         group: &str,
         name: &str,
@@ -361,6 +393,35 @@ impl Subscriptions {
                 task.abort();
             }
         }
+    }
+
+    /// `path` inside `files_dir`, or why not (the directory is created).
+    fn confine(&self, path: &Path) -> Result<PathBuf, SubscriptionError> {
+        let invalid = |m: String| SubscriptionError::invalid("destination.path", m);
+        let Some(dir) = &self.options.files_dir else {
+            return Err(invalid(
+                "file destinations can only be defined in the config file here".into(),
+            ));
+        };
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(invalid("must not contain `..`".into()));
+        }
+        let resolved = dir.join(path);
+        if !resolved.starts_with(dir) || resolved == *dir {
+            return Err(invalid(format!(
+                "must name a file in {} (a relative path is resolved there)",
+                dir.display()
+            )));
+        }
+        if let Some(parent) = resolved.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                SubscriptionError::storage(parent, format!("cannot create the directory: {e}"))
+            })?;
+        }
+        Ok(resolved)
     }
 
     fn find(&self, group: &str, name: &str) -> Option<Arc<Active>> {

@@ -574,7 +574,7 @@ async fn definitions_survive_a_reopen_and_go_with_their_group() {
             path: dir.path().join("out.jsonl"),
         },
     };
-    subs.put("/h", "b", file, NOW).unwrap();
+    subs.put_from_config("/h", "b", file, NOW).unwrap();
     let before = subs.stats();
     drop(subs);
     let subs = Subscriptions::open(dir.path(), Arc::clone(&store), Default::default()).unwrap();
@@ -592,17 +592,32 @@ async fn definitions_survive_a_reopen_and_go_with_their_group() {
 }
 
 #[tokio::test]
-async fn the_file_sink_appends_json_lines() {
+async fn the_file_sink_appends_json_lines_inside_its_directory() {
+    let files = tempfile::tempdir().unwrap();
     let f = fixture(SubscriptionOptions {
         linger: Duration::from_millis(10),
+        files_dir: Some(files.path().to_owned()),
         ..SubscriptionOptions::default()
     });
-    let path = f._dir.path().join("errors.jsonl");
-    let spec = FilterSpec {
+    let file = |path: &str| FilterSpec {
         pattern: "ERROR".into(),
-        destination: Destination::File { path: path.clone() },
+        destination: Destination::File { path: path.into() },
     };
-    f.subs.put("/g", "to-file", spec, NOW).unwrap();
+    for bad in ["../x.jsonl", "/etc/x.jsonl", "a/../../x.jsonl", ""] {
+        let err = f.subs.put("/g", "to-file", file(bad), NOW).unwrap_err();
+        assert!(
+            err.to_string().starts_with("destination.path: "),
+            "{bad}: {err}"
+        );
+    }
+    f.subs
+        .put("/g", "to-file", file("app/errors.jsonl"), NOW)
+        .unwrap();
+    let path = files.path().join("app/errors.jsonl");
+    assert_eq!(
+        f.subs.get("/g", "to-file").unwrap().filter.destination,
+        Destination::File { path: path.clone() }
+    );
     f.logs
         .put("/g", "s", &events(&["ERROR one", "fine", "ERROR two"]), NOW)
         .unwrap();

@@ -3,6 +3,7 @@
 //! them `%2F` (`/api/logs/%2Fapp%2Fapi/host-1`).
 
 pub mod query;
+pub mod subscriptions;
 
 use std::sync::Arc;
 

@@ -50,6 +50,8 @@ pub const GATEWAY: &str = "Vigil/Gateway";
 pub const STORE: &str = "Vigil/Store";
 /// What the models decide.
 pub const MODEL: &str = "Vigil/Model";
+/// The log pipeline (the cloud's logs metrics).
+pub const LOGS: &str = "Vigil/Logs";
 /// The seed runbook's custom namespace.
 pub const PIPELINE: &str = "InferencePipeline";
 
@@ -63,6 +65,9 @@ pub const DIM_ROUTE: &str = "route";
 pub const DIM_REASON: &str = "reason";
 /// Dimension: a decision's label.
 pub const DIM_LABEL: &str = "label";
+/// Dimension: a subscription filter, `<group>:<name>` (group names hold
+/// no `:`).
+pub const DIM_SUBSCRIPTION: &str = "subscription";
 
 macro_rules! metric {
     ($id:ident, $kind:ident, $ns:expr, $name:literal, $unit:ident, $prom:literal, $help:literal) => {
@@ -344,6 +349,43 @@ metric!(
     "scoring requests not answered 2xx (client errors, throttles and faults)"
 );
 
+metric!(
+    FORWARDED_LOG_EVENTS,
+    Counter,
+    LOGS,
+    "ForwardedLogEvents",
+    Count,
+    "vigil_logs_subscription_forwarded_events",
+    "log events a subscription filter delivered to its destination, per subscription"
+);
+metric!(
+    DELIVERY_ERRORS,
+    Counter,
+    LOGS,
+    "DeliveryErrors",
+    Count,
+    "vigil_logs_subscription_delivery_errors",
+    "subscription deliveries given up after their retries, per subscription"
+);
+metric!(
+    DELIVERY_RETRIES,
+    Counter,
+    LOGS,
+    "DeliveryRetries",
+    Count,
+    "vigil_logs_subscription_delivery_retries",
+    "subscription delivery attempts made after a failed one, per subscription"
+);
+metric!(
+    DROPPED_LOG_EVENTS,
+    Counter,
+    LOGS,
+    "DroppedLogEvents",
+    Count,
+    "vigil_logs_subscription_dropped_events",
+    "matching log events left out because the subscription's buffer was full, per subscription"
+);
+
 /// Every metric, for the README check and `GET /api/metrics`.
 pub const ALL: &[MetricDef] = &[
     INVOCATIONS,
@@ -375,6 +417,10 @@ pub const ALL: &[MetricDef] = &[
     PIPELINE_LATENCY,
     PIPELINE_SUCCESS,
     PIPELINE_ERRORS,
+    FORWARDED_LOG_EVENTS,
+    DELIVERY_ERRORS,
+    DELIVERY_RETRIES,
+    DROPPED_LOG_EVENTS,
 ];
 
 /// What `/metrics` exposes, for `vigil_metrics::alarm::prometheus::rules`.
