@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read as _;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use vigil_metrics::notify::SendError;
 
 use super::deliver::SendFuture;
+use super::payload::OutEvent;
 use super::*;
-use crate::pipeline::Logs;
+use crate::pipeline::{Logs, Tap};
 use crate::store::{InputEvent, StoreOptions};
 
 const NOW: i64 = 1_800_000_000_000;
