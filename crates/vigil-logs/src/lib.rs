@@ -2,7 +2,8 @@
 //! filters and subscriptions (`pattern`), the Insights-style query
 //! language (`query`), log groups stored on the segment log (`store`), the
 //! pipeline every batch goes through (`pipeline`), metric filters
-//! (`metric_filter`), metrics embedded in events (`emf`), the live tail
+//! (`metric_filter`), metrics embedded in events (`emf`), subscription
+//! filters that forward matching events (`subscription`), the live tail
 //! that watches the pipeline (`tail`), and the context lines around a
 //! query's matches (`context`).
 //! Semantics: `../shared/SEMANTICS.md` §3–§5.
@@ -14,4 +15,5 @@ pub mod pattern;
 pub mod pipeline;
 pub mod query;
 pub mod store;
+pub mod subscription;
 pub mod tail;

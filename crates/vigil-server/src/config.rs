@@ -25,7 +25,7 @@ use features::feature_names;
 use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
 pub use gateway::{CacheConfig, GatewayConfig, KeyConfig, Roles, parse_key_hash};
 use logs::LogsBuilder;
-pub use logs::{LogsConfig, MetricFilterEntry};
+pub use logs::{LogsConfig, MetricFilterEntry, SubscriptionDef};
 use metrics::MetricsBuilder;
 pub use metrics::MetricsConfig;
 use store::StoreBuilder;

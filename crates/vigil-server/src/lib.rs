@@ -138,9 +138,13 @@ pub async fn serve_with_ready(
     if let Some(metrics) = &metrics {
         state = state.with_metrics(Arc::clone(metrics));
     }
-    let logs = open_logs(&config, metrics.as_ref())?;
-    if let Some(logs) = &logs {
-        state = state.with_logs(Arc::clone(logs));
+    let opened = open_logs(&config, metrics.as_ref())?;
+    let logs = opened.as_ref().map(|o| Arc::clone(&o.logs));
+    let subscriptions = opened.as_ref().map(|o| Arc::clone(&o.subscriptions));
+    if let Some(opened) = &opened {
+        state = state
+            .with_logs(Arc::clone(&opened.logs))
+            .with_subscriptions(Arc::clone(&opened.subscriptions));
     }
     let expirer = logs
         .clone()
@@ -186,6 +190,7 @@ pub async fn serve_with_ready(
         Arc::clone(state.gateway().telemetry()),
         store.clone(),
         metrics.clone(),
+        subscriptions.clone(),
     ));
     // Open live tails would hold a graceful shutdown up forever: they end
     // when it starts.
@@ -216,6 +221,10 @@ pub async fn serve_with_ready(
     }
     if let Some(flusher) = filter_flusher {
         flusher.abort();
+    }
+    if let Some(subscriptions) = &subscriptions {
+        // What the filters buffered, one attempt each.
+        subscriptions.shutdown(Duration::from_secs(2)).await;
     }
     if let Some(logs) = logs
         && let Err(err) = logs.store().sync()
@@ -296,14 +305,26 @@ fn instance_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The log pipeline, and what the log API manages beside it.
+#[derive(Debug, Clone)]
+pub struct OpenLogs {
+    /// The store with its taps: every batch goes through it.
+    pub logs: Arc<vigil_logs::pipeline::Logs>,
+    /// The subscription filters (a tap of `logs`).
+    pub subscriptions: Arc<vigil_logs::subscription::Subscriptions>,
+}
+
 /// Open the log store of `config` (in `logs.data_dir`, by default `logs`
 /// under the inference log's directory), if logs are on. With `metrics`,
 /// the metric filters (the file's and those made through the API) and EMF
-/// feed that metric store.
+/// feed that metric store; with its subscription filters (those of
+/// `subscriptions.json`, then the file's `[[logs.subscriptions]]`, which
+/// replace them). Needs a tokio runtime: each filter's delivery task
+/// starts here.
 pub fn open_logs(
     config: &Config,
     metrics: Option<&Arc<vigil_metrics::service::MetricsService>>,
-) -> anyhow::Result<Option<Arc<vigil_logs::pipeline::Logs>>> {
+) -> anyhow::Result<Option<OpenLogs>> {
     if !config.logs.enabled {
         tracing::info!("logs are off (logs.enabled = false)");
         return Ok(None);
@@ -312,8 +333,41 @@ pub fn open_logs(
     let store = vigil_logs::store::LogStore::open(&dir, vigil_logs::store::StoreOptions::default())
         .map_err(|err| anyhow::anyhow!("cannot open the log store in {}: {err}", dir.display()))?;
     tracing::info!(data_dir = %dir.display(), groups = store.groups().len(), "log store open");
-    let mut logs = vigil_logs::pipeline::Logs::new(Arc::new(store))
-        .with_tail(Arc::new(vigil_logs::tail::Tail::default()));
+    let store = Arc::new(store);
+    let subscriptions = vigil_logs::subscription::Subscriptions::open(
+        &dir,
+        Arc::clone(&store),
+        vigil_logs::subscription::SubscriptionOptions {
+            files_dir: Some(
+                config
+                    .logs
+                    .subscription_files_dir(&config.store.store.data_dir),
+            ),
+            ..Default::default()
+        },
+    )
+    .map_err(|err| anyhow::anyhow!("cannot open the subscription filters: {err}"))?;
+    let now = telemetry::now_ms();
+    for def in &config.logs.subscriptions {
+        store
+            .create_group(&def.group, None, now)
+            .map_err(|err| anyhow::anyhow!("log group {:?}: {err}", def.group))?;
+        subscriptions
+            .put_from_config(&def.group, &def.name, def.spec.clone(), now)
+            .map_err(|err| {
+                anyhow::anyhow!("subscription {:?} of {:?}: {err}", def.name, def.group)
+            })?;
+    }
+    let subscriptions = Arc::new(subscriptions);
+    if !subscriptions.stats().is_empty() {
+        tracing::info!(
+            filters = subscriptions.stats().len(),
+            "subscription filters on"
+        );
+    }
+    let mut logs = vigil_logs::pipeline::Logs::new(store)
+        .with_tail(Arc::new(vigil_logs::tail::Tail::default()))
+        .with_tap(subscriptions.clone());
     match metrics {
         Some(metrics) => {
             let filters =
@@ -326,7 +380,10 @@ pub fn open_logs(
         ),
         None => {}
     }
-    Ok(Some(Arc::new(logs)))
+    Ok(Some(OpenLogs {
+        logs: Arc::new(logs),
+        subscriptions,
+    }))
 }
 
 /// Writes what the metric filters gathered every 5 s (on the blocking

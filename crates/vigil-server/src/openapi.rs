@@ -68,6 +68,10 @@ use crate::{
         logs_api::metric_filters::delete,
         logs_api::events::events,
         logs_api::tail::tail,
+        logs_api::subscriptions::put,
+        logs_api::subscriptions::get,
+        logs_api::subscriptions::list,
+        logs_api::subscriptions::delete,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -439,6 +443,26 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             "/api/logs/{group}/metric-filters/{name}",
             delete(logs_api::metric_filters::delete),
         ),
+        (
+            "GET",
+            "/api/logs/{group}/subscription-filters",
+            get(logs_api::subscriptions::list),
+        ),
+        (
+            "PUT",
+            "/api/logs/{group}/subscription-filters/{name}",
+            put(logs_api::subscriptions::put),
+        ),
+        (
+            "GET",
+            "/api/logs/{group}/subscription-filters/{name}",
+            get(logs_api::subscriptions::get),
+        ),
+        (
+            "DELETE",
+            "/api/logs/{group}/subscription-filters/{name}",
+            delete(logs_api::subscriptions::delete),
+        ),
     ]
 }
 
@@ -476,7 +500,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 40);
+        assert_eq!(routed.len(), 44);
     }
 
     #[test]
@@ -602,7 +626,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 40);
+            assert_eq!(routes.len(), 44);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

@@ -33,6 +33,9 @@ pub struct AppState {
     pub(crate) logs: Option<Arc<vigil_logs::pipeline::Logs>>,
     /// `logs.max_scan_events`.
     pub(crate) log_scan_limit: u64,
+    /// The subscription filters; `None` with logs off (or in tests that do
+    /// not need them).
+    pub(crate) subscriptions: Option<Arc<vigil_logs::subscription::Subscriptions>>,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             metrics: None,
             logs: None,
             log_scan_limit: config.logs.max_scan_events,
+            subscriptions: None,
         })
     }
 
@@ -85,6 +89,28 @@ impl AppState {
     pub fn with_logs(mut self, logs: Arc<vigil_logs::pipeline::Logs>) -> AppState {
         self.logs = Some(logs);
         self
+    }
+
+    /// Serve the subscription API from `subscriptions` (a tap of the
+    /// [`AppState::with_logs`] pipeline).
+    pub fn with_subscriptions(
+        mut self,
+        subscriptions: Arc<vigil_logs::subscription::Subscriptions>,
+    ) -> AppState {
+        self.subscriptions = Some(subscriptions);
+        self
+    }
+
+    /// The subscription filters, or the `503` of a log route with logs off.
+    pub fn subscriptions(
+        &self,
+    ) -> Result<&Arc<vigil_logs::subscription::Subscriptions>, crate::error::ApiError> {
+        self.subscriptions.as_ref().ok_or_else(|| {
+            crate::error::ApiError::public(
+                crate::error::ErrorCode::Unavailable,
+                "logs are off (logs.enabled = false)",
+            )
+        })
     }
 
     /// How many events a log query may read (`logs.max_scan_events`).

@@ -199,6 +199,21 @@ impl Match<'_> {
         values.get(index).copied()
     }
 
+    /// The named fields of a space-delimited match as `$name` → token, in
+    /// pattern order (a subscription payload's `extractedFields`); empty
+    /// for other patterns.
+    pub fn named_fields(&self) -> Vec<(String, String)> {
+        let Inner::Delimited { values, matcher } = &self.inner else {
+            return Vec::new();
+        };
+        matcher
+            .names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| (format!("${n}"), (*v).to_owned()))
+            .collect()
+    }
+
     /// The event's whole JSON document, parsed on demand, for JSON
     /// patterns.
     pub fn json_document(&self) -> Option<serde_json::Value> {

@@ -1,5 +1,6 @@
-//! The HTTP(S) client of the webhook and Alertmanager targets: hyper with
-//! rustls (ring) and the system's trusted roots, as the CLI's.
+//! The HTTP(S) client of the webhook and Alertmanager targets (and of the
+//! log subscriptions' destinations): hyper with rustls (ring) and the
+//! system's trusted roots, as the CLI's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +22,16 @@ const ERROR_BODY_BYTES: usize = 512;
 /// Answers longer than this are not read to the end.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// A JSON POST client.
+/// A POST client: one connection pool, shared by clones.
 #[derive(Debug, Clone)]
-pub(crate) struct HttpClient {
+pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl HttpClient {
-    pub(crate) fn new(connect_timeout: Duration) -> HttpClient {
+    /// A client whose TCP connect (and TLS handshake) gives up after
+    /// `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> HttpClient {
         let mut roots = RootCertStore::empty();
         // A system certificate that does not parse is skipped, as browsers do.
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
@@ -53,16 +56,28 @@ impl HttpClient {
     }
 
     /// POSTs `body` as JSON; a 2xx answer is success.
-    pub(crate) async fn post_json(
+    pub async fn post_json(
         &self,
         uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<(), SendError> {
+        self.post(uri, "application/json", headers, body).await
+    }
+
+    /// POSTs `body` with `content_type`; a 2xx answer is success, any other
+    /// is [`SendError::Status`] with the start of the answer.
+    pub async fn post(
+        &self,
+        uri: &Uri,
+        content_type: &'static str,
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<(), SendError> {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri.clone())
-            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_TYPE, content_type)
             .header(USER_AGENT, concat!("vigil/", env!("CARGO_PKG_VERSION")));
         for (name, value) in headers {
             request = request.header(name, value);
@@ -106,7 +121,7 @@ impl HttpClient {
 
 /// An http(s) URL with a host, or why not. The message leaves the URL out:
 /// webhook URLs often carry a token, and errors go to the log.
-pub(crate) fn parse_url(field: &'static str, url: &str) -> Result<Uri, SendError> {
+pub fn parse_url(field: &'static str, url: &str) -> Result<Uri, SendError> {
     let invalid = |message: String| SendError::Invalid { field, message };
     let uri: Uri = url
         .parse()

@@ -30,7 +30,8 @@ pub use self::config::{
     AlertmanagerSettings, ConfigErrors, NotifierConfig, NotifierSettings, RetryPolicy,
     RetrySettings, SmtpConfig, SmtpSettings, SmtpTls,
 };
-pub use self::retry::SendError;
+pub use self::http::{HttpClient, parse_url};
+pub use self::retry::{SendError, run as send_with_retry};
 
 /// The payload builders, for tests and for documentation of the wire format.
 pub mod payload {

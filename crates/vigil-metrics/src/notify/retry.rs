@@ -68,7 +68,7 @@ impl SendError {
 /// `attempt` gets its timeout (the per-attempt timeout cut to the time left
 /// before the deadline). Returns the value or the last error, with the
 /// number of attempts made.
-pub(crate) async fn run<T, F, Fut>(
+pub async fn run<T, F, Fut>(
     policy: &RetryPolicy,
     request_timeout: Duration,
     mut attempt: F,
@@ -104,7 +104,7 @@ where
         if Instant::now() + wait >= deadline {
             return (attempts, Err(err));
         }
-        tracing::debug!(attempt = attempts, wait_ms = wait.as_millis() as u64, error = %err, "notification attempt failed, retrying");
+        tracing::debug!(attempt = attempts, wait_ms = wait.as_millis() as u64, error = %err, "delivery attempt failed, retrying");
         tokio::time::sleep(wait).await;
     }
 }

@@ -1,8 +1,13 @@
-//! The `[logs]` table: the log groups' store (SEMANTICS.md §3) and the
-//! metric filters defined in the file (`[[logs.metric_filters]]`).
+//! The `[logs]` table: the log groups' store (SEMANTICS.md §3), and the
+//! metric filters (`[[logs.metric_filters]]`) and subscription filters
+//! (`[[logs.subscriptions]]`) defined in the file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use vigil_logs::subscription::{
+    Destination, FilterSpec as SubscriptionSpec,
+    MAX_FILTERS_PER_GROUP as MAX_SUBSCRIPTIONS_PER_GROUP,
+};
 
 use serde::{Deserialize, Serialize};
 use vigil_logs::metric_filter::{
@@ -23,6 +28,25 @@ pub struct LogsConfig {
     /// `[[logs.metric_filters]]`: put at start-up (with metrics on),
     /// replacing filters of the same group and name.
     pub metric_filters: Vec<MetricFilterEntry>,
+    /// Subscription filters put at start-up (replacing those of the same
+    /// group and name).
+    pub subscriptions: Vec<SubscriptionDef>,
+    /// Where `file` destinations put through the API must lie; `None`:
+    /// `subscription-files` under the log store's directory (see
+    /// [`LogsConfig::subscription_files_dir`]).
+    pub subscription_files_dir: Option<PathBuf>,
+}
+
+/// One `[[logs.subscriptions]]` entry, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionDef {
+    /// The log group (created at start-up if it does not exist).
+    pub group: String,
+    /// The filter's name.
+    pub name: String,
+    /// Its pattern and destination (a file path resolved against the
+    /// config file's directory).
+    pub spec: SubscriptionSpec,
 }
 
 /// One `[[logs.metric_filters]]` entry: the body of
@@ -47,11 +71,20 @@ impl Default for LogsConfig {
             data_dir: None,
             max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
             metric_filters: Vec::new(),
+            subscriptions: Vec::new(),
+            subscription_files_dir: None,
         }
     }
 }
 
 impl LogsConfig {
+    /// The directory `file` destinations of the API must lie in.
+    pub fn subscription_files_dir(&self, store_dir: &Path) -> PathBuf {
+        self.subscription_files_dir
+            .clone()
+            .unwrap_or_else(|| self.dir(store_dir).join("subscription-files"))
+    }
+
     /// The log store's directory: `data_dir`, or `logs` under the
     /// inference log's `store_dir` (which `--data-dir` may have moved).
     pub fn dir(&self, store_dir: &Path) -> PathBuf {
@@ -73,6 +106,22 @@ pub(super) struct LogsBuilder {
     pub(super) max_scan_events: u64,
     #[serde(default)]
     pub(super) metric_filters: Vec<MetricFilterBuilder>,
+    #[serde(default)]
+    pub(super) subscriptions: Vec<SubscriptionBuilder>,
+    #[serde(default)]
+    pub(super) subscription_files_dir: Option<String>,
+}
+
+/// `[[logs.subscriptions]]` as written: the subscription API's body with
+/// the group and the name.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SubscriptionBuilder {
+    pub(super) group: String,
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) pattern: String,
+    pub(super) destination: Destination,
 }
 
 /// `[[logs.metric_filters]]` as written.
@@ -93,6 +142,8 @@ impl Default for LogsBuilder {
             data_dir: None,
             max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
             metric_filters: Vec::new(),
+            subscriptions: Vec::new(),
+            subscription_files_dir: None,
         }
     }
 }
@@ -130,13 +181,97 @@ impl LogsBuilder {
             return None;
         }
         let metric_filters = validate_metric_filters(self.metric_filters, problems)?;
+        let subscription_files_dir = match self.subscription_files_dir.as_deref() {
+            None => None,
+            Some("") => {
+                problems.push(
+                    "logs.subscription_files_dir: must not be empty (leave it out for the default)"
+                        .into(),
+                );
+                return None;
+            }
+            Some(dir) => Some(match base {
+                Some(base) if Path::new(dir).is_relative() => base.join(dir),
+                _ => PathBuf::from(dir),
+            }),
+        };
+        let before = problems.len();
+        let subscriptions = validate_subscriptions(self.subscriptions, base, problems);
+        if problems.len() > before {
+            return None;
+        }
         Some(LogsConfig {
             enabled: self.enabled,
             data_dir,
             max_scan_events: self.max_scan_events,
             metric_filters,
+            subscriptions,
+            subscription_files_dir,
         })
     }
+}
+
+/// Every problem of `[[logs.subscriptions]]`, prefixed with
+/// `logs.subscriptions[i]`.
+fn validate_subscriptions(
+    raw: Vec<SubscriptionBuilder>,
+    base: Option<&Path>,
+    problems: &mut Vec<String>,
+) -> Vec<SubscriptionDef> {
+    let mut out: Vec<SubscriptionDef> = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.into_iter().enumerate() {
+        let at = format!("logs.subscriptions[{i}]");
+        let mut destination = entry.destination;
+        if let (Destination::File { path }, Some(base)) = (&mut destination, base)
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
+        let spec = SubscriptionSpec {
+            pattern: entry.pattern,
+            destination,
+        };
+        let mut ok = true;
+        if let Err(e) = vigil_logs::store::names::check_group_name(&entry.group) {
+            problems.push(format!("{at}.group: {e}"));
+            ok = false;
+        }
+        for result in [
+            vigil_logs::subscription::definition::check_name(&entry.name),
+            spec.validate(),
+        ] {
+            if let Err(e) = result {
+                problems.push(format!("{at}.{e}"));
+                ok = false;
+            }
+        }
+        if out
+            .iter()
+            .any(|s| s.group == entry.group && s.name == entry.name)
+        {
+            problems.push(format!(
+                "{at}.name: {:?} is defined twice for log group {:?}",
+                entry.name, entry.group
+            ));
+            ok = false;
+        } else if out.iter().filter(|s| s.group == entry.group).count()
+            >= MAX_SUBSCRIPTIONS_PER_GROUP
+        {
+            problems.push(format!(
+                "{at}.group: log group {:?} may have at most {MAX_SUBSCRIPTIONS_PER_GROUP} subscription filters",
+                entry.group
+            ));
+            ok = false;
+        }
+        if ok {
+            out.push(SubscriptionDef {
+                group: entry.group,
+                name: entry.name,
+                spec,
+            });
+        }
+    }
+    out
 }
 
 /// Each entry checked as the API checks a filter; every problem prefixed

@@ -197,6 +197,7 @@ fn builder_keys() -> Vec<String> {
         },
         logs: LogsBuilder {
             data_dir: Some("l".into()),
+            subscription_files_dir: Some("f".into()),
             ..LogsBuilder::default()
         },
         alarms: vec![serde_json::json!({
@@ -237,7 +238,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 90);
+    assert_eq!(keys.len(), 92);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),
@@ -475,4 +476,75 @@ fn metrics_url_names_the_fleets_postgres_and_nothing_else() {
         "{err}"
     );
     assert!(!err.contains("secret"), "the password stays out: {err}");
+}
+
+#[test]
+fn logs_subscriptions_are_checked_and_file_paths_resolved() {
+    use vigil_logs::subscription::Destination;
+    let text = format!(
+        r#"{}
+[[logs.subscriptions]]
+group = "/app/api"
+name = "errors"
+pattern = "ERROR"
+destination = {{ type = "http", url = "http://127.0.0.1:9000/hook", encoding = "gzip+base64" }}
+
+[[logs.subscriptions]]
+group = "/app/api"
+name = "to-file"
+destination = {{ type = "file", path = "out/errors.jsonl" }}
+"#,
+        minimal()
+    );
+    let config = Config::from_toml_in(&text, Some(Path::new("/etc/vigil"))).expect("valid");
+    let subs = &config.logs.subscriptions;
+    assert_eq!(subs.len(), 2);
+    assert_eq!(subs[0].spec.pattern, "ERROR");
+    assert_eq!(subs[1].spec.pattern, "");
+    assert_eq!(
+        subs[1].spec.destination,
+        Destination::File {
+            path: PathBuf::from("/etc/vigil/out/errors.jsonl")
+        }
+    );
+    let bad = format!(
+        r#"{}
+[[logs.subscriptions]]
+group = "bad group"
+name = "a:b"
+pattern = "[x"
+destination = {{ type = "otlp", endpoint = "localhost" }}
+
+[[logs.subscriptions]]
+group = "/g"
+name = "one"
+destination = {{ type = "http", url = "http://h/" }}
+
+[[logs.subscriptions]]
+group = "/g"
+name = "one"
+destination = {{ type = "http", url = "http://h/" }}
+
+[[logs.subscriptions]]
+group = "/g"
+name = "two"
+destination = {{ type = "http", url = "http://h/" }}
+
+[[logs.subscriptions]]
+group = "/g"
+name = "three"
+destination = {{ type = "http", url = "http://h/" }}
+"#,
+        minimal()
+    );
+    let err = format!("{:#}", Config::from_toml(&bad).expect_err("invalid"));
+    for needle in [
+        "logs.subscriptions[0].group:",
+        "logs.subscriptions[0].name:",
+        "logs.subscriptions[0].pattern: column",
+        "logs.subscriptions[2].name: \"one\" is defined twice",
+        "logs.subscriptions[4].group: log group \"/g\" may have at most 2",
+    ] {
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
 }

@@ -5,6 +5,7 @@
 pub mod events;
 pub mod metric_filters;
 pub mod query;
+pub mod subscriptions;
 pub mod tail;
 
 use std::sync::Arc;

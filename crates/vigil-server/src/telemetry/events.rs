@@ -445,3 +445,46 @@ impl Event for LogMetricsRead<'_> {
         *last = *now;
     }
 }
+
+/// The subscription filters' own counters were read (once a second, off
+/// the request path): their increases become the `Vigil/Logs` metrics, per
+/// subscription (`<group>:<name>`).
+#[derive(Debug, Clone, Copy)]
+pub struct SubscriptionStatsRead<'a> {
+    /// Every filter with its counters since it was made.
+    pub filters: &'a [vigil_logs::subscription::FilterView],
+}
+
+impl Event for SubscriptionStatsRead<'_> {
+    fn name(&self) -> &'static str {
+        "SubscriptionStatsRead"
+    }
+
+    fn emit(self, t: &Telemetry) {
+        let mut handles = t
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for view in self.filters {
+            let key = format!("{}:{}", view.filter.group, view.filter.name);
+            let h = handles
+                .entry(key)
+                .or_insert_with_key(|key| super::SubscriptionHandles::resolve(&t.registry, key));
+            let now = &view.delivery;
+            let pairs = [
+                (&h.forwarded, now.delivered_events, h.last.delivered_events),
+                (&h.errors, now.failed_deliveries, h.last.failed_deliveries),
+                (&h.retries, now.retries, h.last.retries),
+                (&h.dropped, now.dropped_events, h.last.dropped_events),
+            ];
+            for (counter, now, before) in pairs {
+                // A filter deleted and made again counts from 0.
+                let increase = if now >= before { now - before } else { now };
+                if increase > 0 {
+                    counter.add(increase);
+                }
+            }
+            h.last.clone_from(now);
+        }
+    }
+}

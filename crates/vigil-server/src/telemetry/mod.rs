@@ -153,6 +153,31 @@ pub(crate) struct LogHandles {
     last: Mutex<vigil_logs::metric_filter::MetricFilterStats>,
 }
 
+/// The metric handles of one subscription filter, and its counters at the
+/// last reading.
+#[derive(Debug)]
+pub(crate) struct SubscriptionHandles {
+    pub(crate) forwarded: Counter,
+    pub(crate) errors: Counter,
+    pub(crate) retries: Counter,
+    pub(crate) dropped: Counter,
+    pub(crate) last: vigil_logs::subscription::DeliveryStats,
+}
+
+impl SubscriptionHandles {
+    /// The handles of subscription `key` (`<group>:<name>`) in `r`.
+    pub(crate) fn resolve(r: &Registry, key: &str) -> SubscriptionHandles {
+        let dims = [(DIM_SUBSCRIPTION, key)];
+        SubscriptionHandles {
+            forwarded: r.counter(FORWARDED_LOG_EVENTS.key(&dims), FORWARDED_LOG_EVENTS.prom()),
+            errors: r.counter_reporting_zeros(DELIVERY_ERRORS.key(&dims), DELIVERY_ERRORS.prom()),
+            retries: r.counter(DELIVERY_RETRIES.key(&dims), DELIVERY_RETRIES.prom()),
+            dropped: r.counter(DROPPED_LOG_EVENTS.key(&dims), DROPPED_LOG_EVENTS.prom()),
+            last: Default::default(),
+        }
+    }
+}
+
 /// The process's metric handles and the in-flight gauge; shared by every
 /// request and kept across reloads.
 #[derive(Debug)]
@@ -164,6 +189,8 @@ pub struct Telemetry {
     pipeline: PipelineHandles,
     store: StoreHandles,
     logs: LogHandles,
+    /// Per subscription filter, resolved when first read.
+    subscriptions: Mutex<HashMap<String, SubscriptionHandles>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     /// In tests: the name of every event emitted, in order.
@@ -260,6 +287,7 @@ impl Telemetry {
                 write_errors: counter(LOG_METRIC_WRITE_ERRORS),
                 last: Mutex::new(Default::default()),
             },
+            subscriptions: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             recorded: None,
@@ -383,13 +411,14 @@ impl Telemetry {
     }
 }
 
-/// Once a second, off the request path: reads the inference log's own
-/// counters into the store's metrics, then stores the second's drain of
-/// every handle in the metric store.
+/// Once a second, off the request path: reads the inference log's and the
+/// subscription filters' own counters into their metrics, then stores the
+/// second's drain of every handle in the metric store.
 pub async fn tick_every_second(
     telemetry: Arc<Telemetry>,
     store: Option<Arc<vigil_store::Store>>,
     metrics: Option<Arc<vigil_metrics::service::MetricsService>>,
+    subscriptions: Option<Arc<vigil_logs::subscription::Subscriptions>>,
 ) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -399,6 +428,11 @@ pub async fn tick_every_second(
         if let Some(store) = &store {
             telemetry.emit(events::StoreStatsRead {
                 snapshot: &store.stats_snapshot(),
+            });
+        }
+        if let Some(subscriptions) = &subscriptions {
+            telemetry.emit(events::SubscriptionStatsRead {
+                filters: &subscriptions.stats(),
             });
         }
         if let Some(metrics) = &metrics {

@@ -50,7 +50,7 @@ pub const GATEWAY: &str = "Vigil/Gateway";
 pub const STORE: &str = "Vigil/Store";
 /// What the models decide.
 pub const MODEL: &str = "Vigil/Model";
-/// The logs' metric filters and EMF.
+/// The log pipeline: metric filters, EMF and subscriptions.
 pub const LOGS: &str = "Vigil/Logs";
 /// The seed runbook's custom namespace.
 pub const PIPELINE: &str = "InferencePipeline";
@@ -65,6 +65,9 @@ pub const DIM_ROUTE: &str = "route";
 pub const DIM_REASON: &str = "reason";
 /// Dimension: a decision's label.
 pub const DIM_LABEL: &str = "label";
+/// Dimension: a subscription filter, `<group>:<name>` (group names hold
+/// no `:`).
+pub const DIM_SUBSCRIPTION: &str = "subscription";
 
 macro_rules! metric {
     ($id:ident, $kind:ident, $ns:expr, $name:literal, $unit:ident, $prom:literal, $help:literal) => {
@@ -392,6 +395,43 @@ metric!(
     "scoring requests not answered 2xx (client errors, throttles and faults)"
 );
 
+metric!(
+    FORWARDED_LOG_EVENTS,
+    Counter,
+    LOGS,
+    "ForwardedLogEvents",
+    Count,
+    "vigil_logs_subscription_forwarded_events",
+    "log events a subscription filter delivered to its destination, per subscription"
+);
+metric!(
+    DELIVERY_ERRORS,
+    Counter,
+    LOGS,
+    "DeliveryErrors",
+    Count,
+    "vigil_logs_subscription_delivery_errors",
+    "subscription deliveries given up after their retries, per subscription"
+);
+metric!(
+    DELIVERY_RETRIES,
+    Counter,
+    LOGS,
+    "DeliveryRetries",
+    Count,
+    "vigil_logs_subscription_delivery_retries",
+    "subscription delivery attempts made after a failed one, per subscription"
+);
+metric!(
+    DROPPED_LOG_EVENTS,
+    Counter,
+    LOGS,
+    "DroppedLogEvents",
+    Count,
+    "vigil_logs_subscription_dropped_events",
+    "matching log events left out because the subscription's buffer was full, per subscription"
+);
+
 /// Every metric, for the README check and `GET /api/metrics`.
 pub const ALL: &[MetricDef] = &[
     INVOCATIONS,
@@ -428,6 +468,10 @@ pub const ALL: &[MetricDef] = &[
     PIPELINE_LATENCY,
     PIPELINE_SUCCESS,
     PIPELINE_ERRORS,
+    FORWARDED_LOG_EVENTS,
+    DELIVERY_ERRORS,
+    DELIVERY_RETRIES,
+    DROPPED_LOG_EVENTS,
 ];
 
 /// What `/metrics` exposes, for `vigil_metrics::alarm::prometheus::rules`.

@@ -139,6 +139,7 @@ fn every_family_shows_on_metrics_as_the_kind_the_rules_export_assumes() {
     use vigil_metrics::alarm::prometheus::FamilyKind;
     let t = Telemetry::new(Arc::new(Registry::new()));
     let _model = ModelHandles::resolve(t.registry(), "m", "1", &["no".into(), "yes".into()]);
+    let _subscription = SubscriptionHandles::resolve(t.registry(), "/g:f");
     let text = t.registry().render_prometheus();
     for family in names::families() {
         let type_line = match family.kind {
@@ -216,5 +217,63 @@ fn a_logged_row_is_one_inference_line() {
         serde_json::json!({"request_id": "r-1", "model": "fraud", "version": "3",
             "score": 0.75, "label": "fraud", "threshold": 0.5, "latency_us": 420,
             "cached": false, "input": {"amount": 120.5, "card": "h:5e2b"}})
+    );
+}
+
+#[test]
+fn subscription_counters_become_increases_per_subscription() {
+    use vigil_logs::subscription::{
+        DeliveryStats, Destination, Encoding, FilterView, SubscriptionFilter,
+    };
+    let t = Telemetry::recording(Arc::new(Registry::new()));
+    let view = |delivered, failed, retries, dropped| FilterView {
+        filter: SubscriptionFilter {
+            group: "/app/api".into(),
+            name: "errors".into(),
+            pattern: String::new(),
+            destination: Destination::Http {
+                url: "http://h/".into(),
+                encoding: Encoding::Json,
+            },
+            created_ms: 0,
+        },
+        delivery: DeliveryStats {
+            delivered_events: delivered,
+            failed_deliveries: failed,
+            retries,
+            dropped_events: dropped,
+            ..DeliveryStats::default()
+        },
+    };
+    t.emit(SubscriptionStatsRead {
+        filters: &[view(5, 0, 2, 1)],
+    });
+    t.emit(SubscriptionStatsRead {
+        filters: &[view(12, 1, 2, 1)],
+    });
+    let drained = t.registry().drain();
+    assert_eq!(sum_of(&drained, LOGS, "ForwardedLogEvents"), Some(12.0));
+    assert_eq!(sum_of(&drained, LOGS, "DeliveryErrors"), Some(1.0));
+    assert_eq!(sum_of(&drained, LOGS, "DeliveryRetries"), Some(2.0));
+    assert_eq!(sum_of(&drained, LOGS, "DroppedLogEvents"), Some(1.0));
+    let dims = drained
+        .iter()
+        .find(|(k, _)| k.name == "ForwardedLogEvents")
+        .map(|(k, _)| k.dimensions.get(DIM_SUBSCRIPTION).cloned())
+        .unwrap();
+    assert_eq!(dims.as_deref(), Some("/app/api:errors"));
+    // Made again: counts from 0.
+    t.emit(SubscriptionStatsRead {
+        filters: &[view(3, 0, 0, 0)],
+    });
+    let drained = t.registry().drain();
+    assert_eq!(sum_of(&drained, LOGS, "ForwardedLogEvents"), Some(3.0));
+    assert_eq!(
+        t.recorded(),
+        [
+            "SubscriptionStatsRead",
+            "SubscriptionStatsRead",
+            "SubscriptionStatsRead"
+        ]
     );
 }
