@@ -390,6 +390,112 @@ pub enum Outcome {
     Fault,
 }
 
+/// What the filter language and the trace list see of one trace (or of the
+/// part of it one batch of spans brought): its span with no parent in the
+/// batch is the root, whose HTTP block and duration are the trace's
+/// `http.*` and `responsetime`; flags, services and annotations are those
+/// of any of its spans (X-Ray's trace-level view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSummary {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The earliest start of its spans, µs since the epoch.
+    pub start_us: i64,
+    /// The latest end of its spans, µs since the epoch.
+    pub end_us: i64,
+    /// The root span's duration, µs (X-Ray's `responsetime`).
+    pub response_time_us: i64,
+    /// The root span's service.
+    pub service: String,
+    /// The root span's name.
+    pub name: String,
+    /// The root span's HTTP block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+    /// Some span is a client error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub error: bool,
+    /// Some span was throttled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub throttle: bool,
+    /// Some span is a server error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fault: bool,
+    /// Every service with a span in it, sorted, once each.
+    pub services: Vec<String>,
+    /// Every annotation of every span, sorted by key, duplicates once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<(String, AnnotationValue)>,
+    /// How many spans it has.
+    pub spans: u32,
+}
+
+impl TraceSummary {
+    /// One summary per trace among `spans`, in the order each trace first
+    /// appears.
+    pub fn of(spans: &[Span]) -> Vec<TraceSummary> {
+        let mut order: Vec<TraceId> = Vec::new();
+        for span in spans {
+            if !order.contains(&span.trace_id) {
+                order.push(span.trace_id);
+            }
+        }
+        order
+            .into_iter()
+            .filter_map(|id| {
+                let members: Vec<&Span> = spans.iter().filter(|s| s.trace_id == id).collect();
+                TraceSummary::of_trace(&members)
+            })
+            .collect()
+    }
+
+    /// The summary of the spans of one trace; `None` when there are none.
+    pub fn of_trace(spans: &[&Span]) -> Option<TraceSummary> {
+        let first = spans.first()?;
+        let has = |id: SpanId| spans.iter().any(|s| s.span_id == id);
+        let root = spans
+            .iter()
+            .find(|s| s.parent_id.is_none_or(|p| !has(p)))
+            .unwrap_or(first);
+        let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
+        services.sort();
+        services.dedup();
+        let mut annotations: Vec<(String, AnnotationValue)> = Vec::new();
+        for span in spans {
+            for (key, value) in &span.annotations {
+                if !annotations.iter().any(|(k, v)| k == key && v == value) {
+                    annotations.push((key.clone(), value.clone()));
+                }
+            }
+        }
+        annotations.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(TraceSummary {
+            trace_id: first.trace_id,
+            start_us: spans
+                .iter()
+                .map(|s| s.start_us)
+                .min()
+                .unwrap_or(first.start_us),
+            end_us: spans.iter().map(|s| s.end_us).max().unwrap_or(first.end_us),
+            response_time_us: root.duration_us(),
+            service: root.service.clone(),
+            name: root.name.clone(),
+            http: root.http.clone(),
+            error: spans.iter().any(|s| s.error),
+            throttle: spans.iter().any(|s| s.throttle),
+            fault: spans.iter().any(|s| s.fault),
+            services,
+            annotations,
+            spans: u32::try_from(spans.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// From first start to last end, µs (X-Ray's `duration`).
+    pub fn duration_us(&self) -> i64 {
+        (self.end_us - self.start_us).max(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +593,60 @@ mod tests {
         assert!(is_annotation_key("model_version2"));
         assert!(!is_annotation_key("model.version"));
         assert!(!is_annotation_key(""));
+    }
+
+    #[test]
+    fn a_summary_takes_the_root_and_any_spans_flags() {
+        let trace = TraceId([7; 16]);
+        let mut root = Span::new(
+            trace,
+            SpanId([1; 8]),
+            Some(SpanId([9; 8])),
+            "vigil",
+            "vigil",
+            100,
+            600,
+        );
+        root.set_status(200);
+        let mut cache = Span::new(
+            trace,
+            SpanId([2; 8]),
+            Some(SpanId([1; 8])),
+            "cache",
+            "vigil",
+            150,
+            200,
+        );
+        cache.annotations.insert("cached".into(), false.into());
+        let mut redis = Span::new(
+            trace,
+            SpanId([3; 8]),
+            Some(SpanId([2; 8])),
+            "redis",
+            "vigil",
+            160,
+            650,
+        );
+        redis.remote = true;
+        redis.fault = true;
+        let other = Span::new(TraceId([8; 16]), SpanId([4; 8]), None, "x", "caller", 0, 1);
+        let summaries = TraceSummary::of(&[root, cache, other, redis]);
+        assert_eq!(summaries.len(), 2);
+        let s = &summaries[0];
+        assert_eq!(
+            (s.name.as_str(), s.response_time_us, s.duration_us()),
+            ("vigil", 500, 550)
+        );
+        assert!(s.fault && !s.error);
+        assert_eq!(s.http.as_ref().and_then(|h| h.status), Some(200));
+        assert_eq!(
+            s.annotations,
+            vec![("cached".to_owned(), AnnotationValue::Bool(false))]
+        );
+        assert_eq!(
+            (s.spans, summaries[1].services.clone()),
+            (3, vec!["caller".to_owned()])
+        );
     }
 
     proptest! {
