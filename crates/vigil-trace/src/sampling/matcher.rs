@@ -21,8 +21,13 @@ enum Kind {
     Prefix(Box<[u8]>),
     /// `*literal`.
     Suffix(Box<[u8]>),
-    /// Anything else, matched by backtracking over the last `*`.
-    Wild(Box<[u8]>),
+    /// Anything else: a literal head and tail compared first, then the
+    /// part from the first to the last wildcard matched by backtracking.
+    Wild {
+        pattern: Box<[u8]>,
+        head: usize,
+        tail: usize,
+    },
 }
 
 impl Glob {
@@ -39,7 +44,7 @@ impl Glob {
         let kind = if !bytes.is_empty() && stars == bytes.len() {
             Kind::Any
         } else if has_q || stars > 1 {
-            Kind::Wild(bytes.into())
+            wild_kind(bytes)
         } else if stars == 0 {
             Kind::Exact(bytes.into())
         } else if bytes.last() == Some(&b'*') {
@@ -47,7 +52,7 @@ impl Glob {
         } else if bytes.first() == Some(&b'*') {
             Kind::Suffix(bytes[1..].into())
         } else {
-            Kind::Wild(bytes.into())
+            wild_kind(bytes)
         };
         Glob { kind, fold }
     }
@@ -60,7 +65,18 @@ impl Glob {
             Kind::Exact(p) => self.eq(t, p),
             Kind::Prefix(p) => t.len() >= p.len() && self.eq(&t[..p.len()], p),
             Kind::Suffix(p) => t.len() >= p.len() && self.eq(&t[t.len() - p.len()..], p),
-            Kind::Wild(p) => wild(p, t, self.fold),
+            Kind::Wild {
+                pattern,
+                head,
+                tail,
+            } => {
+                let (head, tail) = (*head, *tail);
+                let middle = &pattern[head..pattern.len() - tail];
+                t.len() >= head + tail
+                    && self.eq(&t[..head], &pattern[..head])
+                    && self.eq(&t[t.len() - tail..], &pattern[pattern.len() - tail..])
+                    && wild(middle, &t[head..t.len() - tail], self.fold)
+            }
         }
     }
 
@@ -70,6 +86,18 @@ impl Glob {
         } else {
             text == pattern
         }
+    }
+}
+
+/// A pattern with wildcards, its literal head and tail measured.
+fn wild_kind(bytes: Vec<u8>) -> Kind {
+    let is_wild = |b: &u8| *b == b'*' || *b == b'?';
+    let head = bytes.iter().position(is_wild).unwrap_or(bytes.len());
+    let tail = bytes.iter().rev().position(is_wild).unwrap_or(0);
+    Kind::Wild {
+        pattern: bytes.into(),
+        head,
+        tail,
     }
 }
 
