@@ -3,4 +3,5 @@
 //! Propagation headers, sampling rules, the trace store, the filter
 //! language, the service map and the OTLP codec build on it.
 
+pub mod filter;
 pub mod model;

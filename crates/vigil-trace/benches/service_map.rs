@@ -1,0 +1,2 @@
+//! Placeholder until the service map lands in this branch.
+fn main() {}
