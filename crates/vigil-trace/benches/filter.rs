@@ -48,7 +48,10 @@ fn summaries() -> Vec<TraceSummary> {
                 fault: status >= 500,
                 services: vec![service.to_owned(), "vigil".to_owned()],
                 annotations: vec![
-                    ("cached".to_owned(), AnnotationValue::Bool(r.is_multiple_of(3))),
+                    (
+                        "cached".to_owned(),
+                        AnnotationValue::Bool(r.is_multiple_of(3)),
+                    ),
                     (
                         "model".to_owned(),
                         AnnotationValue::String("fraud".to_owned()),

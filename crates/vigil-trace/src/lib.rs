@@ -5,3 +5,4 @@
 
 pub mod filter;
 pub mod model;
+pub mod service_map;
