@@ -436,3 +436,17 @@ fn batches_from_many_threads_all_count() {
         200
     );
 }
+
+#[test]
+fn a_cycle_of_parents_neither_panics_nor_waits_forever() {
+    let map = ServiceMap::new(ServiceMapConfig::default());
+    let a = span(1, 1, Some(2), "a", "vigil", T0_US, T0_US + 10);
+    let b = span(1, 2, Some(1), "b", "vigil", T0_US, T0_US + 10);
+    let own = span(2, 3, Some(3), "self", "vigil", T0_US, T0_US + 10);
+    map.add_batch(&[a, b, own], T0_MS);
+    map.add_batch(&[], T0_MS + 30_000);
+    map.add_batch(&[], T0_MS + 60_000);
+    assert_eq!(map.pending_spans(), 0);
+    let total: u64 = hour(&map).edges.iter().map(|e| e.stats.count).sum();
+    assert_eq!(total, 3);
+}
