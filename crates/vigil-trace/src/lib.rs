@@ -4,6 +4,8 @@
 //! trace store, the filter language, the service map and the OTLP codec
 //! build on it.
 
+pub mod filter;
 pub mod model;
 pub mod propagation;
 pub mod sampling;
+pub mod service_map;
