@@ -1,0 +1,1 @@
+//! OTLP trace codec (placeholder while the store builds).
