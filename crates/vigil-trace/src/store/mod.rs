@@ -35,6 +35,8 @@
 
 mod codec;
 mod ids;
+#[cfg(test)]
+pub(crate) use codec::tests as codec_tests;
 mod search;
 
 use std::collections::{HashMap, HashSet};
