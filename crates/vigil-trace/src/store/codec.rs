@@ -216,11 +216,11 @@ fn decode_into(bytes: &[u8], s: &mut TraceSummary) -> Option<()> {
     s.spans = u32::try_from(r.u64()?).ok()?;
     r.string_into(&mut s.service)?;
     r.string_into(&mut s.name)?;
-    s.http = if flags & F_HTTP != 0 {
-        Some(r.http()?)
+    if flags & F_HTTP != 0 {
+        r.http_into(s.http.get_or_insert_with(Http::default))?;
     } else {
-        None
-    };
+        s.http = None;
+    }
     let n = r.len()?;
     s.services.truncate(n);
     for i in 0..n {
@@ -439,6 +439,34 @@ impl<'a> Reader<'a> {
             status,
             content_length,
         })
+    }
+
+    /// As [`Reader::http`], reusing the strings of `h`.
+    fn http_into(&mut self, h: &mut Http) -> Option<()> {
+        let bits = self.byte()?;
+        for (bit, slot) in [
+            (1, &mut h.method),
+            (2, &mut h.url),
+            (4, &mut h.user_agent),
+            (8, &mut h.client_ip),
+        ] {
+            if bits & bit == 0 {
+                *slot = None;
+            } else {
+                self.string_into(slot.get_or_insert_with(String::new))?;
+            }
+        }
+        h.status = if bits & 16 != 0 {
+            Some(u16::try_from(self.u64()?).ok()?)
+        } else {
+            None
+        };
+        h.content_length = if bits & 32 != 0 {
+            Some(self.u64()?)
+        } else {
+            None
+        };
+        Some(())
     }
 
     fn annotations(&mut self) -> Option<Vec<(String, AnnotationValue)>> {

@@ -171,9 +171,14 @@ impl TraceStore {
             }
             ControlFlow::Continue(())
         })?;
-        let mut order: Vec<u32> = (0..parts.len() as u32).collect();
-        // Stable: a trace's parts stay in log order.
-        order.sort_by_key(|&i| parts[i as usize].0);
+        let mut order: Vec<(TraceId, u32)> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.0, i as u32))
+            .collect();
+        // By trace, then log order (the index breaks ties).
+        order.sort_unstable();
+        let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
         let payload = |i: usize| {
             let start = if i == 0 { 0 } else { parts[i - 1].2 };
             &bytes[start..parts[i].2]
