@@ -1,0 +1,321 @@
+use std::collections::HashSet;
+
+use super::*;
+use crate::model::{AnnotationValue, SpanId};
+
+const HOUR_US: i64 = 3_600_000_000;
+const T0: i64 = 1_700_000_000_000_000;
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        background_retention: false,
+        compression: Compression::None,
+        ..StoreOptions::default()
+    }
+}
+
+/// A trace of `n` spans made the Vigil way: its id carries its start second.
+fn trace(seq: u32, start_us: i64, n: u8) -> Vec<Span> {
+    let mut random = [0u8; 12];
+    random[8..].copy_from_slice(&seq.to_be_bytes());
+    random[0] = 0x5a;
+    let id = TraceId::from_parts((start_us / 1_000_000) as u32, random);
+    (0..n)
+        .map(|i| {
+            let mut span = Span::new(
+                id,
+                SpanId([i + 1; 8]),
+                (i > 0).then_some(SpanId([1; 8])),
+                if i == 0 { "vigil" } else { "stage" },
+                "vigil",
+                start_us + i64::from(i) * 10,
+                start_us + 1_000,
+            );
+            span.annotations
+                .insert("seq".into(), AnnotationValue::Number(f64::from(seq)));
+            span
+        })
+        .collect()
+}
+
+#[test]
+fn get_collects_a_trace_from_several_batches_sorted_by_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    let spans = trace(1, T0, 4);
+    let other = trace(2, T0, 2);
+    // Later parts first, interleaved with another trace, across a roll.
+    store
+        .append(&[spans[3].clone(), other[0].clone(), spans[2].clone()])
+        .unwrap();
+    store.roll().unwrap();
+    store
+        .append(&[spans[0].clone(), other[1].clone(), spans[1].clone()])
+        .unwrap();
+    assert_eq!(store.get(spans[0].trace_id).unwrap(), spans);
+    assert_eq!(store.get(other[0].trace_id).unwrap(), other);
+    assert!(store.get(TraceId([9; 16])).unwrap().is_empty());
+}
+
+#[test]
+fn get_finds_ids_from_elsewhere_through_the_id_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    // A random-looking id: its first bytes are no time near the data.
+    let mut span = Span::new(
+        TraceId([0xf3; 16]),
+        SpanId([1; 8]),
+        None,
+        "a",
+        "b",
+        T0,
+        T0 + 5,
+    );
+    span.cause = Some("boom".into());
+    for i in 0..50 {
+        store.append(&trace(i, T0 + i64::from(i), 3)).unwrap();
+        if i == 20 {
+            store.append(std::slice::from_ref(&span)).unwrap();
+            store.roll().unwrap();
+        }
+    }
+    assert_eq!(store.get(span.trace_id).unwrap(), vec![span]);
+}
+
+#[test]
+fn search_pages_newest_first_without_gaps_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    for i in 0..200u32 {
+        store
+            .append(&trace(i, T0 + i64::from(i) * 1_000_000, 2))
+            .unwrap();
+        if i % 37 == 0 {
+            store.roll().unwrap();
+        }
+    }
+    let even = |s: &TraceSummary| matches!(s.annotations.first(), Some((_, AnnotationValue::Number(n))) if (*n as u32).is_multiple_of(2));
+    // Traces 20..180 by time; even ones only.
+    let (from, to) = (T0 + 20 * 1_000_000, T0 + 180 * 1_000_000);
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store.search(from, to, even, 7, cursor).unwrap();
+        assert!(page.summaries.len() <= 7);
+        seen.extend(page.summaries.iter().map(|s| s.start_us));
+        pages += 1;
+        // The cursor survives a trip through its text form.
+        cursor = match page.next {
+            Some(c) => Some(c.to_string().parse().unwrap()),
+            None => break,
+        };
+        assert!(pages < 100, "paging does not end");
+    }
+    let want: Vec<i64> = (20..180)
+        .rev()
+        .filter(|i| i % 2 == 0)
+        .map(|i| T0 + i64::from(i) * 1_000_000)
+        .collect();
+    assert_eq!(seen, want);
+    assert!(pages >= 80 / 7);
+    assert!(matches!(
+        "c2.1.0".parse::<Cursor>(),
+        Err(StoreError::BadCursor(_))
+    ));
+}
+
+#[test]
+fn search_merges_the_parts_of_a_trace_in_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    let mut spans = trace(5, T0, 3);
+    spans[2].service = "redis".into();
+    spans[2].fault = true;
+    store.append(&spans[1..]).unwrap();
+    store.append(&trace(6, T0 + 5, 1)).unwrap();
+    store.append(&spans[..1]).unwrap();
+    let page = store
+        .search(T0 - 1, T0 + HOUR_US, |s| s.fault, 10, None)
+        .unwrap();
+    assert_eq!(page.summaries.len(), 1);
+    let s = &page.summaries[0];
+    assert_eq!(s.trace_id, spans[0].trace_id);
+    assert_eq!((s.spans, s.name.as_str(), s.start_us), (3, "vigil", T0));
+    assert_eq!(s.services, ["redis", "vigil"]);
+    let all = store
+        .search(T0 - 1, T0 + HOUR_US, |_| true, 10, None)
+        .unwrap();
+    assert_eq!(all.summaries.len(), 2);
+    assert_eq!(
+        all.summaries[0].trace_id, spans[0].trace_id,
+        "latest part first"
+    );
+    assert_eq!(all.next, None);
+}
+
+#[test]
+fn a_search_opens_only_the_segments_of_its_time_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    for hour in 0..5u32 {
+        for i in 0..10 {
+            store
+                .append(&trace(hour * 100 + i, T0 + i64::from(hour) * HOUR_US, 2))
+                .unwrap();
+        }
+        store.roll().unwrap();
+    }
+    let start = T0 + 4 * HOUR_US;
+    let before = std::time::Instant::now();
+    let page = store
+        .search(start, start + HOUR_US, |_| true, 100, None)
+        .unwrap();
+    assert_eq!(page.summaries.len(), 10);
+    assert!(page.summaries.iter().all(|s| s.start_us >= start));
+    // And the segment log's scan stats confirm older ones stay closed.
+    let stats = store
+        .summaries
+        .scan(start, start + HOUR_US, |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(stats.segments_opened, 1);
+    let _ = before;
+}
+
+#[test]
+fn retention_drops_old_segments_by_age_and_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(
+        dir.path(),
+        StoreOptions {
+            retain_age: Duration::from_secs(2 * 86_400),
+            ..options()
+        },
+    )
+    .unwrap();
+    let day = 24 * HOUR_US;
+    let mut ids = Vec::new();
+    for d in 0..5i64 {
+        let t = trace(d as u32, T0 + d * day, 3);
+        ids.push(t[0].trace_id);
+        store.append(&t).unwrap();
+        store.roll().unwrap();
+    }
+    let deleted = store.expire(T0 + 4 * day).unwrap();
+    assert_eq!(deleted, 4, "days 0 and 1, spans and summaries");
+    assert!(store.get(ids[1]).unwrap().is_empty());
+    assert_eq!(store.get(ids[2]).unwrap().len(), 3);
+    let stats = store.stats();
+    assert_eq!((stats.spans, stats.expired_spans), (9, 6));
+    assert_eq!(stats.oldest_us, Some(T0 + 2 * day));
+    assert_eq!(stats.expired_segments, 4);
+    let page = store.search(0, i64::MAX, |_| true, 10, None).unwrap();
+    assert_eq!(page.summaries.len(), 3);
+    drop(store);
+
+    let store = TraceStore::open(
+        dir.path(),
+        StoreOptions {
+            retain_bytes: Some(1),
+            ..options()
+        },
+    )
+    .unwrap();
+    let before = store.stats().bytes;
+    store.expire(T0 + 4 * day + 1).unwrap();
+    // Only the active (unsealed, empty) segments are left.
+    assert!(store.stats().bytes < before);
+    assert_eq!(store.stats().spans, 0);
+    assert!(store.get(ids[4]).unwrap().is_empty());
+}
+
+#[test]
+fn a_reopened_store_keeps_everything_and_rebuilds_lost_id_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces: Vec<Vec<Span>> = (0..30).map(|i| trace(i, T0 + i64::from(i), 3)).collect();
+    {
+        let store = TraceStore::open(dir.path(), options()).unwrap();
+        for (i, t) in traces.iter().enumerate() {
+            store.append(t).unwrap();
+            if i == 10 {
+                store.roll().unwrap();
+            }
+        }
+        store.sync().unwrap();
+    }
+    // Lose every persisted id index: the next open rebuilds them.
+    for seg in ids::listed(&dir.path().join("ids")) {
+        ids::remove(&dir.path().join("ids"), seg);
+    }
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    for t in &traces {
+        assert_eq!(&store.get(t[0].trace_id).unwrap(), t);
+    }
+    assert!(!ids::listed(&dir.path().join("ids")).is_empty());
+    let stats = store.stats();
+    assert_eq!((stats.spans, stats.summaries, stats.traces), (90, 30, 30));
+    let page = store.search(0, i64::MAX, |_| true, 100, None).unwrap();
+    assert_eq!(page.summaries.len(), 30);
+    // Appends go on after the reopen.
+    let more = trace(99, T0 + 99, 2);
+    store.append(&more).unwrap();
+    assert_eq!(store.get(more[0].trace_id).unwrap(), more);
+}
+
+#[test]
+fn a_torn_tail_is_cut_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(1, T0, 3);
+    {
+        let store = TraceStore::open(dir.path(), options()).unwrap();
+        store.append(&t).unwrap();
+        store.sync().unwrap();
+    }
+    let seg = std::fs::read_dir(dir.path().join("spans"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0x40, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(f);
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    assert_eq!(store.get(t[0].trace_id).unwrap(), t);
+    let more = trace(2, T0 + 1, 1);
+    store.append(&more).unwrap();
+    assert_eq!(store.get(more[0].trace_id).unwrap(), more);
+}
+
+#[test]
+fn readers_run_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(TraceStore::open(dir.path(), options()).unwrap());
+    let writer = {
+        let store = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            for i in 0..300u32 {
+                store.append(&trace(i, T0 + i64::from(i), 4)).unwrap();
+                if i % 100 == 0 {
+                    store.roll().unwrap();
+                }
+            }
+        })
+    };
+    let mut seen = HashSet::new();
+    loop {
+        let done = writer.is_finished();
+        let page = store.search(0, i64::MAX, |_| true, 1000, None).unwrap();
+        for s in &page.summaries {
+            // A summary is written after its spans: get always finds them.
+            assert_eq!(store.get(s.trace_id).unwrap().len(), 4);
+            seen.insert(s.trace_id);
+        }
+        if done {
+            assert_eq!((page.summaries.len(), seen.len()), (300, 300));
+            break;
+        }
+    }
+    writer.join().unwrap();
+}
