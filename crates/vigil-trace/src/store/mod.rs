@@ -178,8 +178,10 @@ impl TraceStore {
     }
 
     /// Stores a batch (the spans of one or more traces, in any order) and
-    /// one summary per trace; returns the number of spans stored. On an
-    /// error nothing of the batch's spans is kept.
+    /// one summary per trace; returns the number of spans stored. When
+    /// the span write fails nothing is kept; when the summary write after
+    /// it fails, the spans stay (`get` finds them, `search` does not) and
+    /// the error is returned.
     pub fn append(&self, spans: &[Span]) -> Result<usize> {
         if spans.is_empty() {
             return Ok(0);

@@ -215,20 +215,26 @@ fn retention_drops_old_segments_by_age_and_by_size() {
     assert_eq!(page.summaries.len(), 3);
     drop(store);
 
+    // A cap one byte under the current size drops the oldest day only.
+    let before = TraceStore::open(dir.path(), options())
+        .unwrap()
+        .stats()
+        .bytes;
     let store = TraceStore::open(
         dir.path(),
         StoreOptions {
-            retain_bytes: Some(1),
+            retain_bytes: Some(before - 1),
             ..options()
         },
     )
     .unwrap();
-    let before = store.stats().bytes;
-    store.expire(T0 + 4 * day + 1).unwrap();
-    // Only the active (unsealed, empty) segments are left.
+    assert_eq!(store.expire(T0 + 4 * day).unwrap(), 2);
     assert!(store.stats().bytes < before);
-    assert_eq!(store.stats().spans, 0);
-    assert!(store.get(ids[4]).unwrap().is_empty());
+    assert!(store.get(ids[2]).unwrap().is_empty());
+    assert_eq!(store.get(ids[3]).unwrap().len(), 3);
+    assert_eq!(store.stats().spans, 6);
+    let page = store.search(0, i64::MAX, |_| true, 10, None).unwrap();
+    assert_eq!(page.summaries.len(), 2);
 }
 
 #[test]
@@ -318,4 +324,24 @@ fn readers_run_beside_the_writer() {
         }
     }
     writer.join().unwrap();
+}
+
+#[test]
+fn get_falls_back_to_every_segment_when_an_id_only_looks_like_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    // Its first 4 bytes read as a second 3 hours after the span started,
+    // so the time-limited probe skips the segment that holds it.
+    let id = TraceId::from_parts(((T0 + 3 * HOUR_US) / 1_000_000) as u32, [0x77; 12]);
+    let span = Span::new(id, SpanId([1; 8]), None, "a", "b", T0, T0 + 5);
+    store.append(std::slice::from_ref(&span)).unwrap();
+    store.roll().unwrap();
+    store.append(&trace(1, T0 + 3 * HOUR_US, 2)).unwrap();
+    assert_eq!(store.vigil_time_bound(&id), Some(T0 + 2 * HOUR_US));
+    assert!(
+        store
+            .find_runs(ids::key(&id), Some(T0 + 2 * HOUR_US))
+            .is_empty()
+    );
+    assert_eq!(store.get(id).unwrap(), vec![span]);
 }
