@@ -5,6 +5,9 @@
 #
 #   bench/cpu.sh                    # 10,000 req/s for 8 s, log off then on
 #   RATE=5000 DURATION=10 ROUNDS=3 bench/cpu.sh
+#   PAIR=logs bench/cpu.sh          # the log store off then on (both with the
+#                                   # inference log on): the cost of Vigil's
+#                                   # own groups /vigil/access and /vigil/inference
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +59,15 @@ parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(us.items(), key=lambda kv: -
 print(f"{label}: {total:.1f} µs CPU per request ({sent} requests) [{parts}]")
 PY
 }
+
+if [[ ${PAIR:-log} == logs ]]; then
+  { cat "$WORK/vigil.toml"; printf '\n[logs]\nenabled = false\n'; } >"$WORK/vigil-nologs.toml"
+  for round in $(seq "$ROUNDS"); do
+    one "$WORK/vigil-nologs.toml" 18091 "round $round logs off"
+    one "$WORK/vigil.toml" 18091 "round $round logs on "
+  done
+  exit 0
+fi
 
 for round in $(seq "$ROUNDS"); do
   one "$WORK/vigil-nolog.toml" 18094 "round $round log off"

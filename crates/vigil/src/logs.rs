@@ -366,25 +366,6 @@ async fn run_delete(api: &Api, args: &GroupArg) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `30s`, `15m`, `1h`, `7d` in milliseconds.
-pub(crate) fn duration_ms(text: &str) -> anyhow::Result<i64> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: i64 = number
-        .parse()
-        .with_context(|| format!("--since {text:?}: expected a number and a unit, e.g. 15m"))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => bail!("--since {text:?}: the unit must be s, m, h or d"),
-    };
-    Ok(n.saturating_mul(unit_ms))
-}
-
 /// A time flag as the API takes it: Unix ms stay a number.
 fn time_value(text: &str) -> Value {
     text.parse::<i64>()
@@ -401,7 +382,7 @@ async fn run_query(api: &Api, args: &QueryArgs) -> anyhow::Result<()> {
                 Some(_) => bail!("--since needs --end in Unix ms, or use --start"),
                 None => vigil_server::telemetry::now_ms(),
             };
-            Some(json!(end_ms - duration_ms(since)?))
+            Some(json!(end_ms - crate::logs_stream::duration_ms(since)?))
         }
         (None, None) => None,
     };

@@ -67,6 +67,25 @@ pub(crate) struct ExportArgs {
     filter: Option<String>,
 }
 
+/// `30s`, `15m`, `1h`, `7d` in milliseconds.
+pub(crate) fn duration_ms(text: &str) -> anyhow::Result<i64> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("--since {text:?}: expected a number and a unit, e.g. 15m"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("--since {text:?}: the unit must be s, m, h or d"),
+    };
+    Ok(n.saturating_mul(unit_ms))
+}
+
 /// A time flag as the events route takes it: RFC 3339 and Unix ms as they
 /// are, a duration (`1h`) as Unix ms that long before `now_ms`.
 fn time_arg(flag: &str, text: &str, now_ms: i64) -> anyhow::Result<String> {
@@ -74,7 +93,7 @@ fn time_arg(flag: &str, text: &str, now_ms: i64) -> anyhow::Result<String> {
         return Ok(text.to_owned());
     }
     if text.ends_with(['s', 'm', 'h', 'd']) && text[..text.len() - 1].parse::<u64>().is_ok() {
-        let ago = crate::logs::duration_ms(text)?;
+        let ago = duration_ms(text)?;
         return Ok((now_ms - ago).to_string());
     }
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
@@ -116,7 +135,7 @@ pub(crate) async fn run_tail(api: &Api, args: &TailArgs) -> anyhow::Result<()> {
     if !(1..=10_000).contains(&args.lines) {
         bail!("--lines must be 1 to 10000, not {}", args.lines);
     }
-    let start = vigil_server::telemetry::now_ms() - crate::logs::duration_ms(&args.since)?;
+    let start = vigil_server::telemetry::now_ms() - duration_ms(&args.since)?;
     let group = encode(&args.group);
     let filter = filter_query(args.filter.as_deref());
     if !args.follow {

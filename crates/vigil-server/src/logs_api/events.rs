@@ -24,7 +24,7 @@ use vigil_logs::store::LogError;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::telemetry::now_ms;
+use vigil_metrics::service::now_ms;
 
 /// The most events `limit` may ask for.
 pub const MAX_LIMIT: usize = 10_000;

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 
 use crate::state::AppState;
-use crate::telemetry::now_ms;
 use crate::test_util::{Answer, assert_error, json_request, send, state_with_metrics};
+use vigil_metrics::service::now_ms;
 
 /// A state with metrics, logs in a temporary directory and the metric
 /// filters over that metric store (as `open_logs` wires them).

@@ -30,7 +30,7 @@ use vigil_metrics::tsdb::Record;
 use crate::config::MetricFilterEntry;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::telemetry::now_ms;
+use vigil_metrics::service::now_ms;
 
 /// The metric store as the filters' sink: records are stored durably.
 #[derive(Debug)]

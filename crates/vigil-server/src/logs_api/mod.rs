@@ -22,7 +22,7 @@ use vigil_logs::store::{BatchError, GroupInfo, InputEvent, LogError};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::telemetry::now_ms;
+use vigil_metrics::service::now_ms;
 
 /// The largest ingestion body: a full batch (1 MiB of messages) with its
 /// JSON around it, escapes included.

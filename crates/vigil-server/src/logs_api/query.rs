@@ -12,7 +12,7 @@ use vigil_logs::query::{Event, Flow, Query, QueryLimits};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::telemetry::now_ms;
+use vigil_metrics::service::now_ms;
 
 /// The most rows in one page of an answer.
 pub const MAX_PAGE_ROWS: usize = 10_000;

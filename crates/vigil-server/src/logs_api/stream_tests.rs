@@ -13,8 +13,8 @@ use vigil_logs::store::{InputEvent, LogStore};
 use vigil_logs::tail::{Tail, TailOptions};
 
 use crate::state::AppState;
-use crate::telemetry::now_ms;
 use crate::test_util::{assert_error, demo_state, json_request, send};
+use vigil_metrics::service::now_ms;
 
 fn state_with_tail(options: TailOptions) -> (AppState, Arc<Logs>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -16,7 +16,7 @@ use vigil_logs::subscription::{
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::telemetry::now_ms;
+use vigil_metrics::service::now_ms;
 
 /// `PUT /api/logs/{group}/subscription-filters/{name}` body.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use vigil_logs::subscription::{SubscriptionOptions, Subscriptions};
 
 use crate::state::AppState;
-use crate::telemetry::now_ms;
 use crate::test_util::{assert_error, demo_state, json_request, send};
+use vigil_metrics::service::now_ms;
 
 fn state_with_subscriptions() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");

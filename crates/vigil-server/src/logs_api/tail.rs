@@ -25,7 +25,7 @@ use vigil_logs::tail::{Subscription, TailError};
 use super::events::{EventLine, filter_param, latest, limit_param, no_group, time_param};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::telemetry::now_ms;
+use vigil_metrics::service::now_ms;
 
 /// Events replayed by default when `start` is given.
 pub const DEFAULT_REPLAY: usize = 100;

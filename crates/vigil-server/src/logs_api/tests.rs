@@ -3,8 +3,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 
 use crate::state::AppState;
-use crate::telemetry::now_ms;
 use crate::test_util::{assert_error, demo_state, json_request, send};
+use vigil_metrics::service::now_ms;
 
 fn state_with_logs() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
