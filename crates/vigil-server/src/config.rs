@@ -18,6 +18,7 @@ mod gateway;
 mod logs;
 mod metrics;
 mod store;
+mod traces;
 
 pub use alarms::{AlarmDef, NotifySection, demo_alarms, parse_alarm};
 pub use features::FeatureNames;
@@ -30,6 +31,8 @@ use metrics::MetricsBuilder;
 pub use metrics::MetricsConfig;
 use store::StoreBuilder;
 pub use store::{ENV_STORE_REDACT_KEY, LogConfig};
+use traces::TracesBuilder;
+pub use traces::TracesConfig;
 
 /// Name of the bundled demo model served when no config is given.
 pub const DEMO_MODEL_NAME: &str = "fraud";
@@ -53,6 +56,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The `[logs]` table: the log groups' store.
     pub logs: LogsConfig,
+    /// The `[traces]` table: sampling and the trace store.
+    pub traces: TracesConfig,
     /// The `[[alarms]]` entries (put into the alarm engine at start-up and
     /// on reload, replacing alarms of the same name).
     pub alarms: Vec<AlarmDef>,
@@ -196,6 +201,7 @@ impl Config {
             store: LogConfig::from_env(&process_env),
             metrics: MetricsConfig::default(),
             logs: LogsConfig::default(),
+            traces: TracesConfig::default(),
             alarms: demo_alarms(),
             notify: NotifySection::default(),
             source: None,
@@ -268,6 +274,8 @@ struct ConfigBuilder {
     metrics: MetricsBuilder,
     #[serde(default)]
     logs: LogsBuilder,
+    #[serde(default)]
+    traces: TracesBuilder,
     #[serde(default)]
     alarms: Vec<serde_json::Value>,
     #[serde(default = "empty_table")]
@@ -433,28 +441,33 @@ impl ConfigBuilder {
         let store = self.store.validate(base, &mut problems);
         let metrics = self.metrics.validate(base, &mut problems);
         let logs = self.logs.validate(base, &mut problems);
+        let traces = self.traces.validate(base, &mut problems);
         let alarms = alarms::validate_alarms(self.alarms, &mut problems);
         let notify = alarms::validate_notify(&self.notify, &mut problems);
         let names = models.iter().map(|m| m.name.as_str()).collect();
         let keys = gateway::validate_keys(self.keys, &names, &mut problems);
-        match (server, gateway, cache, store, metrics, logs) {
-            (Some(server), Some(gateway), Some(cache), Some(store), Some(metrics), Some(logs))
-                if problems.is_empty() =>
-            {
-                Ok(Config {
-                    server,
-                    models,
-                    gateway,
-                    keys,
-                    cache,
-                    store,
-                    metrics,
-                    logs,
-                    alarms,
-                    notify: NotifySection(notify.unwrap_or_default()),
-                    source: None,
-                })
-            }
+        match (server, gateway, cache, store, metrics, (logs, traces)) {
+            (
+                Some(server),
+                Some(gateway),
+                Some(cache),
+                Some(store),
+                Some(metrics),
+                (Some(logs), Some(traces)),
+            ) if problems.is_empty() => Ok(Config {
+                server,
+                models,
+                gateway,
+                keys,
+                cache,
+                store,
+                metrics,
+                logs,
+                traces,
+                alarms,
+                notify: NotifySection(notify.unwrap_or_default()),
+                source: None,
+            }),
             _ => Err(problems),
         }
     }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderValue;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
 use vigil_store::{
     AppendOutcome, InferenceLog, InferenceRecord, Input, InputWriter, RedactRule, Redactor, Store,
     StoreError,
@@ -29,7 +29,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::gateway::keys::KeyName;
 use crate::registry::{Label, ModelEntry};
 use crate::telemetry::Telemetry;
-use crate::telemetry::events::{InferenceLogged, StoreWritten};
+use crate::telemetry::events::{IdempotencyChecked, InferenceLogged, StoreWritten};
+use crate::telemetry::trace;
 
 /// Response header set to `true` when the answer is a stored one.
 pub const REPLAYED_HEADER: &str = "vigil-replayed";
@@ -63,17 +64,15 @@ impl<S: Send + Sync> FromRequestParts<S> for LogContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(LogContext::from_headers(
-            &parts.headers,
-            parts.extensions.get::<KeyName>(),
-        ))
+        Ok(LogContext::new(parts.extensions.get::<KeyName>()))
     }
 }
 
 impl LogContext {
-    /// The context of a request received now with `headers`, authenticated
-    /// with `key` (the HTTP extractor and the gRPC handlers both use this).
-    pub(crate) fn from_headers(headers: &HeaderMap, key: Option<&KeyName>) -> LogContext {
+    /// The context of a request received now, authenticated with `key`,
+    /// in the current request's trace (the HTTP extractor and the gRPC
+    /// handlers both use this).
+    pub(crate) fn new(key: Option<&KeyName>) -> LogContext {
         let received_at_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
@@ -81,21 +80,9 @@ impl LogContext {
             started: Instant::now(),
             received_at_us,
             api_key_name: key.map(|k| Arc::clone(&k.0)),
-            trace_id: headers
-                .get("traceparent")
-                .and_then(|value| trace_id(value.as_bytes())),
+            trace_id: trace::current().map(|(id, _)| id.to_string()),
         }
     }
-}
-
-/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
-fn trace_id(header: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(header).ok()?;
-    let mut parts = text.trim().split('-');
-    let (_version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex(trace, 32) && hex(span, 16) && trace.bytes().any(|b| b != b'0'))
-        .then(|| trace.to_ascii_lowercase())
 }
 
 /// How the rows of a request are named.
@@ -181,6 +168,11 @@ impl InferenceLogHandle {
             .map(|(store, backend)| (store, *backend))
     }
 
+    /// The remote service behind the log (`postgresql`), for its spans.
+    fn remote(&self) -> Option<&'static str> {
+        matches!(self.store, Some((_, "postgres"))).then_some("postgresql")
+    }
+
     /// The store, for the read API.
     pub fn log(&self) -> &Arc<dyn InferenceLog> {
         &self.log
@@ -245,6 +237,7 @@ impl InferenceLogHandle {
             };
             return Ok((base, Prepared::Fresh(fresh)));
         }
+        let started = Instant::now();
         let mut stored = Vec::with_capacity(records.len());
         for record in &records {
             match self.log.lookup(&record.model, &record.request_id).await {
@@ -258,7 +251,15 @@ impl InferenceLogHandle {
                 Err(err) => return Err(store_error(&err)),
             }
         }
-        if !stored.is_empty() && stored.len() == records.len() {
+        let replayed = !stored.is_empty() && stored.len() == records.len();
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.emit(IdempotencyChecked {
+                duration: started.elapsed(),
+                replayed,
+                remote: self.remote(),
+            });
+        }
+        if replayed {
             return Ok((base, Prepared::Replay(stored)));
         }
         let fresh = Fresh {
@@ -302,12 +303,11 @@ impl InferenceLogHandle {
             record.trace_id.clone_from(&ctx.trace_id);
         }
         // `/vigil/inference` gets the rows once they are durable; the
-        // append takes them, so a copy waits (only when logs are on).
+        // append takes them, so their lines are written first.
         let logged = self
             .telemetry
             .as_ref()
-            .filter(|t| t.lines().is_some())
-            .map(|_| records.clone());
+            .and_then(|t| InferenceLogged::prepare(t, &records));
         let started = Instant::now();
         let appended = if generated_ids {
             self.log.append_fresh_batch(records).await
@@ -318,9 +318,10 @@ impl InferenceLogHandle {
         if let Some(telemetry) = &self.telemetry {
             telemetry.emit(StoreWritten {
                 latency: started.elapsed(),
+                remote: self.remote(),
             });
-            if let Some(records) = &logged {
-                telemetry.emit(InferenceLogged { records });
+            if let Some(logged) = logged {
+                telemetry.emit(logged);
             }
         }
         outcomes
@@ -406,21 +407,6 @@ pub(crate) fn set_inference_id(response: &mut axum::response::Response, id: &str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn traceparent_gives_the_trace_id() {
-        let header = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(
-            trace_id(header).as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        assert_eq!(trace_id(b"00-zz-00f067aa0ba902b7-01"), None);
-        assert_eq!(
-            trace_id(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-            None
-        );
-        assert_eq!(trace_id(b""), None);
-    }
 
     #[test]
     fn store_errors_keep_details_out_of_5xx_bodies() {

@@ -34,6 +34,8 @@ pub mod state;
 pub mod system_log;
 pub mod telemetry;
 pub mod tls;
+pub mod trace_writer;
+pub mod traces_api;
 
 mod tensor_bytes;
 
@@ -145,6 +147,14 @@ pub async fn serve_with_ready(
         state = state
             .with_logs(Arc::clone(&opened.logs))
             .with_subscriptions(Arc::clone(&opened.subscriptions));
+    }
+    let traces = open_traces(&config)?;
+    if let Some(traces) = &traces {
+        state
+            .gateway()
+            .telemetry()
+            .set_traces(Arc::clone(&traces.writer) as _);
+        state = state.with_traces(Arc::clone(traces));
     }
     let expirer = logs
         .clone()
@@ -312,6 +322,24 @@ pub struct OpenLogs {
     pub logs: Arc<vigil_logs::pipeline::Logs>,
     /// The subscription filters (a tap of `logs`).
     pub subscriptions: Arc<vigil_logs::subscription::Subscriptions>,
+}
+
+/// Opens tracing when `traces.enabled`: the sampling rules (the config's,
+/// with the API's changes kept beside the trace store), the trace store
+/// with its retention, the service map, and the writer thread in front of
+/// them.
+pub fn open_traces(config: &Config) -> anyhow::Result<Option<Arc<trace_writer::Traces>>> {
+    if !config.traces.enabled {
+        tracing::info!("traces are off (traces.enabled = false)");
+        return Ok(None);
+    }
+    let traces = trace_writer::Traces::open(&config.traces, &config.store.store.data_dir)?;
+    tracing::info!(
+        data_dir = %config.traces.dir(&config.store.store.data_dir).display(),
+        rules = traces.sampler.rules().len(),
+        "trace store open"
+    );
+    Ok(Some(Arc::new(traces)))
 }
 
 /// Open the log store of `config` (in `logs.data_dir`, by default `logs`

@@ -19,6 +19,7 @@ use crate::gateway::{self, RouteClass};
 use crate::state::AppState;
 use crate::{
     admin_api, alarms_api, health_api, infer_api, inferences_api, logs_api, metrics_api, score_api,
+    traces_api,
 };
 
 #[derive(OpenApi)]
@@ -72,6 +73,13 @@ use crate::{
         logs_api::subscriptions::get,
         logs_api::subscriptions::list,
         logs_api::subscriptions::delete,
+        traces_api::list,
+        traces_api::get,
+        traces_api::service_map,
+        traces_api::rules::list,
+        traces_api::rules::get,
+        traces_api::rules::put,
+        traces_api::rules::delete,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -84,6 +92,7 @@ use crate::{
         (name = "admin", description = "Admin API (needs a key with the admin role)"),
         (name = "alarms", description = "Metric and composite alarms (admin API)"),
         (name = "logs", description = "Log groups, streams and events (admin API)"),
+        (name = "traces", description = "Traces, the service map and sampling rules (admin API)"),
         (name = "metrics", description = "Metrics: Prometheus exposition, custom metrics, queries"),
         (name = "inferences", description = "The inference log (admin API: needs a key with the admin role)"),
     )
@@ -463,6 +472,29 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
             "/api/logs/{group}/subscription-filters/{name}",
             delete(logs_api::subscriptions::delete),
         ),
+        ("GET", "/api/traces", get(traces_api::list)),
+        (
+            "GET",
+            "/api/traces/sampling-rules",
+            get(traces_api::rules::list),
+        ),
+        (
+            "PUT",
+            "/api/traces/sampling-rules/{name}",
+            put(traces_api::rules::put),
+        ),
+        (
+            "GET",
+            "/api/traces/sampling-rules/{name}",
+            get(traces_api::rules::get),
+        ),
+        (
+            "DELETE",
+            "/api/traces/sampling-rules/{name}",
+            delete(traces_api::rules::delete),
+        ),
+        ("GET", "/api/traces/{id}", get(traces_api::get)),
+        ("GET", "/api/service-map", get(traces_api::service_map)),
     ]
 }
 
@@ -500,7 +532,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 44);
+        assert_eq!(routed.len(), 51);
     }
 
     #[test]
@@ -626,7 +658,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 44);
+            assert_eq!(routes.len(), 51);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

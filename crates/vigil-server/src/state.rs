@@ -36,6 +36,9 @@ pub struct AppState {
     /// The subscription filters; `None` with logs off (or in tests that do
     /// not need them).
     pub(crate) subscriptions: Option<Arc<vigil_logs::subscription::Subscriptions>>,
+    /// Sampling, the trace store and the service map; `None` with traces
+    /// off (nothing is sampled, the trace routes answer 503).
+    pub(crate) traces: Option<Arc<crate::trace_writer::Traces>>,
 }
 
 impl AppState {
@@ -56,8 +59,26 @@ impl AppState {
             log: None,
             metrics: None,
             logs: None,
+            traces: None,
             log_scan_limit: config.logs.max_scan_events,
             subscriptions: None,
+        })
+    }
+
+    /// Sample requests and serve the trace API from `traces` (opened once
+    /// by [`crate::serve`]).
+    pub fn with_traces(mut self, traces: Arc<crate::trace_writer::Traces>) -> AppState {
+        self.traces = Some(traces);
+        self
+    }
+
+    /// The traces, or the `503` every trace route gives when they are off.
+    pub fn traces(&self) -> Result<&Arc<crate::trace_writer::Traces>, crate::error::ApiError> {
+        self.traces.as_ref().ok_or_else(|| {
+            crate::error::ApiError::public(
+                crate::error::ErrorCode::Unavailable,
+                "traces are off (traces.enabled = false)",
+            )
         })
     }
 

@@ -116,21 +116,26 @@ impl Input {
     /// The canonical JSON text.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(2 * self.0.len());
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the canonical JSON text to `out`.
+    pub fn write_json(&self, out: &mut String) {
         out.push('{');
         for (i, (key, field)) in self.fields().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            write_string(key, &mut out);
+            write_string(key, out);
             out.push(':');
             match field {
-                Field::Number(value) => write_number(value, &mut out),
-                Field::String(text) => write_string(text, &mut out),
+                Field::Number(value) => write_number(value, out),
+                Field::String(text) => write_string(text, out),
                 Field::Json(text) => out.push_str(text),
             }
         }
         out.push('}');
-        out
     }
 
     /// The features as a JSON map.

@@ -21,7 +21,8 @@ use axum::response::Response;
 
 use crate::error::{ApiError, ErrorCode, error_body};
 use crate::state::AppState;
-use crate::telemetry::events::RequestFinished;
+use crate::telemetry::events::{RequestFinished, Traced};
+use crate::telemetry::trace::{self, RequestTrace};
 pub use sink::{AccessLog, LineSink, StdoutLog};
 
 /// The request id header, read from the request and set on the response.
@@ -39,6 +40,8 @@ pub(crate) async fn middleware(
     next: Next,
 ) -> Response {
     let start = Instant::now();
+    let start_us = trace::now_us();
+    let trace = start_trace(&state, &request);
     let request_id = request_id(request.headers());
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
@@ -63,7 +66,10 @@ pub(crate) async fn middleware(
         .is_some()
         .then(|| request.uri().clone());
 
-    let mut response = next.run(request).await;
+    // What the root span says of the caller, taken only when sampled.
+    let caller = trace.sampled.then(|| Caller::of(&request));
+
+    let mut response = trace.clone().scope(next.run(request)).await;
 
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
@@ -78,6 +84,7 @@ pub(crate) async fn middleware(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    set_trace_headers(&mut response, &trace);
     // A gRPC call answers HTTP 200; its outcome is the `grpc-status`
     // (in the headers when it failed, 0 in the trailers when it did not).
     let grpc_status: Option<u16> = grpc.then(|| {
@@ -95,6 +102,20 @@ pub(crate) async fn middleware(
             .extensions()
             .get::<crate::gateway::IntegrationLatency>()
             .map(|latency| latency.0),
+        trace: caller.as_ref().map(|caller| Traced {
+            trace: &trace,
+            start_us,
+            method: method.as_str(),
+            path: &caller.path,
+            user_agent: caller.user_agent.as_deref(),
+            client_ip: caller.client_ip.as_deref(),
+            content_length: axum::body::HttpBody::size_hint(response.body()).exact(),
+            request_id: &request_id,
+            key_name: response
+                .extensions()
+                .get::<crate::gateway::keys::KeyName>()
+                .map(|key| &*key.0),
+        }),
     });
     if let Some(sink) = state.access_log.sink() {
         let model = route
@@ -109,6 +130,7 @@ pub(crate) async fn middleware(
             start.elapsed(),
             model,
             &request_id,
+            &trace.trace_id,
             response
                 .extensions()
                 .get::<crate::gateway::keys::KeyName>()
@@ -118,6 +140,77 @@ pub(crate) async fn middleware(
         sink.write_line(line);
     }
     response
+}
+
+/// The request's trace: the caller's (`traceparent`, else
+/// `X-Amzn-Trace-Id`; malformed headers are ignored) or a new one; sampled
+/// as the caller decided, else as the sampling rules say (never with
+/// traces off).
+fn start_trace(state: &AppState, request: &Request) -> RequestTrace {
+    let headers = request.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let incoming = vigil_trace::propagation::incoming(
+        text("traceparent"),
+        text("tracestate"),
+        text("x-amzn-trace-id"),
+    );
+    let (trace_id, parent, parent_sampled, tracestate) = match incoming {
+        Some(i) => (i.trace_id, i.parent_id, i.sampled, i.tracestate),
+        None => (trace::new_trace_id(), None, None, None),
+    };
+    let sampled = state.traces.as_ref().is_some_and(|traces| {
+        let req = vigil_trace::sampling::SampleRequest {
+            service_name: trace::SERVICE,
+            host: text("host").unwrap_or(""),
+            http_method: request.method().as_str(),
+            url_path: request.uri().path(),
+        };
+        let now_ms = vigil_metrics::service::now_ms();
+        traces
+            .sampler
+            .decide(&req, parent_sampled, now_ms, trace::random_unit())
+            .sampled
+    });
+    RequestTrace::new(trace_id, parent, sampled, tracestate.map(Into::into))
+}
+
+/// The caller as a sampled trace's root span records it.
+struct Caller {
+    path: String,
+    user_agent: Option<String>,
+    client_ip: Option<String>,
+}
+
+impl Caller {
+    fn of(request: &Request) -> Caller {
+        let headers = request.headers();
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Caller {
+            path: request.uri().path().to_owned(),
+            user_agent: text("user-agent").map(str::to_owned),
+            // The first address a proxy saw, when one is in front.
+            client_ip: text("x-forwarded-for")
+                .and_then(|v| v.split(',').next())
+                .map(|ip| ip.trim().to_owned()),
+        }
+    }
+}
+
+/// The response names the request's trace: `traceresponse` (W3C's form,
+/// with Vigil's root span) and `X-Amzn-Trace-Id` (X-Ray's).
+fn set_trace_headers(response: &mut Response, trace: &RequestTrace) {
+    let w3c = vigil_trace::propagation::traceparent(trace.trace_id, trace.root, trace.sampled);
+    let xray = vigil_trace::propagation::xray_header(
+        trace.trace_id,
+        Some(trace.root),
+        Some(trace.sampled),
+    );
+    let headers = response.headers_mut();
+    for (name, value) in [("traceresponse", w3c), ("x-amzn-trace-id", xray)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 /// The HTTP status class a gRPC status stands for, so a failed call counts
@@ -230,6 +323,7 @@ fn format_line(
     latency: Duration,
     model: Option<&str>,
     request_id: &str,
+    trace_id: &vigil_trace::model::TraceId,
     key: Option<&str>,
     grpc_status: Option<u16>,
 ) -> String {
@@ -255,6 +349,7 @@ fn format_line(
     }
     line.push_str(",\"request_id\":");
     push_json_str(&mut line, request_id);
+    let _ = write!(line, ",\"trace_id\":\"{trace_id}\"");
     // The API key's name (never the key), when the request presented one.
     if let Some(key) = key {
         line.push_str(",\"key\":");
@@ -337,6 +432,7 @@ mod tests {
             Duration::from_micros(42),
             Some("fr\"aud"),
             "abc",
+            &vigil_trace::model::TraceId([0xab; 16]),
             Some("app-1"),
             None,
         );
@@ -351,6 +447,7 @@ mod tests {
         assert_eq!(value["model"], "fr\"aud");
         assert_eq!(value["request_id"], "abc");
         assert_eq!(value["key"], "app-1");
+        assert_eq!(value["trace_id"], "ab".repeat(16));
         assert!(value.get("grpc_status").is_none(), "{line}");
         let line = format_line(
             UNIX_EPOCH,
@@ -360,6 +457,7 @@ mod tests {
             Duration::from_micros(7),
             None,
             "abc",
+            &vigil_trace::model::TraceId([1; 16]),
             None,
             Some(8),
         );

@@ -196,6 +196,7 @@ impl PredictionCache {
                 model: &entry.metrics,
                 duration: started.elapsed(),
                 ok: scored.is_ok(),
+                rows: rows.len() / entry.model.num_features().max(1),
             });
             scored
         };
@@ -232,22 +233,32 @@ impl PredictionCache {
                     load_id: entry.load_id,
                     bits: canonical_row(rows),
                 };
-                if let Some(hit) = cache.get(&key) {
-                    self.telemetry.emit(CacheLookup { hit: true });
+                let started = std::time::Instant::now();
+                let found = cache.get(&key);
+                self.telemetry.emit(CacheLookup {
+                    hit: found.is_some(),
+                    duration: started.elapsed(),
+                    remote: None,
+                });
+                if let Some(hit) = found {
                     return Ok((Scores::Shared(hit), CacheStatus::Hit));
                 }
-                self.telemetry.emit(CacheLookup { hit: false });
                 let scores: Arc<[f64]> = score()?.into();
                 cache.insert(key, Arc::clone(&scores));
                 Ok((Scores::Shared(scores), CacheStatus::Miss))
             }
             Backend::Redis(cache) => {
                 let key = redis::key(&entry.name, &entry.version, rows);
-                if let Some(hit) = cache.get(&key, entry.model.num_outputs()).await {
-                    self.telemetry.emit(CacheLookup { hit: true });
+                let started = std::time::Instant::now();
+                let found = cache.get(&key, entry.model.num_outputs()).await;
+                self.telemetry.emit(CacheLookup {
+                    hit: found.is_some(),
+                    duration: started.elapsed(),
+                    remote: Some("redis"),
+                });
+                if let Some(hit) = found {
                     return Ok((Scores::Shared(hit.into()), CacheStatus::Hit));
                 }
-                self.telemetry.emit(CacheLookup { hit: false });
                 let scores = score()?;
                 cache.set_in_background(key, &scores);
                 Ok((Scores::Owned(scores), CacheStatus::Miss))

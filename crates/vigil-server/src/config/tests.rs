@@ -200,6 +200,7 @@ fn builder_keys() -> Vec<String> {
             subscription_files_dir: Some("f".into()),
             ..LogsBuilder::default()
         },
+        traces: TracesBuilder::default(),
         alarms: vec![serde_json::json!({
             "name": "a", "description": "d", "namespace": "n", "metric_name": "m",
             "dimensions": {}, "statistic": "Sum", "extended_statistic": "p99", "unit": "Count",
@@ -220,7 +221,7 @@ fn builder_keys() -> Vec<String> {
     let tables = value.as_object().expect("object");
     assert_eq!(
         tables.len(),
-        10,
+        11,
         "a new top-level table needs docs and this test"
     );
     for (table, value) in tables {
@@ -238,7 +239,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 92);
+    assert_eq!(keys.len(), 98);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),

@@ -20,7 +20,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::telemetry::Telemetry;
 use crate::telemetry::events::{
-    AuthFailed, ScoringEnded, ScoringStarted, ThrottleReason, Throttled, TimedOut,
+    AuthFailed, GatewayChecked, ScoringEnded, ScoringStarted, ThrottleReason, Throttled, TimedOut,
 };
 
 /// What a route needs from the gateway.
@@ -178,6 +178,24 @@ pub(crate) fn admit<'g>(
             limits: None,
         });
     }
+    let started = std::time::Instant::now();
+    let admitted = check(gateway, headers, class);
+    gateway.telemetry().emit(GatewayChecked {
+        duration: started.elapsed(),
+        refused: admitted
+            .as_ref()
+            .err()
+            .map(|refused| refused.error.code.status().as_u16()),
+    });
+    admitted
+}
+
+/// [`admit`]'s checks, in order.
+fn check<'g>(
+    gateway: &'g Gateway,
+    headers: &HeaderMap,
+    class: RouteClass<'_>,
+) -> Result<Admitted<'g>, Refused> {
     let runtime = gateway.runtime();
     let key = authenticate(gateway, &runtime, headers, class).map_err(|error| {
         gateway.telemetry().emit(AuthFailed);

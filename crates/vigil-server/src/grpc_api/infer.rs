@@ -23,7 +23,7 @@ pub(super) async fn infer(
     message: ModelInferRequest,
 ) -> Result<tonic::Response<ModelInferResponse>, ApiError> {
     let headers = metadata.as_ref();
-    let ctx = LogContext::from_headers(headers, admitted.key_name());
+    let ctx = LogContext::new(admitted.key_name());
     let cache = CacheControl::from_headers(headers);
     let entry = state.registry.find(&message.model_name)?;
     if !message.model_version.is_empty() {

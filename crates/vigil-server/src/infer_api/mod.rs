@@ -29,6 +29,7 @@ use crate::extract::{InferBody, path_params};
 use crate::inference_log::LogContext;
 use crate::registry::ModelEntry;
 use crate::state::AppState;
+use crate::telemetry::events::BodyParsed;
 use answer::{BinaryOutputs, http_response};
 pub use doc::{InferRequestDoc, RequestOutput, RequestTensor, TensorValue};
 use wire::{InferRequest, RequestSeed};
@@ -318,8 +319,13 @@ async fn infer_bytes(
     ctx: &LogContext,
     body: &InferBody,
 ) -> Result<axum::response::Response, ApiError> {
+    let started = std::time::Instant::now();
     let mut request = parse_request(&body.bytes, body.header_length)?;
     let (rows, batch) = build_rows(entry, &request.inputs, &mut request.data)?;
+    state.gateway.telemetry().emit(BodyParsed {
+        duration: started.elapsed(),
+        rows: rows.len() / entry.model.num_features().max(1),
+    });
     let wanted = wanted_outputs(
         entry,
         request

@@ -20,6 +20,7 @@ use crate::inference_log::{
 };
 use crate::registry::{Label, ModelEntry};
 use crate::state::AppState;
+use crate::telemetry::events::BodyParsed;
 pub use doc::{Instance, ScoreRequest};
 use wire::RequestSeed;
 
@@ -111,7 +112,12 @@ pub async fn score(
 ) -> Result<Response, ApiError> {
     let (name, _) = path_params(&params);
     let entry = state.registry.find(name)?;
+    let started = std::time::Instant::now();
     let request = parse_with(&body.0, RequestSeed { entry: &entry })?;
+    state.gateway.telemetry().emit(BodyParsed {
+        duration: started.elapsed(),
+        rows: request.ids.len(),
+    });
     doc::check_ids(&request)?;
     let Some(log) = &state.log else {
         let (scores, status) = score_rows(&state, &entry, &request, cache).await?;

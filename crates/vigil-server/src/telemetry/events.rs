@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::trace::{self, RequestTrace};
 use super::{ModelHandles, Telemetry};
 
 /// Something that happened, with the metrics it feeds.
@@ -12,6 +13,10 @@ pub trait Event {
     /// Whether the event writes a log line (so it is emitted even with
     /// metrics off).
     const HAS_LINE: bool = false;
+    /// Whether the event records a span or an annotation of the current
+    /// request's trace (so it is emitted even with metrics off; its
+    /// metrics check [`Telemetry::enabled`] themselves).
+    const HAS_SPAN: bool = false;
     /// The event's name (what a recording test sees).
     fn name(&self) -> &'static str;
     /// Update the metrics (and the log) for this event.
@@ -33,15 +38,78 @@ pub struct RequestFinished<'a> {
     pub latency: Duration,
     /// Time in the handler behind the gateway's checks, when it ran.
     pub integration: Option<Duration>,
+    /// The request's trace, its root span's fields beside.
+    pub trace: Option<Traced<'a>>,
+}
+
+/// What the root span of a traced request says about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Traced<'a> {
+    /// The request's trace.
+    pub trace: &'a RequestTrace,
+    /// When the request came in, µs since the epoch.
+    pub start_us: i64,
+    /// `GET`, `POST`, …
+    pub method: &'a str,
+    /// The path asked for.
+    pub path: &'a str,
+    /// The caller's `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    /// The caller's address.
+    pub client_ip: Option<&'a str>,
+    /// The response body's length, when known.
+    pub content_length: Option<u64>,
+    /// The request id (`x-request-id`).
+    pub request_id: &'a str,
+    /// The API key's name, when one was presented.
+    pub key_name: Option<&'a str>,
 }
 
 impl Event for RequestFinished<'_> {
+    const HAS_SPAN: bool = true;
+
     fn name(&self) -> &'static str {
         "RequestFinished"
     }
 
     #[inline]
     fn emit(self, t: &Telemetry) {
+        if t.enabled {
+            self.count(t);
+        }
+        let Some(traced) = self.trace.filter(|traced| traced.trace.sampled) else {
+            return;
+        };
+        let Some(sink) = t.traces() else {
+            return;
+        };
+        let mut root = traced.trace.root_span(traced.start_us);
+        root.http = Some(vigil_trace::model::Http {
+            method: Some(traced.method.to_owned()),
+            url: Some(traced.path.to_owned()),
+            user_agent: traced.user_agent.map(str::to_owned),
+            client_ip: traced.client_ip.map(str::to_owned),
+            status: None,
+            content_length: traced.content_length,
+        });
+        root.set_status(self.status);
+        root.annotations
+            .insert("request_id".into(), traced.request_id.into());
+        if let Some(route) = self.route {
+            root.annotations.insert("route".into(), route.into());
+        }
+        if let Some(key) = traced.key_name {
+            root.annotations.insert("key_name".into(), key.into());
+        }
+        if let Some(spans) = traced.trace.finish(root) {
+            sink.write(spans);
+        }
+    }
+}
+
+impl RequestFinished<'_> {
+    #[inline]
+    fn count(&self, t: &Telemetry) {
         let route = t.route(self.route);
         let latency = millis(self.latency);
         route.count.incr();
@@ -171,20 +239,36 @@ impl Event for ScoringEnded {
 pub struct CacheLookup {
     /// Whether it had the answer.
     pub hit: bool,
+    /// Time the lookup took.
+    pub duration: Duration,
+    /// The remote service asked (`redis`), when not in process.
+    pub remote: Option<&'static str>,
 }
 
 impl Event for CacheLookup {
+    const HAS_SPAN: bool = true;
+
     fn name(&self) -> &'static str {
         "CacheLookup"
     }
 
     #[inline]
     fn emit(self, t: &Telemetry) {
-        if self.hit {
-            t.gateway.cache_hits.incr();
-        } else {
-            t.gateway.cache_misses.incr();
+        if t.enabled {
+            if self.hit {
+                t.gateway.cache_hits.incr();
+            } else {
+                t.gateway.cache_misses.incr();
+            }
         }
+        let hit = self.hit;
+        let stage = trace::stage("cache", self.duration, None, |span| {
+            span.annotations.insert("hit".into(), hit.into());
+        });
+        if let (Some(stage), Some(remote)) = (stage, self.remote) {
+            trace::stage(remote, self.duration, Some(stage), trace::remote);
+        }
+        trace::annotate("cached", hit);
     }
 }
 
@@ -211,20 +295,35 @@ pub struct ModelInvoked<'a> {
     pub duration: Duration,
     /// Whether it scored (a failure is the server's).
     pub ok: bool,
+    /// How many rows it scored.
+    pub rows: usize,
 }
 
 impl Event for ModelInvoked<'_> {
+    const HAS_SPAN: bool = true;
+
     fn name(&self) -> &'static str {
         "ModelInvoked"
     }
 
     #[inline]
-    fn emit(self, _: &Telemetry) {
-        self.model.invocations.incr();
-        self.model.duration.record(millis(self.duration));
-        if !self.ok {
-            self.model.errors.incr();
+    fn emit(self, t: &Telemetry) {
+        if t.enabled {
+            self.model.invocations.incr();
+            self.model.duration.record(millis(self.duration));
+            if !self.ok {
+                self.model.errors.incr();
+            }
         }
+        let (ok, rows) = (self.ok, self.rows);
+        trace::stage("score", self.duration, None, |span| {
+            #[allow(clippy::cast_precision_loss)]
+            span.annotations.insert("rows".into(), (rows as f64).into());
+            if !ok {
+                span.fault = true;
+                span.cause = Some("the model failed to score".into());
+            }
+        });
     }
 }
 
@@ -246,12 +345,55 @@ pub struct Decided<'a> {
 }
 
 impl Event for Decided<'_> {
+    const HAS_SPAN: bool = true;
+
     fn name(&self) -> &'static str {
         "Decided"
     }
 
     #[inline]
-    fn emit(self, _: &Telemetry) {
+    fn emit(self, t: &Telemetry) {
+        if t.enabled {
+            self.count();
+        }
+        let m = self.model;
+        trace::annotate("model", &*m.name);
+        trace::annotate("version", &*m.version);
+        let rows = self.scores.len() / self.outputs.max(1);
+        if rows == 1 {
+            let label = if let Some(threshold) = self.threshold {
+                let positive = self.scores.first().is_some_and(|s| *s >= threshold);
+                m.label_names.get(usize::from(positive))
+            } else if self.multiclass {
+                let best = (0..self.scores.len()).fold(0, |best, i| {
+                    if self.scores[i] > self.scores[best] {
+                        i
+                    } else {
+                        best
+                    }
+                });
+                m.label_names.get(best)
+            } else {
+                None
+            };
+            if let Some(label) = label {
+                trace::annotate("label", label.as_str());
+            }
+        } else {
+            #[allow(clippy::cast_precision_loss)]
+            trace::annotate("rows", rows as f64);
+        }
+        let (scores, threshold) = (self.scores, self.threshold);
+        trace::metadata("scores", || serde_json::json!(scores));
+        if let Some(threshold) = threshold {
+            trace::metadata("threshold", || serde_json::json!(threshold));
+        }
+    }
+}
+
+impl Decided<'_> {
+    #[inline]
+    fn count(&self) {
         let m = self.model;
         for row in self.scores.chunks(self.outputs.max(1)) {
             let label = if let Some(threshold) = self.threshold {
@@ -283,16 +425,108 @@ impl Event for Decided<'_> {
 pub struct StoreWritten {
     /// Time the inference log took.
     pub latency: Duration,
+    /// The remote service written to (`postgresql`), when not embedded.
+    pub remote: Option<&'static str>,
 }
 
 impl Event for StoreWritten {
+    const HAS_SPAN: bool = true;
+
     fn name(&self) -> &'static str {
         "StoreWritten"
     }
 
     #[inline]
     fn emit(self, t: &Telemetry) {
-        t.store.write_latency.record(millis(self.latency));
+        if t.enabled {
+            t.store.write_latency.record(millis(self.latency));
+        }
+        let stage = trace::stage("inference_log", self.latency, None, |_| {});
+        if let (Some(stage), Some(remote)) = (stage, self.remote) {
+            trace::stage(remote, self.latency, Some(stage), trace::remote);
+        }
+    }
+}
+
+/// The gateway admitted a request (key, rate limits, concurrency) or
+/// refused it with `refused` (its HTTP status).
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayChecked {
+    /// Time the checks took.
+    pub duration: Duration,
+    /// The refusal's status, when refused.
+    pub refused: Option<u16>,
+}
+
+impl Event for GatewayChecked {
+    const HAS_SPAN: bool = true;
+
+    fn name(&self) -> &'static str {
+        "GatewayChecked"
+    }
+
+    fn emit(self, _: &Telemetry) {
+        let refused = self.refused;
+        trace::stage("gateway", self.duration, None, |span| {
+            if let Some(status) = refused {
+                span.set_status(status);
+            }
+        });
+    }
+}
+
+/// A request body was parsed into `rows` rows.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyParsed {
+    /// Time parsing took.
+    pub duration: Duration,
+    /// Rows found.
+    pub rows: usize,
+}
+
+impl Event for BodyParsed {
+    const HAS_SPAN: bool = true;
+
+    fn name(&self) -> &'static str {
+        "BodyParsed"
+    }
+
+    fn emit(self, _: &Telemetry) {
+        let rows = self.rows;
+        trace::stage("parse", self.duration, None, |span| {
+            #[allow(clippy::cast_precision_loss)]
+            span.annotations.insert("rows".into(), (rows as f64).into());
+        });
+    }
+}
+
+/// The inference log was asked whether a request id was seen before.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyChecked {
+    /// Time the lookup took.
+    pub duration: Duration,
+    /// Whether the stored answer is replayed.
+    pub replayed: bool,
+    /// The remote service asked (`postgresql`), when not embedded.
+    pub remote: Option<&'static str>,
+}
+
+impl Event for IdempotencyChecked {
+    const HAS_SPAN: bool = true;
+
+    fn name(&self) -> &'static str {
+        "IdempotencyChecked"
+    }
+
+    fn emit(self, _: &Telemetry) {
+        let replayed = self.replayed;
+        let stage = trace::stage("idempotency", self.duration, None, |span| {
+            span.annotations.insert("replayed".into(), replayed.into());
+        });
+        if let (Some(stage), Some(remote)) = (stage, self.remote) {
+            trace::stage(remote, self.duration, Some(stage), trace::remote);
+        }
+        trace::annotate("replayed", replayed);
     }
 }
 
@@ -335,14 +569,33 @@ impl Event for StoreStatsRead<'_> {
 }
 
 /// Scored rows reached the inference log: each becomes an event of
-/// `/vigil/inference` (the input as logged, so after redaction).
-#[derive(Debug, Clone, Copy)]
-pub struct InferenceLogged<'a> {
-    /// The rows as appended.
-    pub records: &'a [vigil_store::InferenceRecord],
+/// `/vigil/inference` (the input as logged, so after redaction). The append
+/// takes the rows, so their lines are written just before it
+/// ([`InferenceLogged::prepare`], only while the own groups are kept) and
+/// go out once it succeeded.
+#[derive(Debug)]
+pub struct InferenceLogged {
+    /// (receive time in ms, line) per row.
+    lines: Vec<(i64, String)>,
 }
 
-impl Event for InferenceLogged<'_> {
+impl InferenceLogged {
+    /// The event for `records`, or `None` when no own group is kept.
+    pub fn prepare(
+        telemetry: &Telemetry,
+        records: &[vigil_store::InferenceRecord],
+    ) -> Option<InferenceLogged> {
+        telemetry.lines()?;
+        Some(InferenceLogged {
+            lines: records
+                .iter()
+                .map(|r| (r.received_at_us.div_euclid(1000), inference_line(r)))
+                .collect(),
+        })
+    }
+}
+
+impl Event for InferenceLogged {
     const HAS_LINE: bool = true;
 
     fn name(&self) -> &'static str {
@@ -353,57 +606,66 @@ impl Event for InferenceLogged<'_> {
         let Some(lines) = telemetry.lines() else {
             return;
         };
-        for record in self.records {
-            lines.write(
-                super::OwnGroup::Inference,
-                record.received_at_us.div_euclid(1000),
-                inference_line(record),
-            );
+        for (timestamp_ms, line) in self.lines {
+            lines.write(super::OwnGroup::Inference, timestamp_ms, line);
         }
     }
 }
 
-/// One row of the inference log as a JSON line (one score as `score`,
-/// several as `scores`; absent fields left out).
+/// The fields of an inference line before its input (absent ones left
+/// out; one score as `score`, several as `scores`).
+#[derive(serde::Serialize)]
+struct InferenceHead<'a> {
+    request_id: &'a str,
+    model: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scores: Option<&'a [f64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold: Option<f64>,
+    latency_us: i64,
+    cached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+}
+
+/// One row of the inference log as a JSON line, written straight into one
+/// string (no intermediate JSON values: this runs once per logged row).
 pub(crate) fn inference_line(r: &vigil_store::InferenceRecord) -> String {
-    let mut line = serde_json::Map::with_capacity(12);
-    line.insert("request_id".into(), r.request_id.clone().into());
-    line.insert("model".into(), r.model.clone().into());
-    line.insert("version".into(), r.version.clone().into());
-    match r.scores.as_slice() {
-        [one] => {
-            line.insert("score".into(), json_number(*one));
-        }
-        many => {
-            line.insert(
-                "scores".into(),
-                many.iter().copied().map(json_number).collect(),
-            );
-        }
+    let (score, scores) = match r.scores.as_slice() {
+        [one] => (Some(*one), None),
+        many => (None, Some(many)),
+    };
+    let head = InferenceHead {
+        request_id: &r.request_id,
+        model: &r.model,
+        version: &r.version,
+        score,
+        scores,
+        label: r.label.as_deref(),
+        threshold: r.threshold,
+        latency_us: r.latency_us,
+        cached: r.cached,
+        api_key: r.api_key_name.as_deref(),
+        trace_id: r.trace_id.as_deref(),
+    };
+    let mut line = String::with_capacity(256 + 2 * r.input.as_bytes().len());
+    // The head always has fields, so it ends in `}` after at least one.
+    if let Ok(json) = serde_json::to_string(&head) {
+        line.push_str(json.strip_suffix('}').unwrap_or(&json));
+        line.push_str(",\"input\":");
+    } else {
+        line.push_str("{\"input\":");
     }
-    if let Some(label) = &r.label {
-        line.insert("label".into(), label.clone().into());
-    }
-    if let Some(threshold) = r.threshold {
-        line.insert("threshold".into(), json_number(threshold));
-    }
-    line.insert("latency_us".into(), r.latency_us.into());
-    line.insert("cached".into(), r.cached.into());
-    if let Some(key) = &r.api_key_name {
-        line.insert("api_key".into(), key.clone().into());
-    }
-    if let Some(trace) = &r.trace_id {
-        line.insert("trace_id".into(), trace.clone().into());
-    }
-    line.insert(
-        "input".into(),
-        serde_json::to_value(&r.input).unwrap_or(serde_json::Value::Null),
-    );
-    serde_json::Value::Object(line).to_string()
-}
-
-fn json_number(v: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    r.input.write_json(&mut line);
+    line.push('}');
+    line
 }
 
 /// The metric filters' own counters were read (every 5 s, after their

@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod names;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,6 +83,10 @@ pub struct ModelHandles {
     /// Binary models: `[negative, positive]`; multiclass: one per class.
     pub(crate) labels: Vec<Counter>,
     pub(crate) missing: Counter,
+    /// The model's name, version and label values, for trace annotations.
+    pub(crate) name: Arc<str>,
+    pub(crate) version: Arc<str>,
+    pub(crate) label_names: Arc<[String]>,
 }
 
 impl ModelHandles {
@@ -106,6 +111,9 @@ impl ModelHandles {
                 })
                 .collect(),
             missing: r.counter(MISSING_FEATURES.key(&dims), MISSING_FEATURES.prom()),
+            name: Arc::from(name),
+            version: Arc::from(version),
+            label_names: labels.into(),
         }
     }
 }
@@ -199,6 +207,8 @@ pub struct Telemetry {
     enabled: bool,
     /// Where events with a log line write it, once the writer runs.
     lines: OnceLock<Arc<dyn GroupLines>>,
+    /// Where sampled traces go, once the trace writer runs.
+    traces: OnceLock<Arc<dyn trace::TraceSink>>,
 }
 
 impl Telemetry {
@@ -293,6 +303,7 @@ impl Telemetry {
             recorded: None,
             enabled: true,
             lines: OnceLock::new(),
+            traces: OnceLock::new(),
             registry,
         }
     }
@@ -321,6 +332,17 @@ impl Telemetry {
         let _ = self.lines.set(lines);
     }
 
+    /// Finished sampled traces go to `sink` from now on (set once, by
+    /// `serve`, when traces are on).
+    pub fn set_traces(&self, sink: Arc<dyn trace::TraceSink>) {
+        let _ = self.traces.set(sink);
+    }
+
+    /// The trace writer, when traces are on.
+    pub(crate) fn traces(&self) -> Option<&Arc<dyn trace::TraceSink>> {
+        self.traces.get()
+    }
+
     /// The log writer, when logs are on.
     pub(crate) fn lines(&self) -> Option<&Arc<dyn GroupLines>> {
         self.lines.get()
@@ -341,7 +363,7 @@ impl Telemetry {
     /// Says that `event` happened.
     #[inline]
     pub fn emit<E: Event>(&self, event: E) {
-        if !self.enabled && !E::HAS_LINE {
+        if !self.enabled && !E::HAS_LINE && !E::HAS_SPAN {
             return;
         }
         if let Some(recorded) = &self.recorded {

@@ -29,6 +29,7 @@ fn a_finished_scoring_request_feeds_the_gateway_and_the_pipeline() {
             status,
             latency: Duration::from_millis(4),
             integration: Some(Duration::from_millis(3)),
+            trace: None,
         });
     }
     t.emit(RequestFinished {
@@ -36,6 +37,7 @@ fn a_finished_scoring_request_feeds_the_gateway_and_the_pipeline() {
         status: 200,
         latency: Duration::from_micros(50),
         integration: None,
+        trace: None,
     });
     let drained = t.registry().drain();
     assert_eq!(sum_of(&drained, GATEWAY, "Count"), Some(5.0));
@@ -60,6 +62,7 @@ fn an_unknown_route_counts_as_unmatched() {
         status: 404,
         latency: Duration::from_micros(10),
         integration: None,
+        trace: None,
     });
     let drained = t.registry().drain();
     let unmatched = drained
@@ -204,9 +207,7 @@ fn a_logged_row_is_one_inference_line() {
     record.label = Some("fraud".into());
     record.threshold = Some(0.5);
     record.latency_us = 420;
-    telemetry.emit(InferenceLogged {
-        records: std::slice::from_ref(&record),
-    });
+    telemetry.emit(InferenceLogged::prepare(&telemetry, std::slice::from_ref(&record)).unwrap());
     let lines = lines.0.lock().unwrap();
     assert_eq!(lines.len(), 1);
     let (group, ts, line) = &lines[0];
