@@ -69,7 +69,7 @@ pub(crate) struct ExportArgs {
 
 /// A time flag as the events route takes it: RFC 3339 and Unix ms as they
 /// are, a duration (`1h`) as Unix ms that long before `now_ms`.
-fn time_arg(flag: &str, text: &str, now_ms: i64) -> anyhow::Result<String> {
+pub(crate) fn time_arg(flag: &str, text: &str, now_ms: i64) -> anyhow::Result<String> {
     if text.parse::<i64>().is_ok() {
         return Ok(text.to_owned());
     }
