@@ -88,7 +88,7 @@ pub(crate) fn duration_ms(text: &str) -> anyhow::Result<i64> {
 
 /// A time flag as the events route takes it: RFC 3339 and Unix ms as they
 /// are, a duration (`1h`) as Unix ms that long before `now_ms`.
-fn time_arg(flag: &str, text: &str, now_ms: i64) -> anyhow::Result<String> {
+pub(crate) fn time_arg(flag: &str, text: &str, now_ms: i64) -> anyhow::Result<String> {
     if text.parse::<i64>().is_ok() {
         return Ok(text.to_owned());
     }

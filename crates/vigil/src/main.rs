@@ -19,6 +19,7 @@ mod metrics;
 mod predict;
 mod serve;
 mod table;
+mod traces;
 
 use clap::{Parser, Subcommand};
 
@@ -53,6 +54,7 @@ enum Command {
     Metrics(metrics::MetricsArgs),
     Alarms(alarms::AlarmsArgs),
     Logs(logs::LogsArgs),
+    Traces(traces::TracesArgs),
 }
 
 /// mimalloc: the logged request path allocates a few dozen small objects
@@ -71,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Metrics(args) => metrics::run(args),
         Command::Alarms(args) => alarms::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Traces(args) => traces::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
