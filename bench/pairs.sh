@@ -11,6 +11,9 @@
 #                                  # (`vigil bench`, open loop, 32 conns)
 #   PAIR=metrics bench/pairs.sh    # metrics on vs off (both with the log on):
 #                                  # the telemetry spine's cost
+#   PAIR=traces bench/pairs.sh     # tracing on (the Default rule: 1/s + 5%)
+#                                  # vs off; PAIR=traces-all: every request
+#                                  # sampled vs off
 #   PAIR=logs bench/pairs.sh       # the log store on vs off (both with the
 #                                  # inference log on): the cost of keeping
 #                                  # the access log in /vigil/access
@@ -81,6 +84,21 @@ if [[ ${PAIR:-log} == logs ]]; then
   # off: the cost of copying the access log into /vigil/access.
   { cat "$WORK/vigil.toml"; printf '\n[logs]\nenabled = false\n'; } >"$WORK/vigil-nologs.toml"
   pairs "logs off" "$WORK/vigil-nologs.toml" 18091 "logs on" "$WORK/vigil.toml" 18091
+  exit 0
+fi
+
+if [[ ${PAIR:-log} == traces || ${PAIR:-log} == traces-all ]]; then
+  # The same config as vigil.toml with tracing off, against it with the
+  # default sampling (or, for traces-all, a Default rule sampling all).
+  { cat "$WORK/vigil.toml"; printf '\n[traces]\nenabled = false\n'; } >"$WORK/vigil-notraces.toml"
+  on=$WORK/vigil.toml
+  if [[ $PAIR == traces-all ]]; then
+    on=$WORK/vigil-alltraces.toml
+    { cat "$WORK/vigil.toml"
+      printf '\n[[traces.sampling_rules]]\nname = "Default"\nreservoir = 0\nfixed_rate = 1.0\n'
+    } >"$on"
+  fi
+  pairs "traces off" "$WORK/vigil-notraces.toml" 18091 "traces on" "$on" 18091
   exit 0
 fi
 

@@ -209,7 +209,7 @@ fn range(args: &RangeArgs, now_ms: i64) -> anyhow::Result<(String, Option<String
                 .transpose()?,
         )),
         None => {
-            let since = crate::logs::duration_ms(args.since.as_deref().unwrap_or("1h"))?;
+            let since = crate::logs_stream::duration_ms(args.since.as_deref().unwrap_or("1h"))?;
             Ok((
                 now_ms.saturating_sub(since).to_string(),
                 Some(now_ms.to_string()),
@@ -448,10 +448,11 @@ async fn run_map(api: &Api, args: &MapArgs) -> anyhow::Result<()> {
 
 /// The edge fields `map` has a column for (read from the edge or from a
 /// nested `stats` object).
-const EDGE_FIELDS: [&str; 10] = [
-    "source",
-    "target",
-    "total",
+const EDGE_FIELDS: [&str; 11] = [
+    "caller",
+    "callee",
+    "count",
+    "histogram",
     "ok",
     "error",
     "throttle",
@@ -501,10 +502,10 @@ fn map_table(graph: &Value) -> String {
         .map(|edge| {
             let field = |key: &str| edge.get(key).or_else(|| edge.get("stats")?.get(key));
             let mut row = vec![
-                node_name(nodes, field("source")),
-                node_name(nodes, field("target")),
+                node_name(nodes, field("caller")),
+                node_name(nodes, field("callee")),
             ];
-            for key in ["total", "ok", "error", "throttle", "fault"] {
+            for key in ["count", "ok", "error", "throttle", "fault"] {
                 row.push(stat_cell(field(key), 1.0));
             }
             row.push(stat_cell(field("p50_s"), 1000.0));

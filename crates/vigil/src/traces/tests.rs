@@ -179,29 +179,30 @@ fn the_service_map_renders_its_edges() {
     let graph: Value = serde_json::from_str(
         r#"{"start_ms": 1764633600000, "end_ms": 1764637200000,
         "nodes": [
-            {"id": 0, "name": "client", "type": "client"},
-            {"id": 1, "name": "vigil", "type": "service", "total": 10},
-            {"id": 2, "name": "features", "type": "remote"}
+            {"id": "client", "name": "client", "type": "client"},
+            {"id": "service:vigil", "name": "vigil", "type": "service", "count": 10},
+            {"id": "remote:redis", "name": "redis", "type": "remote"}
         ],
         "edges": [
-            {"source": 0, "target": 1, "ok": 7, "error": 2, "throttle": 1, "fault": 1,
-             "total": 10, "total_response_time_s": 0.5, "p50_s": 0.0125, "p99_s": 0.2},
-            {"source": 1, "target": 2, "stats": {"ok": 3, "total": 3, "p50_s": 0.001},
-             "histogram": [[0.001, 3]]},
-            {"source": 1, "target": "gone"}
+            {"caller": "client", "callee": "service:vigil", "ok": 7, "error": 2, "throttle": 1,
+             "fault": 1, "count": 10, "total_response_time_s": 0.5, "p50_s": 0.0125, "p99_s": 0.2,
+             "histogram": [{"value_s": 0.001, "count": 3}]},
+            {"caller": "service:vigil", "callee": "remote:redis",
+             "stats": {"ok": 3, "count": 3, "p50_s": 0.001}, "colour": "red"},
+            {"caller": "service:vigil", "callee": "gone"}
         ]}"#,
     )
     .unwrap();
     assert_eq!(
         map_table(&graph).lines().collect::<Vec<_>>(),
         [
-            "CALLER  CALLEE    TOTAL  OK  ERROR  THROTTLE  FAULT  P50 MS  P99 MS  OTHER",
-            "client  vigil     10     7   2      1         1      12.5    200",
-            "vigil   features  3      3   -      -         -      1       -       histogram=[[0.001,3]]",
-            "vigil   gone      -      -   -      -         -      -       -",
+            "CALLER  CALLEE  TOTAL  OK  ERROR  THROTTLE  FAULT  P50 MS  P99 MS  OTHER",
+            "client  vigil   10     7   2      1         1      12.5    200",
+            "vigil   redis   3      3   -      -         -      1       -       colour=\"red\"",
+            "vigil   gone    -      -   -      -         -      -       -",
         ]
     );
-    let bare = serde_json::json!({"edges": [{"source": "a", "target": "b", "ok": 1}]});
+    let bare = serde_json::json!({"edges": [{"caller": "a", "callee": "b", "ok": 1}]});
     assert_eq!(
         map_table(&bare).lines().collect::<Vec<_>>(),
         [
