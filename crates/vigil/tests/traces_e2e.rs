@@ -29,7 +29,7 @@ fn fresh_database(base: &str) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("test setup");
     runtime.block_on(async {
         let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
             .await
@@ -63,7 +63,7 @@ fn edge<'a>(graph: &'a Value, caller: &str, callee: &str) -> Option<&'a Value> {
 fn the_service_map_counts_every_request_to_redis_and_postgresql() {
     let redis = env("VIGIL_TEST_REDIS_URL");
     let postgres = fresh_database(&env("VIGIL_TEST_POSTGRES_URL"));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
     let model = workspace().join("crates/vigil-server/assets/demo-fraud.json");
     let config = dir.path().join("vigil.toml");
     // Every scoring request is sampled, the test's own admin calls never
@@ -80,7 +80,7 @@ fn the_service_map_counts_every_request_to_redis_and_postgresql() {
             model.display()
         ),
     )
-    .unwrap();
+    .expect("test setup");
     let server = Serve::start(&[
         std::ffi::OsStr::new("--data-dir"),
         dir.path().as_os_str(),
@@ -104,7 +104,7 @@ fn the_service_map_counts_every_request_to_redis_and_postgresql() {
             .expect("traceresponse")
             .to_owned();
         assert!(header.ends_with("-01"), "{header}");
-        trace_ids.push(header.split('-').nth(1).unwrap().to_owned());
+        trace_ids.push(header.split('-').nth(1).expect("test setup").to_owned());
     }
 
     // The writer stores traces a few ms after each answer.
@@ -112,7 +112,7 @@ fn the_service_map_counts_every_request_to_redis_and_postgresql() {
     let graph = loop {
         let (status, text) = http(&server.addr, "GET", "/api/service-map", None);
         assert_eq!(status, 200, "{text}");
-        let graph: Value = serde_json::from_str(&text).unwrap();
+        let graph: Value = serde_json::from_str(&text).expect("test setup");
         let done = ["remote:redis", "remote:postgresql"].iter().all(|callee| {
             graph["edges"].as_array().is_some_and(|edges| {
                 edges
@@ -140,7 +140,7 @@ fn the_service_map_counts_every_request_to_redis_and_postgresql() {
     assert_eq!(client_edge["count"], SENT, "{client_edge}");
     let nodes: Vec<&str> = graph["nodes"]
         .as_array()
-        .unwrap()
+        .expect("test setup")
         .iter()
         .filter_map(|n| n["id"].as_str())
         .collect();
@@ -161,8 +161,8 @@ fn the_service_map_counts_every_request_to_redis_and_postgresql() {
         None,
     );
     assert_eq!(status, 200, "{text}");
-    let trace: Value = serde_json::from_str(&text).unwrap();
-    let spans = trace["spans"].as_array().unwrap();
+    let trace: Value = serde_json::from_str(&text).expect("test setup");
+    let spans = trace["spans"].as_array().expect("test setup");
     let by_name = |name: &str| spans.iter().find(|s| s["name"] == name).cloned();
     let cache = by_name("cache").expect("a cache span");
     let redis_span = by_name("redis").expect("a redis span");
