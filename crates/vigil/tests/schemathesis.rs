@@ -88,9 +88,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
 # The metrics, alarms and logs bodies and parameters follow rules a JSON
 # schema cannot state (the statistic grammar, metric-math and alarm-rule
 # syntax, PutMetricData's value forms, an alarm's cross-field checks, the
-# log-group name alphabet and the list of allowed retention periods); a
-# schema-valid request may break them and get the documented 400 naming the
-# field.
+# log-group name alphabet and the list of allowed retention periods), and so
+# do the traces' (the filter-expression grammar, the two trace-id forms, a
+# sampling rule's required fields and ranges); a schema-valid request may
+# break them and get the documented 400 naming the field.
 # The live tail answers with an endless event stream (it ends when the group
 # is deleted or the server stops): a request/response fuzzer would wait on
 # it forever. Its router tests and `vigil logs tail -f`'s black-box test
@@ -100,7 +101,7 @@ include-path-regex = "/tail$"
 enabled = false
 
 [[operations]]
-include-path-regex = "^/api/(metrics|alarms|logs)"
+include-path-regex = "^/api/(metrics|alarms|logs|traces|service-map)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "429", "5xx"]
 "#;
 

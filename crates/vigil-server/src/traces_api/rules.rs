@@ -74,6 +74,8 @@ fn rule_error(err: &RuleError) -> ApiError {
         (status = 201, description = "created", body = RuleView),
         (status = 400, description = "a field is missing or out of range (the message names it), or the body's name differs from the path's", body = crate::error::ErrorBody),
         (status = 409, description = "there are already 100 rules besides Default", body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody),
         (status = 503, description = "traces are off", body = crate::error::ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
