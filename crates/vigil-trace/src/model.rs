@@ -434,18 +434,19 @@ impl TraceSummary {
     /// One summary per trace among `spans`, in the order each trace first
     /// appears.
     pub fn of(spans: &[Span]) -> Vec<TraceSummary> {
-        let mut order: Vec<TraceId> = Vec::new();
+        // One pass: a batch from the trace writer holds hundreds of traces.
+        let mut index: std::collections::HashMap<TraceId, usize> = std::collections::HashMap::new();
+        let mut groups: Vec<Vec<&Span>> = Vec::new();
         for span in spans {
-            if !order.contains(&span.trace_id) {
-                order.push(span.trace_id);
-            }
+            let i = *index.entry(span.trace_id).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[i].push(span);
         }
-        order
-            .into_iter()
-            .filter_map(|id| {
-                let members: Vec<&Span> = spans.iter().filter(|s| s.trace_id == id).collect();
-                TraceSummary::of_trace(&members)
-            })
+        groups
+            .iter()
+            .filter_map(|members| TraceSummary::of_trace(members))
             .collect()
     }
 
