@@ -14,6 +14,7 @@ use crate::gateway::Admitted;
 use crate::infer_api::{Outcome, Shape, Tensor, build_rows, infer_rows, wanted_outputs};
 use crate::inference_log::{INFERENCE_ID_HEADER, LogContext, REPLAYED_HEADER};
 use crate::state::AppState;
+use crate::telemetry::events::{BodyParsed, ResponseEncoded};
 
 /// Answer one ModelInfer message (the gateway has admitted it).
 pub(super) async fn infer(
@@ -29,8 +30,14 @@ pub(super) async fn infer(
     if !message.model_version.is_empty() {
         entry.check_version(&message.model_version)?;
     }
+    let started = std::time::Instant::now();
     let (inputs, mut values) = decode_inputs(&message)?;
     let (rows, batch) = build_rows(&entry, &inputs, &mut values)?;
+    let telemetry = state.gateway.telemetry();
+    telemetry.emit(BodyParsed {
+        duration: started.elapsed(),
+        rows: batch,
+    });
     let requested = (!message.outputs.is_empty())
         .then(|| message.outputs.iter().map(|output| output.name.as_str()));
     let wanted = wanted_outputs(&entry, requested)?;
@@ -42,7 +49,9 @@ pub(super) async fn infer(
     } else {
         vec![outcome.batch as i64]
     };
-    respond(&message, &entry.name, outcome, wanted.score, score_shape)
+    ResponseEncoded::timed(telemetry, || {
+        respond(&message, &entry.name, outcome, wanted.score, score_shape)
+    })
 }
 
 /// The message's inputs as neutral tensors over one value buffer. Values

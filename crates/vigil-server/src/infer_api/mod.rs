@@ -29,7 +29,7 @@ use crate::extract::{InferBody, path_params};
 use crate::inference_log::LogContext;
 use crate::registry::ModelEntry;
 use crate::state::AppState;
-use crate::telemetry::events::BodyParsed;
+use crate::telemetry::events::{BodyParsed, ResponseEncoded};
 use answer::{BinaryOutputs, http_response};
 pub use doc::{InferRequestDoc, RequestOutput, RequestTensor, TensorValue};
 use wire::{InferRequest, RequestSeed};
@@ -345,7 +345,9 @@ async fn infer_bytes(
         wanted,
     )
     .await?;
-    http_response(entry, request.id.as_deref(), &outcome, wanted, binary)
+    ResponseEncoded::timed(state.gateway.telemetry(), || {
+        http_response(entry, request.id.as_deref(), &outcome, wanted, binary)
+    })
 }
 
 /// Parses an infer body: JSON, then with a header length the binary input

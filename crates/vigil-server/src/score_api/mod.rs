@@ -20,7 +20,7 @@ use crate::inference_log::{
 };
 use crate::registry::{Label, ModelEntry};
 use crate::state::AppState;
-use crate::telemetry::events::BodyParsed;
+use crate::telemetry::events::{BodyParsed, ResponseEncoded};
 pub use doc::{Instance, ScoreRequest};
 use wire::RequestSeed;
 
@@ -114,7 +114,8 @@ pub async fn score(
     let entry = state.registry.find(name)?;
     let started = std::time::Instant::now();
     let request = parse_with(&body.0, RequestSeed { entry: &entry })?;
-    state.gateway.telemetry().emit(BodyParsed {
+    let telemetry = state.gateway.telemetry();
+    telemetry.emit(BodyParsed {
         duration: started.elapsed(),
         rows: request.ids.len(),
     });
@@ -122,7 +123,9 @@ pub async fn score(
     let Some(log) = &state.log else {
         let (scores, status) = score_rows(&state, &entry, &request, cache).await?;
         let answers = fresh_answers(&entry, &scores);
-        let mut response = respond(&entry, &request, &answers, status.is_hit(), &entry.version)?;
+        let mut response = ResponseEncoded::timed(telemetry, || {
+            respond(&entry, &request, &answers, status.is_hit(), &entry.version)
+        })?;
         response
             .headers_mut()
             .insert(CACHE_HEADER, status.header_value());
@@ -139,7 +142,9 @@ pub async fn score(
     let mut response = match prepared {
         Prepared::Replay(stored) => {
             let answers: Vec<RowAnswer<'_>> = stored.iter().map(RowAnswer::stored).collect();
-            let mut response = respond_stored(&entry, &request, &answers, &stored)?;
+            let mut response = ResponseEncoded::timed(telemetry, || {
+                respond_stored(&entry, &request, &answers, &stored)
+            })?;
             mark_replayed(&mut response);
             response
         }
@@ -156,8 +161,9 @@ pub async fn score(
                     replayed += 1;
                 }
             }
-            let mut response =
-                respond(&entry, &request, &answers, status.is_hit(), &entry.version)?;
+            let mut response = ResponseEncoded::timed(telemetry, || {
+                respond(&entry, &request, &answers, status.is_hit(), &entry.version)
+            })?;
             response
                 .headers_mut()
                 .insert(CACHE_HEADER, status.header_value());

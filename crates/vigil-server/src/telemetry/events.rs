@@ -500,6 +500,37 @@ impl Event for BodyParsed {
     }
 }
 
+/// A response body was built (serialised) for the client.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseEncoded {
+    /// Time building it took.
+    pub duration: Duration,
+}
+
+impl ResponseEncoded {
+    /// Runs `encode`, which builds a response, and says how long it took.
+    pub fn timed<T>(telemetry: &Telemetry, encode: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let response = encode();
+        telemetry.emit(ResponseEncoded {
+            duration: started.elapsed(),
+        });
+        response
+    }
+}
+
+impl Event for ResponseEncoded {
+    const HAS_SPAN: bool = true;
+
+    fn name(&self) -> &'static str {
+        "ResponseEncoded"
+    }
+
+    fn emit(self, _: &Telemetry) {
+        trace::stage("response", self.duration, None, |_| {});
+    }
+}
+
 /// The inference log was asked whether a request id was seen before.
 #[derive(Debug, Clone, Copy)]
 pub struct IdempotencyChecked {

@@ -100,7 +100,7 @@ async fn a_sampled_request_is_a_trace_with_a_span_per_stage_and_its_annotations(
     assert_eq!(trace.status, StatusCode::OK, "{}", trace.text);
     let spans = trace.json["spans"].as_array().unwrap();
     let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
-    for stage in ["vigil", "gateway", "parse", "cache", "score"] {
+    for stage in ["vigil", "gateway", "parse", "cache", "score", "response"] {
         assert!(names.contains(&stage), "{stage} missing from {names:?}");
     }
     let root = spans.iter().find(|s| s["name"] == "vigil").unwrap();
