@@ -34,6 +34,35 @@ pub struct Traces {
     pub map: Arc<ServiceMap>,
     /// The queue in front of the writer.
     pub writer: Arc<TraceWriter>,
+    /// The rebuild of the service map from the spans stored before start.
+    pub rebuild: Arc<MapRebuild>,
+}
+
+/// The service map's rebuild after a start: the spans stored before it
+/// (within the map's retention) are read in a thread of their own and
+/// their figures added to the live map once read, so the map of the last
+/// hours survives a restart without holding up start-up or the writer.
+#[derive(Debug, Default)]
+pub struct MapRebuild {
+    done: std::sync::OnceLock<RebuildReport>,
+}
+
+/// What a finished rebuild read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RebuildReport {
+    /// Stored spans fed to the map.
+    pub spans: u64,
+    /// How long it took, ms.
+    pub took_ms: u64,
+    /// Whether the store failed part-way (the map has what was read).
+    pub failed: bool,
+}
+
+impl MapRebuild {
+    /// The report, once the rebuild has finished.
+    pub fn report(&self) -> Option<RebuildReport> {
+        self.done.get().copied()
+    }
 }
 
 /// The writer's counters since start.
@@ -108,14 +137,81 @@ impl Traces {
             .map_err(|err| anyhow::anyhow!("cannot open the trace store: {err}"))?;
         let store = Arc::new(store);
         let map = Arc::new(ServiceMap::new(ServiceMapConfig::default()));
+        // The mark is taken before the writer starts: the rebuild reads
+        // exactly the spans the live map will never see.
+        let rebuild = start_rebuild(&store, &map, ServiceMapConfig::default())?;
         let writer = start_writer(config.queue_capacity, Arc::clone(&store), Arc::clone(&map))?;
         Ok(Traces {
             sampler: Arc::new(sampler),
             store,
             map,
             writer,
+            rebuild,
         })
     }
+}
+
+/// Spans per batch fed to the rebuilt map.
+const REBUILD_BATCH: usize = 4096;
+
+/// Starts the rebuild of `map` from the spans in `store` now (see
+/// [`MapRebuild`]). The rebuilt map's clock is the latest span end read,
+/// as if each span arrived when it ended.
+fn start_rebuild(
+    store: &Arc<TraceStore>,
+    map: &Arc<ServiceMap>,
+    config: ServiceMapConfig,
+) -> anyhow::Result<Arc<MapRebuild>> {
+    let status = Arc::new(MapRebuild::default());
+    let upto = store.spans_end();
+    let restart_ms = vigil_metrics::service::now_ms();
+    // Spans that start a little before the retention may end inside it.
+    let from_ms = restart_ms - i64::from(config.retention_minutes) * 60_000 - 600_000;
+    let (store, map, done) = (Arc::clone(store), Arc::clone(map), Arc::clone(&status));
+    std::thread::Builder::new()
+        .name("vigil-map-rebuild".to_owned())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let rebuilt = ServiceMap::new(config);
+            let mut batch: Vec<Span> = Vec::with_capacity(REBUILD_BATCH);
+            let mut clock_ms = i64::MIN;
+            let mut read: u64 = 0;
+            let result = store.scan_spans(
+                from_ms.saturating_mul(1000),
+                i64::MAX,
+                upto,
+                |span| {
+                    clock_ms = clock_ms.max(span.end_us.div_euclid(1000));
+                    read += 1;
+                    batch.push(span);
+                    if batch.len() == REBUILD_BATCH {
+                        rebuilt.add_batch(&batch, clock_ms);
+                        batch.clear();
+                    }
+                    std::ops::ControlFlow::Continue(())
+                },
+            );
+            if !batch.is_empty() {
+                rebuilt.add_batch(&batch, clock_ms);
+            }
+            map.absorb(&rebuilt, restart_ms);
+            let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let failed = match result {
+                Ok(_) => {
+                    if read > 0 {
+                        tracing::info!(spans = read, took_ms, "service map rebuilt from the stored spans");
+                    }
+                    false
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, spans = read, took_ms,
+                        "service map rebuild stopped: the trace store failed; the map has what was read");
+                    true
+                }
+            };
+            let _ = done.done.set(RebuildReport { spans: read, took_ms, failed });
+        })?;
+    Ok(status)
 }
 
 fn start_writer(
@@ -190,6 +286,88 @@ fn write(batch: &mut Vec<Span>, store: &TraceStore, map: &ServiceMap, counts: &C
 mod tests {
     use super::*;
     use vigil_trace::model::{SpanId, TraceId};
+
+    /// Opens `dir`'s traces, waiting while the previous instance's writer
+    /// thread still holds the store's lock.
+    fn reopen(config: &TracesConfig, dir: &Path) -> Traces {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match Traces::open(config, dir) {
+                Ok(traces) => return traces,
+                Err(err) => {
+                    assert!(std::time::Instant::now() < deadline, "reopen: {err}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// After a restart the map shows the traces stored before it, with
+    /// the same counts, and then counts new ones on top.
+    #[test]
+    fn the_map_is_rebuilt_from_the_stored_spans_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TracesConfig::default();
+        let now = crate::telemetry::trace::now_us();
+        let trace = |n: u8| {
+            let id = TraceId([n; 16]);
+            let root = Span::new(id, SpanId([1; 8]), None, "vigil", "vigil", now - 900, now);
+            let mut redis = Span::new(
+                id,
+                SpanId([2; 8]),
+                Some(SpanId([1; 8])),
+                "redis",
+                "vigil",
+                now - 800,
+                now - 700,
+            );
+            redis.remote = true;
+            vec![redis, root]
+        };
+        let before = {
+            let traces = Traces::open(&config, dir.path()).unwrap();
+            for n in 1..=7 {
+                traces.writer.write(trace(n));
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while traces.writer.stats().spans_written < 14 {
+                assert!(std::time::Instant::now() < deadline, "not written");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let now_ms = now / 1000;
+            traces.map.map(now_ms - 60_000, now_ms + 60_000)
+        };
+        let traces = reopen(&config, dir.path());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let report = loop {
+            if let Some(report) = traces.rebuild.report() {
+                break report;
+            }
+            assert!(std::time::Instant::now() < deadline, "no rebuild");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!((report.spans, report.failed), (14, false));
+        let now_ms = now / 1000;
+        let after = traces.map.map(now_ms - 60_000, now_ms + 60_000);
+        assert_eq!(after, before);
+        let count = |graph: &vigil_trace::service_map::ServiceGraph| {
+            graph
+                .edges
+                .iter()
+                .find(|e| e.callee == "remote:redis")
+                .map(|e| e.stats.count)
+        };
+        assert_eq!(count(&after), Some(7));
+        traces.writer.write(trace(8));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count(&traces.map.map(now_ms - 60_000, now_ms + 60_000)) != Some(8) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new trace is not counted"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     #[test]
     fn queued_traces_reach_the_store_and_the_map_and_a_full_queue_counts_drops() {

@@ -1,14 +1,17 @@
 //! The trace store's budgets: ingestion (batches of 8 spans, one request's
 //! trace, and of 500), a search over the last hour of 1,000,000 spans
-//! (150,000 summaries) with a predicate matching 1%, and `get`.
+//! (150,000 summaries) with a predicate matching 1%, `get`, and a
+//! restart's service-map rebuild from that hour of spans.
 //!
 //! `cargo bench -p vigil-trace --bench store -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_trace::model::{AnnotationValue, Span, SpanId, SpanKind, TraceId, TraceSummary};
+use vigil_trace::service_map::{ServiceMap, ServiceMapConfig};
 use vigil_trace::store::{StoreOptions, TraceStore};
 
 fn now_us() -> i64 {
@@ -138,6 +141,32 @@ fn reads(c: &mut Criterion) {
             page
         });
     });
+    // A restart's service-map rebuild: every span of the hour decoded and
+    // fed to a fresh map in the server's batches of 4,096.
+    group.throughput(Throughput::Elements(spans as u64));
+    group.sample_size(10);
+    group.bench_function("rebuild_map_last_hour", |b| {
+        b.iter(|| {
+            let map = ServiceMap::new(ServiceMapConfig::default());
+            let mut batch = Vec::with_capacity(4096);
+            let mut clock_ms = i64::MIN;
+            let read = store
+                .scan_spans(start, end + 1, store.spans_end(), |span| {
+                    clock_ms = clock_ms.max(span.end_us / 1000);
+                    batch.push(span);
+                    if batch.len() == 4096 {
+                        map.add_batch(&batch, clock_ms);
+                        batch.clear();
+                    }
+                    ControlFlow::Continue(())
+                })
+                .expect("scan");
+            map.add_batch(&batch, clock_ms);
+            assert_eq!(read, spans as u64);
+            map
+        });
+    });
+    group.sample_size(100);
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
     group.bench_function("get", |b| {

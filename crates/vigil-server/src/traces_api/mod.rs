@@ -187,7 +187,8 @@ pub async fn get(
 /// The service map over a window: nodes (`client`, the services, Vigil's
 /// stages, remote calls such as Redis and PostgreSQL) and edges (caller →
 /// callee), each with ok, error, throttle and fault counts, the total,
-/// the total response time and a response-time histogram.
+/// the total response time and a response-time histogram; `rebuilding`
+/// while the figures stored before start are still being read back.
 #[utoipa::path(get, path = "/api/service-map", tag = "traces",
     params(("start" = Option<String>, Query, description = "start of the window: Unix ms or RFC 3339; default one hour before `end`"),
         ("end" = Option<String>, Query, description = "end of the window: Unix ms or RFC 3339; default now")),
@@ -197,11 +198,26 @@ pub async fn get(
 pub async fn service_map(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<ServiceGraph>, ApiError> {
+) -> Result<Json<ServiceMapView>, ApiError> {
     let traces = state.traces()?;
     let [start, end] = take(&pairs, ["start", "end"])?;
     let (start, end) = window(start, end)?;
-    Ok(Json(traces.map.map(start, end)))
+    Ok(Json(ServiceMapView {
+        graph: traces.map.map(start, end),
+        rebuilding: traces.rebuild.report().is_none(),
+    }))
+}
+
+/// The service map as served: the graph, and whether the figures of the
+/// spans stored before start are still being read back (until then, the
+/// minutes before start are missing from it).
+#[derive(Debug, Serialize)]
+pub struct ServiceMapView {
+    /// Nodes and edges.
+    #[serde(flatten)]
+    pub graph: ServiceGraph,
+    /// `true` while the map is being rebuilt from the stored spans.
+    pub rebuilding: bool,
 }
 
 /// A trace id in either form; a 400 saying what is wrong otherwise.

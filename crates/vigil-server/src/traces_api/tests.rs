@@ -128,6 +128,7 @@ async fn a_sampled_request_is_a_trace_with_a_span_per_stage_and_its_annotations(
     assert_eq!(map.status, StatusCode::OK, "{}", map.text);
     let edges = map.json["edges"].as_array().unwrap();
     assert!(!edges.is_empty(), "{}", map.text);
+    assert!(map.json["rebuilding"].is_boolean(), "{}", map.text);
 }
 
 #[tokio::test]

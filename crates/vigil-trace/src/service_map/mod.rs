@@ -31,7 +31,7 @@ use rustc_hash::FxHashMap;
 pub use graph::{
     Edge, HistogramBin, MinuteFigures, Node, NodeType, ServiceGraph, Statistics, node_id,
 };
-use resolve::{Bounds, Call, KeyMap, Resolver, SpanIn};
+use resolve::{Bounds, CLIENT, Call, KeyMap, Resolver, SpanIn};
 
 /// One minute's figures: (caller, callee) → figures.
 type Edges = FxHashMap<(u32, u32), Stats>;
@@ -100,6 +100,30 @@ struct Inner {
     order: BatchOrder,
     /// The last minute handed out by `take_minute_figures`.
     taken_through: Option<i64>,
+}
+
+impl Inner {
+    /// Counts `calls` in their minutes, as of `now_ms`: calls outside the
+    /// retention (or too far ahead) are not counted, minutes that left the
+    /// retention are dropped.
+    fn count(&mut self, calls: &[Call], now_ms: i64) {
+        let now_minute = now_ms.div_euclid(MINUTE_MS);
+        let oldest = now_minute - i64::from(self.config.retention_minutes.max(1)) + 1;
+        let newest = now_minute + FUTURE_MINUTES;
+        let minutes = &mut self.minutes;
+        for call in calls {
+            if call.minute < oldest || call.minute > newest {
+                continue;
+            }
+            minutes
+                .entry(call.minute)
+                .or_default()
+                .entry((call.caller, call.callee))
+                .or_default()
+                .add(call.duration_us, call.outcome);
+        }
+        *minutes = minutes.split_off(&oldest);
+    }
 }
 
 /// Node names interned to ids; id 0 is the client, id 1 `other`.
@@ -175,6 +199,26 @@ impl Nodes {
         id
     }
 
+    /// Interns every node of `other` here; `other`'s id → this map's id.
+    fn intern_all(&mut self, other: &Nodes) -> Vec<u32> {
+        let mut remap: Vec<u32> = vec![OTHER; other.info.len()];
+        remap[CLIENT as usize] = CLIENT;
+        for (name, id) in &other.services {
+            remap[*id as usize] = self.service(name);
+        }
+        for (name, id) in &other.remotes {
+            remap[*id as usize] = self.remote(name);
+        }
+        for (service_node, stages) in &other.stages {
+            let service = &other.info[*service_node as usize].1;
+            let here = self.service(service);
+            for (name, id) in stages {
+                remap[*id as usize] = self.stage(here, service, name);
+            }
+        }
+        remap
+    }
+
     fn id(&self, node: u32) -> String {
         let (t, name) = &self.info[node as usize];
         node_id(*t, name)
@@ -242,22 +286,7 @@ impl ServiceMap {
         }
         inner.resolver.expire(now_ms, &mut calls);
         inner.order = order;
-        let now_minute = now_ms.div_euclid(MINUTE_MS);
-        let oldest = now_minute - i64::from(inner.config.retention_minutes.max(1)) + 1;
-        let newest = now_minute + FUTURE_MINUTES;
-        let minutes = &mut inner.minutes;
-        for call in &calls {
-            if call.minute < oldest || call.minute > newest {
-                continue;
-            }
-            minutes
-                .entry(call.minute)
-                .or_default()
-                .entry((call.caller, call.callee))
-                .or_default()
-                .add(call.duration_us, call.outcome);
-        }
-        *minutes = minutes.split_off(&oldest);
+        inner.count(&calls, now_ms);
         inner.calls = calls;
     }
 
@@ -306,6 +335,35 @@ impl ServiceMap {
             .collect();
         inner.taken_through = Some(settled_end - 1);
         out
+    }
+
+    /// Adds the figures of `rebuilt` (another map, fed the spans stored
+    /// before a restart at `restart_ms`) to these: nodes matched by type
+    /// and name, minutes merged. Children still waiting in `rebuilt` count
+    /// as called by the client (their parents will not come). Minutes
+    /// before the restart's count as handed out by
+    /// [`ServiceMap::take_minute_figures`] (the previous process did, up to
+    /// its last settled minute), so the metric store gets no minute twice.
+    pub fn absorb(&self, rebuilt: &ServiceMap, restart_ms: i64) {
+        if std::ptr::eq(self, rebuilt) {
+            return;
+        }
+        let mut other = rebuilt.lock();
+        let mut calls = Vec::new();
+        other.resolver.expire(i64::MAX / 4, &mut calls);
+        other.count(&calls, restart_ms);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let remap = inner.nodes.intern_all(&other.nodes);
+        for (minute, edges) in &other.minutes {
+            let into = inner.minutes.entry(*minute).or_default();
+            for ((caller, callee), stats) in edges {
+                let key = (remap[*caller as usize], remap[*callee as usize]);
+                into.entry(key).or_default().merge(stats);
+            }
+        }
+        let before = restart_ms.div_euclid(MINUTE_MS) - 1;
+        inner.taken_through = Some(inner.taken_through.map_or(before, |t| t.max(before)));
     }
 
     /// Children still waiting for their parent (for the server's gauges).

@@ -450,3 +450,73 @@ fn a_cycle_of_parents_neither_panics_nor_waits_forever() {
     let total: u64 = hour(&map).edges.iter().map(|e| e.stats.count).sum();
     assert_eq!(total, 3);
 }
+
+/// A restart: the spans stored before it, fed to a fresh map and absorbed
+/// into the live one (which has seen newer traces, its nodes interned in
+/// another order), give the figures one map fed everything would have;
+/// a child whose parent never came counts as called by the client; the
+/// minutes before the restart are not handed out again.
+#[test]
+fn an_absorbed_rebuild_gives_the_figures_of_one_map() {
+    let restart_ms = T0_MS + 10 * 60_000;
+    let stored: Vec<Vec<Span>> = (0..20)
+        .map(|i| {
+            vigil_trace(
+                i,
+                T0_US + i64::from(i) * 20_000_000,
+                200 + (i % 3) as u16 * 150,
+            )
+        })
+        .collect();
+    let (gateway, vigil) = upstream(100);
+    let mut orphan = span(101, 7, Some(6), "child", "gateway", T0_US, T0_US + 50);
+    orphan.remote = true;
+    let live: Vec<Vec<Span>> = (200..210)
+        .map(|i| vigil_trace(i, (restart_ms + 1_000) * 1000, 200))
+        .collect();
+
+    let whole = ServiceMap::new(ServiceMapConfig::default());
+    let rebuilt = ServiceMap::new(ServiceMapConfig::default());
+    for (i, trace) in stored.iter().enumerate() {
+        let at = T0_MS + i as i64 * 20_000 + 10;
+        whole.add_batch(trace, at);
+        rebuilt.add_batch(trace, at);
+    }
+    for map in [&whole, &rebuilt] {
+        map.add_batch(std::slice::from_ref(&gateway), T0_MS + 1);
+        map.add_batch(&vigil, T0_MS + 2);
+        map.add_batch(std::slice::from_ref(&orphan), T0_MS + 3);
+    }
+    // The live map starts with an upstream-less vigil trace, so its node
+    // ids differ from the rebuilt map's.
+    let restarted = ServiceMap::new(ServiceMapConfig::default());
+    for trace in &live {
+        whole.add_batch(trace, restart_ms + 1_010);
+        restarted.add_batch(trace, restart_ms + 1_010);
+    }
+    whole.add_batch(&[], restart_ms + 120_000);
+    restarted.absorb(&rebuilt, restart_ms);
+    restarted.add_batch(&[], restart_ms + 120_000);
+
+    let window = |m: &ServiceMap| m.map(T0_MS, restart_ms + 3_600_000);
+    assert_eq!(window(&restarted), window(&whole));
+    let graph = window(&restarted);
+    assert_eq!(edge(&graph, "client", "service:vigil").count, 30);
+    assert_eq!(edge(&graph, "service:gateway", "service:vigil").count, 1);
+    assert_eq!(
+        edge(&graph, "client", "remote:child").count,
+        1,
+        "the orphan"
+    );
+
+    let handed: Vec<i64> = restarted
+        .take_minute_figures(restart_ms + 10 * 60_000)
+        .iter()
+        .map(|m| m.minute_ms)
+        .collect();
+    assert_eq!(
+        handed,
+        vec![restart_ms],
+        "only the minutes from the restart on"
+    );
+}

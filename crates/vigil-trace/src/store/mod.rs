@@ -138,6 +138,10 @@ pub struct StoreStats {
     pub corrupt_records: u64,
 }
 
+/// A point in the span log (see [`TraceStore::spans_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanMark(Position);
+
 /// The trace store in one directory: one writer, any number of readers.
 #[derive(Debug)]
 pub struct TraceStore {
@@ -267,6 +271,42 @@ impl TraceStore {
         }
         out.sort_by_key(|s| (s.start_us, s.span_id));
         Ok(out)
+    }
+
+    /// Where the span log ends now: a [`TraceStore::scan_spans`] up to it
+    /// sees the spans appended before, none after.
+    pub fn spans_end(&self) -> SpanMark {
+        SpanMark(self.spans.end())
+    }
+
+    /// Calls `f` with every stored span that starts in `start_us..end_us`
+    /// and was appended before `upto`, in the order they were appended
+    /// (opening only the segments whose time range meets the window);
+    /// stops early when `f` breaks. Returns the spans handed to `f`.
+    pub fn scan_spans(
+        &self,
+        start_us: i64,
+        end_us: i64,
+        upto: SpanMark,
+        mut f: impl FnMut(Span) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        let mut seen = 0;
+        self.spans.scan(start_us, end_us, |r| {
+            if r.position >= upto.0 {
+                return ControlFlow::Break(());
+            }
+            match codec::decode_span(r.payload) {
+                Some(span) => {
+                    seen += 1;
+                    f(span)
+                }
+                None => {
+                    self.corrupt.fetch_add(1, Ordering::Relaxed);
+                    ControlFlow::Continue(())
+                }
+            }
+        })?;
+        Ok(seen)
     }
 
     /// Drops the segments past the retention limits as of `now_us`: by age

@@ -345,3 +345,44 @@ fn get_falls_back_to_every_segment_when_an_id_only_looks_like_a_time() {
     );
     assert_eq!(store.get(id).unwrap(), vec![span]);
 }
+
+/// A scan hands out, in append order, the spans starting in its window
+/// that were appended before its mark, across sealed and active segments.
+#[test]
+fn scan_spans_stops_at_its_window_and_its_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TraceStore::open(dir.path(), options()).unwrap();
+    let early = trace(1, T0 - 2 * HOUR_US, 2);
+    let first = trace(2, T0, 3);
+    let second = trace(3, T0 + 10, 2);
+    store.append(&early).unwrap();
+    store.append(&first).unwrap();
+    store.roll().unwrap();
+    store.append(&second).unwrap();
+    let mark = store.spans_end();
+    store.append(&trace(4, T0 + 20, 2)).unwrap();
+
+    let mut seen = Vec::new();
+    let n = store
+        .scan_spans(T0 - HOUR_US, T0 + HOUR_US, mark, |s| {
+            seen.push(s);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let want: Vec<Span> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(seen, want);
+    assert_eq!(n, 5);
+
+    let mut taken = 0;
+    store
+        .scan_spans(i64::MIN, i64::MAX, store.spans_end(), |_| {
+            taken += 1;
+            if taken == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(taken, 3, "a break stops the scan");
+}
