@@ -32,7 +32,7 @@ pub use metrics::MetricsConfig;
 use store::StoreBuilder;
 pub use store::{ENV_STORE_REDACT_KEY, LogConfig};
 use traces::TracesBuilder;
-pub use traces::TracesConfig;
+pub use traces::{OtlpExportConfig, OtlpProtocol, TracesConfig};
 
 /// Name of the bundled demo model served when no config is given.
 pub const DEMO_MODEL_NAME: &str = "fraud";

@@ -34,6 +34,7 @@ pub mod state;
 pub mod system_log;
 pub mod telemetry;
 pub mod tls;
+pub mod trace_export;
 pub mod trace_writer;
 pub mod traces_api;
 

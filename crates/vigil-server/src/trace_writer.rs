@@ -1,7 +1,9 @@
 //! Where sampled traces go once their request is answered: a bounded
 //! queue (a full queue drops the trace and counts it, so a slow disk never
 //! slows a request) in front of one writer thread, which appends them to
-//! the trace store and adds them to the service map, a batch at a time.
+//! the trace store and adds them to the service map, a batch at a time,
+//! then offers the batch to the OTLP export when there is one
+//! ([`crate::trace_export`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use vigil_trace::store::{StoreOptions, TraceStore};
 
 use crate::config::TracesConfig;
 use crate::telemetry::trace::TraceSink;
+use crate::trace_export::{ExportStats, TraceExporter};
 
 /// How often the writer drains the queue while traces keep coming (one
 /// wake per interval instead of one per request, as the log writer does).
@@ -76,6 +79,8 @@ pub struct WriterStats {
     pub spans_written: u64,
     /// Batches the store failed to take (their spans are lost).
     pub write_errors: u64,
+    /// The OTLP export's counters, when `traces.otlp_endpoint` is set.
+    pub export: Option<ExportStats>,
 }
 
 /// The queue's sending side and its counters.
@@ -85,6 +90,7 @@ pub struct TraceWriter {
     queued: AtomicU64,
     dropped: AtomicU64,
     counts: Arc<Counts>,
+    exporter: Option<Arc<TraceExporter>>,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +107,7 @@ impl TraceWriter {
             dropped: self.dropped.load(Ordering::Relaxed),
             spans_written: self.counts.spans_written.load(Ordering::Relaxed),
             write_errors: self.counts.write_errors.load(Ordering::Relaxed),
+            export: self.exporter.as_ref().map(|e| e.stats()),
         }
     }
 }
@@ -140,7 +147,16 @@ impl Traces {
         // The mark is taken before the writer starts: the rebuild reads
         // exactly the spans the live map will never see.
         let rebuild = start_rebuild(&store, &map, ServiceMapConfig::default())?;
-        let writer = start_writer(config.queue_capacity, Arc::clone(&store), Arc::clone(&map))?;
+        let exporter = match &config.otlp {
+            Some(otlp) => Some(Arc::new(TraceExporter::start(otlp)?)),
+            None => None,
+        };
+        let writer = start_writer(
+            config.queue_capacity,
+            Arc::clone(&store),
+            Arc::clone(&map),
+            exporter,
+        )?;
         Ok(Traces {
             sampler: Arc::new(sampler),
             store,
@@ -218,24 +234,41 @@ fn start_writer(
     capacity: usize,
     store: Arc<TraceStore>,
     map: Arc<ServiceMap>,
+    exporter: Option<Arc<TraceExporter>>,
 ) -> anyhow::Result<Arc<TraceWriter>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
     let counts = Arc::new(Counts::default());
     let thread_counts = Arc::clone(&counts);
+    let thread_exporter = exporter.clone();
     std::thread::Builder::new()
         .name("vigil-trace-writer".to_owned())
-        .spawn(move || drain(&rx, &store, &map, &thread_counts))?;
+        .spawn(move || {
+            let sinks = Sinks {
+                store: &store,
+                map: &map,
+                exporter: thread_exporter.as_deref(),
+            };
+            drain(&rx, &sinks, &thread_counts);
+        })?;
     Ok(Arc::new(TraceWriter {
         tx,
         queued: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         counts,
+        exporter,
     }))
+}
+
+/// Where the writer puts each batch.
+struct Sinks<'a> {
+    store: &'a TraceStore,
+    map: &'a ServiceMap,
+    exporter: Option<&'a TraceExporter>,
 }
 
 /// Writes what arrives until every sender is gone: blocks while the queue
 /// is empty, drains it every [`DRAIN_INTERVAL`] while it is not.
-fn drain(rx: &Receiver<Vec<Span>>, store: &TraceStore, map: &ServiceMap, counts: &Counts) {
+fn drain(rx: &Receiver<Vec<Span>>, sinks: &Sinks<'_>, counts: &Counts) {
     let mut batch: Vec<Span> = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.extend(first);
@@ -251,7 +284,7 @@ fn drain(rx: &Receiver<Vec<Span>>, store: &TraceStore, map: &ServiceMap, counts:
                     }
                 }
             }
-            write(&mut batch, store, map, counts);
+            write(&mut batch, sinks, counts);
             if gone {
                 return;
             }
@@ -265,11 +298,11 @@ fn drain(rx: &Receiver<Vec<Span>>, store: &TraceStore, map: &ServiceMap, counts:
     }
 }
 
-fn write(batch: &mut Vec<Span>, store: &TraceStore, map: &ServiceMap, counts: &Counts) {
+fn write(batch: &mut Vec<Span>, sinks: &Sinks<'_>, counts: &Counts) {
     if batch.is_empty() {
         return;
     }
-    match store.append(batch) {
+    match sinks.store.append(batch) {
         Ok(n) => {
             counts.spans_written.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -278,8 +311,12 @@ fn write(batch: &mut Vec<Span>, store: &TraceStore, map: &ServiceMap, counts: &C
             tracing::warn!(error = %err, spans = batch.len(), "spans not stored in the trace store");
         }
     }
-    map.add_batch(batch, vigil_metrics::service::now_ms());
-    batch.clear();
+    sinks.map.add_batch(batch, vigil_metrics::service::now_ms());
+    match sinks.exporter {
+        // Never blocks: a full export queue drops the spans and counts them.
+        Some(exporter) => exporter.offer(std::mem::take(batch)),
+        None => batch.clear(),
+    }
 }
 
 #[cfg(test)]
@@ -421,5 +458,56 @@ mod tests {
         let stats = traces.writer.stats();
         assert_eq!(stats.queued + stats.dropped, 1001);
         assert!(stats.dropped > 0, "{stats:?}");
+    }
+
+    #[test]
+    fn stored_spans_are_offered_to_the_otlp_export() {
+        let dir = tempfile::tempdir().unwrap();
+        // A port nobody listens on: the export fails, and is counted.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = TracesConfig {
+            otlp: Some(crate::config::OtlpExportConfig {
+                endpoint: format!("http://127.0.0.1:{port}/v1/traces")
+                    .parse()
+                    .unwrap(),
+                protocol: crate::config::OtlpProtocol::HttpProtobuf,
+                headers: Vec::new(),
+                timeout_ms: 200,
+                batch_spans: 512,
+                queue_spans: 8192,
+            }),
+            ..TracesConfig::default()
+        };
+        let traces = Traces::open(&config, dir.path()).unwrap();
+        assert_eq!(
+            traces.writer.stats().export,
+            Some(ExportStats::default()),
+            "export counters are served once the export is on"
+        );
+        let now = crate::telemetry::trace::now_us();
+        let trace = TraceId([4; 16]);
+        let spans: Vec<Span> = (1..=3)
+            .map(|i| Span::new(trace, SpanId([i; 8]), None, "vigil", "vigil", now - 10, now))
+            .collect();
+        traces.writer.write(spans);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let export = traces.writer.stats().export.unwrap();
+            if export.failed_spans == 3 {
+                assert_eq!(export.queued_spans, 3, "{export:?}");
+                assert_eq!(export.failed_batches, 1, "{export:?}");
+                assert_eq!(export.exported_spans, 0, "{export:?}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{export:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(traces.store.get(trace).unwrap().len(), 3);
+        let without = Traces::open(&TracesConfig::default(), &dir.path().join("b")).unwrap();
+        assert_eq!(without.writer.stats().export, None);
     }
 }

@@ -42,7 +42,10 @@ pub struct RuleList {
     pub rules: Vec<RuleView>,
     /// What the trace writer did with the sampled traces since start:
     /// `queued`, `dropped` (the queue was full), `spans_written`,
-    /// `write_errors`.
+    /// `write_errors`, and `export`: the OTLP export's `queued_spans`,
+    /// `dropped_spans`, `exported_spans`, `exported_batches`,
+    /// `failed_batches`, `failed_spans`, `rejected_batches`, `retries`
+    /// (`null` without `traces.otlp_endpoint`).
     #[schema(value_type = Object)]
     pub writer: crate::trace_writer::WriterStats,
 }
