@@ -25,6 +25,8 @@ pub struct TracesConfig {
     /// `[[traces.sampling_rules]]`: the rules at start-up (rules put through
     /// the API are kept in the store's directory and win over these).
     pub sampling_rules: Vec<Rule>,
+    /// The largest `POST /v1/traces` body, compressed or once inflated.
+    pub otlp_max_body_bytes: usize,
 }
 
 /// The default of `traces.retention_days` (X-Ray's 30 days).
@@ -33,6 +35,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 /// The default of `traces.queue_capacity`.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// The default of `traces.otlp_max_body_bytes`: 4 MiB.
+pub const DEFAULT_OTLP_MAX_BODY_BYTES: usize = 4 << 20;
 
 impl Default for TracesConfig {
     fn default() -> Self {
@@ -43,6 +47,7 @@ impl Default for TracesConfig {
             max_bytes: DEFAULT_MAX_BYTES,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             sampling_rules: Vec::new(),
+            otlp_max_body_bytes: DEFAULT_OTLP_MAX_BODY_BYTES,
         }
     }
 }
@@ -73,6 +78,8 @@ pub(super) struct TracesBuilder {
     queue_capacity: usize,
     #[serde(default)]
     sampling_rules: Vec<Rule>,
+    #[serde(default = "default_otlp_max_body_bytes")]
+    otlp_max_body_bytes: usize,
 }
 
 impl Default for TracesBuilder {
@@ -84,6 +91,7 @@ impl Default for TracesBuilder {
             max_bytes: DEFAULT_MAX_BYTES,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             sampling_rules: Vec::new(),
+            otlp_max_body_bytes: DEFAULT_OTLP_MAX_BODY_BYTES,
         }
     }
 }
@@ -102,6 +110,10 @@ fn default_max_bytes() -> u64 {
 
 fn default_queue_capacity() -> usize {
     DEFAULT_QUEUE_CAPACITY
+}
+
+fn default_otlp_max_body_bytes() -> usize {
+    DEFAULT_OTLP_MAX_BODY_BYTES
 }
 
 impl TracesBuilder {
@@ -141,6 +153,12 @@ impl TracesBuilder {
                 self.queue_capacity
             ));
         }
+        if !(1024..=1 << 30).contains(&self.otlp_max_body_bytes) {
+            problems.push(format!(
+                "traces.otlp_max_body_bytes: must be between 1024 and 1073741824 (1 GiB), got {}",
+                self.otlp_max_body_bytes
+            ));
+        }
         // The rules' own checks, each field named `traces.sampling_rules[i]`.
         match vigil_trace::sampling::Sampler::new(self.sampling_rules.clone()) {
             Ok(_) => {}
@@ -156,6 +174,7 @@ impl TracesBuilder {
             max_bytes: self.max_bytes,
             queue_capacity: self.queue_capacity,
             sampling_rules: self.sampling_rules,
+            otlp_max_body_bytes: self.otlp_max_body_bytes,
         })
     }
 }
