@@ -397,3 +397,38 @@ async fn a_callers_span_joins_vigils_trace_and_the_service_map() {
     assert!(has("service:checkout", "service:vigil"), "{edges:?}");
     assert!(has("client", "service:checkout"), "{edges:?}");
 }
+
+#[tokio::test]
+async fn with_keys_the_receiver_needs_the_admin_key() {
+    use crate::gateway::tests::{ADMIN_KEY, SCORE_KEY, config_with, keys_toml};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let traces = Arc::new(Traces::open(&TracesConfig::default(), dir.path()).expect("traces"));
+    let state = AppState::from_config(&config_with(&keys_toml()))
+        .expect("state")
+        .with_traces(Arc::clone(&traces));
+    state
+        .gateway()
+        .telemetry()
+        .set_traces(Arc::clone(&traces.writer) as _);
+    let body = vigil_trace::otlp::encode_proto(&checkout_trace(TraceId([0x88; 16])));
+    let with = |key: Option<&str>| {
+        let mut request = otlp(body.clone(), "application/x-protobuf", false);
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        }
+        request
+    };
+    assert_eq!(
+        send(&state, with(None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A scoring key is not enough: the spans land in the trace store.
+    assert_eq!(
+        send(&state, with(Some(SCORE_KEY))).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let answer = send(&state, with(Some(ADMIN_KEY))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+}
