@@ -112,6 +112,41 @@ fn check_infer_content_type(
     ))
 }
 
+/// The body as sent, or inflated when `Content-Encoding: gzip`; either
+/// way at most `limit` bytes (a 413 past it, without inflating further).
+/// Another encoding is a 415.
+pub(crate) fn inflated<'a>(
+    headers: &axum::http::HeaderMap,
+    body: &'a [u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, ApiError> {
+    use std::io::Read as _;
+    let encoding = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") => Ok(std::borrow::Cow::Borrowed(body)),
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|err| ApiError::bad_request(format!("invalid gzip body: {err}")))?;
+            if out.len() > limit {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the inflated body is larger than {limit} bytes"),
+                ));
+            }
+            Ok(std::borrow::Cow::Owned(out))
+        }
+        Some(other) => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("content-encoding `{other}` is not supported: send identity or gzip"),
+        )),
+    }
+}
+
 pub(crate) fn body_error(err: axum::Error, limit: usize) -> ApiError {
     let inner = err.into_inner();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());

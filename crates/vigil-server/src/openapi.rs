@@ -80,6 +80,7 @@ use crate::{
         traces_api::rules::get,
         traces_api::rules::put,
         traces_api::rules::delete,
+        traces_api::otlp::receive,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -495,6 +496,7 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ),
         ("GET", "/api/traces/{id}", get(traces_api::get)),
         ("GET", "/api/service-map", get(traces_api::service_map)),
+        ("POST", "/v1/traces", post(traces_api::otlp::receive)),
     ]
 }
 
@@ -532,7 +534,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 51);
+        assert_eq!(routed.len(), 52);
     }
 
     #[test]
@@ -589,6 +591,7 @@ mod tests {
         ]);
         for (method, path, security) in security_of(&strict) {
             let gated = path.starts_with("/api/")
+                || path == "/v1/traces"
                 || path.starts_with("/v1/models/")
                 || path.starts_with("/v2/models/");
             assert_eq!(
@@ -603,7 +606,7 @@ mod tests {
         };
         let doc = serde_json::to_value(document(open)).expect("serializable");
         for (method, path, security) in security_of(&doc) {
-            let expected = if path.starts_with("/api/") {
+            let expected = if path.starts_with("/api/") || path == "/v1/traces" {
                 keyed.clone()
             } else if path.starts_with("/v1/models/") || path.starts_with("/v2/models/") {
                 optional.clone()
@@ -658,7 +661,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 51);
+            assert_eq!(routes.len(), 52);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

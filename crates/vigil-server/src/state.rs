@@ -39,6 +39,8 @@ pub struct AppState {
     /// Sampling, the trace store and the service map; `None` with traces
     /// off (nothing is sampled, the trace routes answer 503).
     pub(crate) traces: Option<Arc<crate::trace_writer::Traces>>,
+    /// `traces.otlp_max_body_bytes`.
+    pub(crate) otlp_max_body_bytes: usize,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             metrics: None,
             logs: None,
             traces: None,
+            otlp_max_body_bytes: config.traces.otlp_max_body_bytes,
             log_scan_limit: config.logs.max_scan_events,
             subscriptions: None,
         })

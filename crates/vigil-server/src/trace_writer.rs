@@ -113,13 +113,15 @@ impl TraceWriter {
 }
 
 impl TraceSink for TraceWriter {
-    fn write(&self, spans: Vec<Span>) {
+    fn write(&self, spans: Vec<Span>) -> bool {
         match self.tx.try_send(spans) {
             Ok(()) => {
                 self.queued.fetch_add(1, Ordering::Relaxed);
+                true
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
             }
         }
     }

@@ -30,6 +30,8 @@ pub struct TracesConfig {
     /// The OTLP/HTTP export of every stored trace to a collector (the
     /// `traces.otlp_*` keys); `None` when `traces.otlp_endpoint` is unset.
     pub otlp: Option<OtlpExportConfig>,
+    /// The largest `POST /v1/traces` body, compressed or once inflated.
+    pub otlp_max_body_bytes: usize,
 }
 
 /// The default of `traces.retention_days` (X-Ray's 30 days).
@@ -38,6 +40,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 /// The default of `traces.queue_capacity`.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// The default of `traces.otlp_max_body_bytes`: 4 MiB.
+pub const DEFAULT_OTLP_MAX_BODY_BYTES: usize = 4 << 20;
 
 impl Default for TracesConfig {
     fn default() -> Self {
@@ -49,6 +53,7 @@ impl Default for TracesConfig {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             sampling_rules: Vec::new(),
             otlp: None,
+            otlp_max_body_bytes: DEFAULT_OTLP_MAX_BODY_BYTES,
         }
     }
 }
@@ -91,6 +96,8 @@ pub(super) struct TracesBuilder {
     otlp_batch_spans: usize,
     #[serde(default = "default_otlp_queue_spans")]
     otlp_queue_spans: usize,
+    #[serde(default = "default_otlp_max_body_bytes")]
+    otlp_max_body_bytes: usize,
 }
 
 impl Default for TracesBuilder {
@@ -108,6 +115,7 @@ impl Default for TracesBuilder {
             otlp_timeout_ms: DEFAULT_OTLP_TIMEOUT_MS,
             otlp_batch_spans: DEFAULT_OTLP_BATCH_SPANS,
             otlp_queue_spans: DEFAULT_OTLP_QUEUE_SPANS,
+            otlp_max_body_bytes: DEFAULT_OTLP_MAX_BODY_BYTES,
         }
     }
 }
@@ -126,6 +134,10 @@ fn default_max_bytes() -> u64 {
 
 fn default_queue_capacity() -> usize {
     DEFAULT_QUEUE_CAPACITY
+}
+
+fn default_otlp_max_body_bytes() -> usize {
+    DEFAULT_OTLP_MAX_BODY_BYTES
 }
 
 impl TracesBuilder {
@@ -165,6 +177,12 @@ impl TracesBuilder {
                 self.queue_capacity
             ));
         }
+        if !(1024..=1 << 30).contains(&self.otlp_max_body_bytes) {
+            problems.push(format!(
+                "traces.otlp_max_body_bytes: must be between 1024 and 1073741824 (1 GiB), got {}",
+                self.otlp_max_body_bytes
+            ));
+        }
         // The rules' own checks, each field named `traces.sampling_rules[i]`.
         match vigil_trace::sampling::Sampler::new(self.sampling_rules.clone()) {
             Ok(_) => {}
@@ -192,6 +210,7 @@ impl TracesBuilder {
             queue_capacity: self.queue_capacity,
             sampling_rules: self.sampling_rules,
             otlp,
+            otlp_max_body_bytes: self.otlp_max_body_bytes,
         })
     }
 }

@@ -31,7 +31,8 @@ pub(crate) enum RouteClass<'a> {
     /// A model endpoint: key with the score role allowed on this model,
     /// throttling, concurrency, timeout.
     Model(&'a str),
-    /// The admin API: a key with the admin role (or loopback without keys).
+    /// The admin API (and the OTLP receiver, `/v1/traces`): a key with the
+    /// admin role (or loopback without keys).
     Admin,
 }
 
@@ -42,7 +43,9 @@ pub(crate) fn classify<'a>(route: Option<&str>, path: &'a str) -> RouteClass<'a>
     let Some(route) = route else {
         return RouteClass::Open;
     };
-    if route.starts_with("/api/") {
+    // The OTLP receiver writes to the trace store like the trace API does
+    // (exporters send the key with `OTEL_EXPORTER_OTLP_HEADERS`).
+    if route.starts_with("/api/") || route == "/v1/traces" {
         return RouteClass::Admin;
     }
     if route.starts_with("/v1/models/{name}") || route.starts_with("/v2/models/{name}") {

@@ -2,12 +2,9 @@
 //! Valid data are stored durably before the answer; each rejected datum is
 //! listed with its index and reason; `400` only when nothing was valid.
 
-use std::io::Read;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::http::header::CONTENT_ENCODING;
 use serde::Serialize;
 use utoipa::ToSchema;
 use vigil_metrics::datum::{PutError, parse_put};
@@ -44,35 +41,6 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
 }
 
-/// The body as sent, or inflated when `Content-Encoding: gzip` (bounded by
-/// [`MAX_PUT_BYTES`] once inflated too).
-fn decoded(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let encoding = headers
-        .get(CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("identity") => Ok(body.to_vec()),
-        Some("gzip") => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(body)
-                .take(MAX_PUT_BYTES as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|err| bad(format!("invalid gzip body: {err}")))?;
-            if out.len() > MAX_PUT_BYTES {
-                return Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the inflated body is larger than {MAX_PUT_BYTES} bytes"),
-                ));
-            }
-            Ok(out)
-        }
-        Some(other) => Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            format!("content-encoding `{other}` is not supported: send identity or gzip"),
-        )),
-    }
-}
-
 /// Stores custom metrics (PutMetricData): up to 1,000 data and 1 MB per
 /// request, `Content-Encoding: gzip` accepted.
 #[utoipa::path(post, path = "/api/metrics/{namespace}", tag = "metrics",
@@ -99,7 +67,7 @@ pub async fn put(
             format!("request body is larger than {MAX_PUT_BYTES} bytes"),
         ));
     }
-    let json = decoded(&headers, &body.0)?;
+    let json = crate::extract::inflated(&headers, &body.0, MAX_PUT_BYTES)?;
     let batch = parse_put(&namespace, &json, now_ms()).map_err(|err| match err {
         PutError::NothingValid(rejected) => bad(format!(
             "no metric was valid: {}",

@@ -102,7 +102,8 @@ impl Event for RequestFinished<'_> {
             root.annotations.insert("key_name".into(), key.into());
         }
         if let Some(spans) = traced.trace.finish(root) {
-            sink.write(spans);
+            // A full queue counts the trace as dropped itself.
+            let _ = sink.write(spans);
         }
     }
 }
@@ -128,6 +129,48 @@ impl RequestFinished<'_> {
                 t.pipeline.success.incr();
             } else {
                 t.pipeline.errors.incr();
+            }
+        }
+    }
+}
+
+/// Spans of other services arrived over OTLP (`POST /v1/traces`), grouped
+/// by trace: each trace goes to the trace writer as it came (the caller
+/// sampled it; it is not sampled again), and the spans are counted.
+#[derive(Debug)]
+pub struct SpansReceived<'a> {
+    /// The spans, one list per trace.
+    pub traces: Vec<Vec<vigil_trace::model::Span>>,
+    /// Set to how many of the spans the writer could not take (its queue
+    /// was full, or no writer runs).
+    pub rejected: &'a mut usize,
+}
+
+impl Event for SpansReceived<'_> {
+    // Not a span of the current request, but it hands spans to the trace
+    // writer, which must happen with metrics off too.
+    const HAS_SPAN: bool = true;
+
+    fn name(&self) -> &'static str {
+        "SpansReceived"
+    }
+
+    fn emit(self, t: &Telemetry) {
+        let mut received = 0;
+        let mut rejected = 0;
+        let sink = t.traces();
+        for spans in self.traces {
+            let n = spans.len();
+            received += n;
+            if !sink.is_some_and(|sink| sink.write(spans)) {
+                rejected += n;
+            }
+        }
+        *self.rejected = rejected;
+        if t.enabled && received > 0 {
+            t.receiver.received.add(received as u64);
+            if rejected > 0 {
+                t.receiver.rejected.add(rejected as u64);
             }
         }
     }

@@ -161,6 +161,13 @@ pub(crate) struct LogHandles {
     last: Mutex<vigil_logs::metric_filter::MetricFilterStats>,
 }
 
+/// The OTLP receiver's counters.
+#[derive(Debug)]
+pub(crate) struct ReceiverHandles {
+    received: Counter,
+    rejected: Counter,
+}
+
 /// The metric handles of one subscription filter, and its counters at the
 /// last reading.
 #[derive(Debug)]
@@ -197,6 +204,7 @@ pub struct Telemetry {
     pipeline: PipelineHandles,
     store: StoreHandles,
     logs: LogHandles,
+    receiver: ReceiverHandles,
     /// Per subscription filter, resolved when first read.
     subscriptions: Mutex<HashMap<String, SubscriptionHandles>>,
     in_flight: AtomicUsize,
@@ -296,6 +304,10 @@ impl Telemetry {
                 emf_invalid: counter(EMF_INVALID),
                 write_errors: counter(LOG_METRIC_WRITE_ERRORS),
                 last: Mutex::new(Default::default()),
+            },
+            receiver: ReceiverHandles {
+                received: counter(RECEIVED_SPANS),
+                rejected: counter(REJECTED_SPANS),
             },
             subscriptions: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),

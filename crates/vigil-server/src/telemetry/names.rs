@@ -52,6 +52,8 @@ pub const STORE: &str = "Vigil/Store";
 pub const MODEL: &str = "Vigil/Model";
 /// The log pipeline: metric filters, EMF and subscriptions.
 pub const LOGS: &str = "Vigil/Logs";
+/// The trace pipeline: spans received over OTLP.
+pub const TRACES: &str = "Vigil/Traces";
 /// The seed runbook's custom namespace.
 pub const PIPELINE: &str = "InferencePipeline";
 
@@ -432,6 +434,25 @@ metric!(
     "matching log events left out because the subscription's buffer was full, per subscription"
 );
 
+metric!(
+    RECEIVED_SPANS,
+    Counter,
+    TRACES,
+    "ReceivedSpans",
+    Count,
+    "vigil_traces_otlp_received_spans",
+    "spans received on POST /v1/traces and decoded (rejected ones included)"
+);
+metric!(
+    REJECTED_SPANS,
+    Counter,
+    TRACES,
+    "RejectedSpans",
+    Count,
+    "vigil_traces_otlp_rejected_spans",
+    "received spans dropped because the trace writer's queue was full (answered as partialSuccess)"
+);
+
 /// Every metric, for the README check and `GET /api/metrics`.
 pub const ALL: &[MetricDef] = &[
     INVOCATIONS,
@@ -472,6 +493,8 @@ pub const ALL: &[MetricDef] = &[
     DELIVERY_ERRORS,
     DELIVERY_RETRIES,
     DROPPED_LOG_EVENTS,
+    RECEIVED_SPANS,
+    REJECTED_SPANS,
 ];
 
 /// What `/metrics` exposes, for `vigil_metrics::alarm::prometheus::rules`.

@@ -278,3 +278,58 @@ fn subscription_counters_become_increases_per_subscription() {
         ]
     );
 }
+
+/// Takes `room` traces, then refuses.
+#[derive(Debug)]
+struct Queue {
+    room: Mutex<usize>,
+    taken: Mutex<Vec<usize>>,
+}
+
+impl trace::TraceSink for Queue {
+    fn write(&self, spans: Vec<vigil_trace::model::Span>) -> bool {
+        let mut room = self.room.lock().unwrap();
+        if *room == 0 {
+            return false;
+        }
+        *room -= 1;
+        self.taken.lock().unwrap().push(spans.len());
+        true
+    }
+}
+
+/// Received spans reach the writer a trace at a time, with metrics off
+/// too; what the writer refused is reported back and counted.
+#[test]
+fn received_spans_go_to_the_writer_and_refusals_are_counted() {
+    use vigil_trace::model::{Span, SpanId, TraceId};
+    let span = |t: u8, s: u8| Span::new(TraceId([t; 16]), SpanId([s; 8]), None, "x", "a", 0, 1);
+    for enabled in [true, false] {
+        let registry = Arc::new(Registry::new());
+        let t = if enabled {
+            Telemetry::new(Arc::clone(&registry))
+        } else {
+            Telemetry::disabled(Arc::clone(&registry))
+        };
+        let queue = Arc::new(Queue {
+            room: Mutex::new(1),
+            taken: Mutex::new(Vec::new()),
+        });
+        t.set_traces(queue.clone());
+        let mut rejected = 0;
+        t.emit(SpansReceived {
+            traces: vec![vec![span(1, 1), span(1, 2)], vec![span(2, 3)]],
+            rejected: &mut rejected,
+        });
+        assert_eq!(rejected, 1);
+        assert_eq!(*queue.taken.lock().unwrap(), [2]);
+        let drained = registry.drain();
+        let received = sum_of(&drained, names::TRACES, "ReceivedSpans");
+        let refused = sum_of(&drained, names::TRACES, "RejectedSpans");
+        if enabled {
+            assert_eq!((received, refused), (Some(3.0), Some(1.0)));
+        } else {
+            assert_eq!((received, refused), (None, None));
+        }
+    }
+}

@@ -23,8 +23,9 @@ pub const SERVICE: &str = "vigil";
 /// Where finished traces go (the trace writer): must not block; a trace
 /// that cannot be taken is dropped and counted by the sink.
 pub trait TraceSink: Send + Sync + std::fmt::Debug {
-    /// Take the spans of one finished trace.
-    fn write(&self, spans: Vec<Span>);
+    /// Take the spans of one finished trace; `false` when they were
+    /// dropped (the queue was full).
+    fn write(&self, spans: Vec<Span>) -> bool;
 }
 
 tokio::task_local! {

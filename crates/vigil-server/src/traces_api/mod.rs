@@ -1,8 +1,9 @@
 //! The trace API (SEMANTICS.md §6, X-Ray's semantics): search stored
 //! traces with the filter-expression language, read one trace's spans,
 //! the service map over a window, and the sampling rules, changed without
-//! a restart.
+//! a restart; and the OTLP/HTTP receiver (`POST /v1/traces`, [`otlp`]).
 
+pub mod otlp;
 pub mod rules;
 
 use axum::Json;
@@ -242,5 +243,7 @@ fn store_error(err: vigil_trace::store::StoreError) -> ApiError {
     }
 }
 
+#[cfg(test)]
+mod otlp_tests;
 #[cfg(test)]
 mod tests;
