@@ -337,6 +337,11 @@ fn flags(fault: bool, error: bool, throttle: bool) -> String {
 fn value_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        // Annotations are doubles: a whole one (a row count) reads as such.
+        Value::Number(n) => match n.as_f64() {
+            Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -467,6 +472,14 @@ fn stat_cell(value: Option<&Value>, scale: f64) -> String {
     match value {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::Number(n)) if scale == 1.0 && (n.is_u64() || n.is_i64()) => n.to_string(),
+        // Latencies come from histogram buckets (±9 %): 3 decimals of a ms.
+        Some(Value::Number(n)) if scale == 1000.0 => match n.as_f64() {
+            Some(v) => {
+                let text = format!("{:.3}", v * scale);
+                text.trim_end_matches('0').trim_end_matches('.').to_owned()
+            }
+            None => n.to_string(),
+        },
         Some(Value::Number(n)) => table::number(n.as_f64().map(|v| v * scale)),
         Some(other) => other.to_string(),
     }

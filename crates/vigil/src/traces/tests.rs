@@ -165,7 +165,7 @@ fn summaries_render_as_a_table() {
         text.lines().collect::<Vec<_>>(),
         [
             "START                     TRACE ID                          REQUEST                      STATUS  MS      FLAGS  ANNOTATIONS",
-            "2025-12-02T00:00:00.123Z  5759e988bd862e3fe1be46a994272793  POST /v2/models/fraud/infer  200     12.500  -      model=fraud version=3.0 label=1",
+            "2025-12-02T00:00:00.123Z  5759e988bd862e3fe1be46a994272793  POST /v2/models/fraud/infer  200     12.500  -      model=fraud version=3 label=1",
             "2025-12-01T23:59:59.000Z  0af7651916cd43dd8448eb211c80319c  vigil                        503     0.900   FET",
             "1970-01-01T00:00:00.000Z  11111111111111111111111111111111  batch                        -       0.000   -",
         ]
@@ -211,4 +211,17 @@ fn the_service_map_renders_its_edges() {
         ]
     );
     assert_eq!(map_table(&Value::Null).lines().count(), 1);
+}
+
+#[test]
+fn whole_numbers_read_as_such_and_map_latencies_keep_three_decimals() {
+    assert_eq!(value_text(&serde_json::json!(1.0)), "1");
+    assert_eq!(value_text(&serde_json::json!(0.25)), "0.25");
+    assert_eq!(value_text(&serde_json::json!("fraud")), "fraud");
+    let graph = serde_json::json!({"edges": [{"caller": "a", "callee": "b", "count": 2,
+        "p50_s": 0.000279169979562, "p99_s": 0.00157922388522}]});
+    assert_eq!(
+        map_table(&graph).lines().nth(1),
+        Some("a       b       2      -   -      -         -      0.279   1.579")
+    );
 }

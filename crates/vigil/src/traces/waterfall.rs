@@ -264,7 +264,7 @@ mod tests {
             "SPAN                                     START ms      DUR ms  TIMELINE",
             "vigil                                       0.000      10.000  |████████████████████████████████████████|  cached=false  model=fraud",
             "  decode                                    0.500       1.000  |  ████                                  |",
-            "  score                                     1.500       6.500  |      ██████████████████████████        |  rows=3.0",
+            "  score                                     1.500       6.500  |      ██████████████████████████        |  rows=3",
             "    feature-store [remote] (features)       2.000       4.000  |        ████████████████                |  F  cause: upstream timed out after 4 s",
             "  encode                                    8.000       2.000  |                                ████████|",
         ];
