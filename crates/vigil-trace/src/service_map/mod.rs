@@ -96,6 +96,9 @@ struct Inner {
     resolver: Resolver,
     /// Minute since the epoch → (caller, callee) → figures.
     minutes: BTreeMap<i64, Edges>,
+    /// The same for the figures restored after a restart
+    /// ([`ServiceMap::absorb`]): shown, never handed out again.
+    restored: BTreeMap<i64, Edges>,
     calls: Vec<Call>,
     order: BatchOrder,
     /// The last minute handed out by `take_minute_figures`.
@@ -123,6 +126,13 @@ impl Inner {
                 .add(call.duration_us, call.outcome);
         }
         *minutes = minutes.split_off(&oldest);
+        if self
+            .restored
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < oldest)
+        {
+            self.restored = self.restored.split_off(&oldest);
+        }
     }
 }
 
@@ -240,6 +250,7 @@ impl ServiceMap {
                 config,
                 resolver: Resolver::new(bounds),
                 minutes: BTreeMap::new(),
+                restored: BTreeMap::new(),
                 calls: Vec::new(),
                 order: BatchOrder::default(),
                 taken_through: None,
@@ -298,7 +309,9 @@ impl ServiceMap {
         let end = end_ms.div_euclid(MINUTE_MS) + i64::from(end_ms.rem_euclid(MINUTE_MS) != 0);
         let mut merged = Edges::default();
         if end > first {
-            for edges in inner.minutes.range(first..end).map(|(_, e)| e) {
+            let live = inner.minutes.range(first..end);
+            let restored = inner.restored.range(first..end);
+            for edges in live.chain(restored).map(|(_, e)| e) {
                 for (key, stats) in edges {
                     merged.entry(*key).or_default().merge(stats);
                 }
@@ -340,10 +353,10 @@ impl ServiceMap {
     /// Adds the figures of `rebuilt` (another map, fed the spans stored
     /// before a restart at `restart_ms`) to these: nodes matched by type
     /// and name, minutes merged. Children still waiting in `rebuilt` count
-    /// as called by the client (their parents will not come). Minutes
-    /// before the restart's count as handed out by
-    /// [`ServiceMap::take_minute_figures`] (the previous process did, up to
-    /// its last settled minute), so the metric store gets no minute twice.
+    /// as called by the client (their parents will not come). The restored
+    /// figures show in [`ServiceMap::map`] but are never handed out by
+    /// [`ServiceMap::take_minute_figures`] (the previous process did), so
+    /// the metric store counts no call twice.
     pub fn absorb(&self, rebuilt: &ServiceMap, restart_ms: i64) {
         if std::ptr::eq(self, rebuilt) {
             return;
@@ -356,14 +369,12 @@ impl ServiceMap {
         let inner = &mut *guard;
         let remap = inner.nodes.intern_all(&other.nodes);
         for (minute, edges) in &other.minutes {
-            let into = inner.minutes.entry(*minute).or_default();
+            let into = inner.restored.entry(*minute).or_default();
             for ((caller, callee), stats) in edges {
                 let key = (remap[*caller as usize], remap[*callee as usize]);
                 into.entry(key).or_default().merge(stats);
             }
         }
-        let before = restart_ms.div_euclid(MINUTE_MS) - 1;
-        inner.taken_through = Some(inner.taken_through.map_or(before, |t| t.max(before)));
     }
 
     /// Children still waiting for their parent (for the server's gauges).
