@@ -159,7 +159,8 @@ impl Distribution {
         self.record_inner(value, Some((trace_id, timestamp_ms)));
     }
 
-    #[inline]
+    // Always inlined, so `record` carries no exemplar branch.
+    #[inline(always)]
     fn record_inner(&self, value: f64, exemplar: Option<([u8; 16], i64)>) {
         if !value.is_finite() {
             return;
