@@ -1,5 +1,6 @@
 //! The hot path's cost: what a handler's events pay per counter add and per
-//! distribution value, and the once-a-second drain.
+//! distribution value (with and without an exemplar), and the
+//! once-a-second drain.
 
 use std::hint::black_box;
 
@@ -32,6 +33,17 @@ fn hot_path(c: &mut Criterion) {
             latency.record(black_box(v));
         })
     });
+    // A sampled request: the same value, and its trace kept as the
+    // bucket's exemplar.
+    let mut v = 0.0f64;
+    let mut at_ms = 1_764_547_200_000i64;
+    group.bench_function("distribution_record_with_exemplar", |b| {
+        b.iter(|| {
+            v = (v + 0.37) % 40.0;
+            at_ms += 1;
+            latency.record_with_exemplar(black_box(v), black_box([7; 16]), at_ms);
+        })
+    });
     group.finish();
 
     let registry = Registry::new();
@@ -58,6 +70,12 @@ fn hot_path(c: &mut Criterion) {
     });
     group.bench_function("render_prometheus_100_histograms", |b| {
         b.iter(|| black_box(registry.render_prometheus()))
+    });
+    for (i, h) in handles.iter().enumerate() {
+        h.record_with_exemplar(3.0, [i as u8; 16], 1_764_547_200_000);
+    }
+    group.bench_function("render_openmetrics_100_histograms_with_exemplars", |b| {
+        b.iter(|| black_box(registry.render_openmetrics()))
     });
     group.finish();
 }

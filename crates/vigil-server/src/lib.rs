@@ -35,6 +35,7 @@ pub mod system_log;
 pub mod telemetry;
 pub mod tls;
 pub mod trace_export;
+pub mod trace_metrics;
 pub mod trace_writer;
 pub mod traces_api;
 
@@ -157,6 +158,16 @@ pub async fn serve_with_ready(
             .set_traces(Arc::clone(&traces.writer) as _);
         state = state.with_traces(Arc::clone(traces));
     }
+    // The service map's settled minutes into the metric store.
+    let map_metrics = traces
+        .as_ref()
+        .zip(metrics.as_ref())
+        .map(|(traces, metrics)| {
+            tokio::spawn(trace_metrics::put_every_minute(
+                Arc::clone(&traces.map),
+                Arc::clone(metrics),
+            ))
+        });
     let expirer = logs
         .clone()
         .map(|logs| tokio::spawn(expire_logs_every_minute(logs)));
@@ -227,6 +238,9 @@ pub async fn serve_with_ready(
     }
     reloader.abort();
     ticker.abort();
+    if let Some(task) = map_metrics {
+        task.abort();
+    }
     if let Some(expirer) = expirer {
         expirer.abort();
     }
@@ -246,6 +260,17 @@ pub async fn serve_with_ready(
         // What the filters gathered, before the metric store's last writes
         // to the fleet below.
         filters.flush(telemetry::now_ms());
+    }
+    if let Some((traces, metrics)) = traces.as_ref().zip(metrics.as_ref()) {
+        // Every minute of the service map, settled or not: it is not
+        // rebuilt after a restart.
+        let (map, metrics) = (Arc::clone(&traces.map), Arc::clone(metrics));
+        let put = tokio::task::spawn_blocking(move || {
+            trace_metrics::put_all(&map, &metrics, telemetry::now_ms())
+        });
+        if let Err(err) = put.await {
+            tracing::warn!(error = %err, "service map metrics task at shutdown failed");
+        }
     }
     if let Some(metrics) = metrics {
         // The last second of Vigil's own metrics, then blocks to disk (and

@@ -1,8 +1,10 @@
 //! Vigil against the real Prometheus (started by `.ci/run`, which installs
 //! the Debian package and exports `VIGIL_TEST_PROMETHEUS_BIN` and
 //! `VIGIL_TEST_PROMTOOL`): `promtool` lints `/metrics`, a real server
-//! scrapes it, and the alerting rules exported from the seed alarms load,
-//! evaluate and fire there.
+//! scrapes it (in OpenMetrics, which Prometheus asks for first), its
+//! exemplar storage keeps the trace ids the latency buckets link and
+//! Vigil finds those traces, and the alerting rules exported from the seed
+//! alarms load, evaluate and fire there.
 
 mod common;
 
@@ -86,6 +88,11 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(target: &str, rule_file: Option<&Path>) -> Prometheus {
+        Prometheus::start_with(target, rule_file, &[])
+    }
+
+    /// [`Prometheus::start`] with more command-line flags.
+    fn start_with(target: &str, rule_file: Option<&Path>, flags: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
@@ -107,6 +114,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -256,6 +264,88 @@ fn prometheus_scrapes_the_requests_vigil_served() {
     let count = prometheus.query("inference_pipeline_latency_seconds_count");
     assert_eq!(count.len(), 1, "{count:?}");
     assert_eq!(value_of(&count[0]), N as f64);
+    let up = prometheus.query("up{job=\"vigil\"}");
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(value_of(&up[0]), 1.0);
+}
+
+#[test]
+#[ignore = "needs VIGIL_TEST_PROMETHEUS_BIN (started by .ci/run)"]
+fn prometheus_keeps_the_exemplars_and_vigil_finds_their_traces() {
+    tool("VIGIL_TEST_PROMETHEUS_BIN");
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let server = serve(data.path());
+    // Every scoring request sampled, so each bucket's exemplar is stored.
+    let (status, body) = http(
+        &server.addr,
+        "PUT",
+        "/api/traces/sampling-rules/Default",
+        Some(r#"{"reservoir": 0, "fixed_rate": 1.0}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let reply = common::try_http(
+            &server.addr,
+            "POST",
+            SCORE,
+            Some(&score_body(&format!("ex-{i}"), 20.0 + f64::from(i))),
+        )
+        .unwrap_or_else(|e| panic!("score: {e}"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let header = reply.header("traceresponse").expect("a traceresponse");
+        sent.push(header.split('-').nth(1).expect("a trace id").to_owned());
+    }
+    let prometheus =
+        Prometheus::start_with(&server.addr, None, &["--enable-feature=exemplar-storage"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let query = format!(
+        "/api/v1/query_exemplars?query={}&start={}&end={}",
+        encode(&format!(
+            "vigil_gateway_latency_seconds_bucket{{route=\"{SCORE_ROUTE}\"}}"
+        )),
+        now - 600,
+        now + 600
+    );
+    let exemplars = prometheus.wait_for("exemplars", Duration::from_secs(30), |p| {
+        let reply = p.api(&query);
+        assert_eq!(reply["status"], "success", "{reply}");
+        let found: Vec<(String, f64)> = reply["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| {
+                let trace = e["labels"]["trace_id"].as_str()?.to_owned();
+                let value = e["value"].as_str()?.parse().ok()?;
+                Some((trace, value))
+            })
+            .collect();
+        (!found.is_empty()).then_some(found)
+    });
+    for (trace_id, seconds) in &exemplars {
+        assert!(sent.contains(trace_id), "{trace_id} not among {sent:?}");
+        assert!(*seconds > 0.0 && *seconds < 10.0, "{seconds}");
+        let (status, body) = http(
+            &server.addr,
+            "GET",
+            &format!("/api/traces/{trace_id}"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let trace: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+        assert!(
+            spans
+                .iter()
+                .any(|s| s["name"] == "vigil" && s["annotations"]["route"] == SCORE_ROUTE),
+            "{trace}"
+        );
+    }
+    // Scraped as OpenMetrics without a hitch.
     let up = prometheus.query("up{job=\"vigil\"}");
     assert_eq!(up.len(), 1, "{up:?}");
     assert_eq!(value_of(&up[0]), 1.0);

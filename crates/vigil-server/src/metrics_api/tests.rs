@@ -205,3 +205,159 @@ async fn metrics_off_is_a_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
     assert!(text.contains("metrics.enabled"), "{text}");
 }
+
+#[test]
+fn accept_picks_openmetrics_only_when_preferred() {
+    use super::wants_openmetrics;
+    // Prometheus 2.42's scrape header.
+    assert!(wants_openmetrics(
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\
+         text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    ));
+    assert!(wants_openmetrics("application/openmetrics-text"));
+    assert!(wants_openmetrics(
+        "Application/OpenMetrics-Text; version=\"1.0.0\"; q=0.9, text/plain; q=0.8"
+    ));
+    for plain in [
+        "",
+        "*/*",
+        "text/plain",
+        "text/plain;version=0.0.4",
+        "text/plain, application/openmetrics-text;q=0.5",
+        "application/openmetrics-text;q=0",
+        "application/openmetrics-text;version=2.0.0",
+        "application/json",
+    ] {
+        assert!(!wants_openmetrics(plain), "{plain}");
+    }
+}
+
+/// A state whose every request is sampled and stored.
+async fn traced_state() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = std::sync::Arc::new(
+        crate::trace_writer::Traces::open(&crate::config::TracesConfig::default(), dir.path())
+            .unwrap(),
+    );
+    let state = demo_state();
+    state
+        .gateway()
+        .telemetry()
+        .set_traces(std::sync::Arc::clone(&traces.writer) as _);
+    let state = state.with_traces(traces);
+    let (status, text) = call(
+        &state,
+        "PUT",
+        "/api/traces/sampling-rules/Default",
+        r#"{"reservoir": 0, "fixed_rate": 1.0}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    (state, dir)
+}
+
+async fn scrape(state: &AppState, accept: Option<&str>) -> (String, String) {
+    let mut request = json_request("GET", "/metrics", "");
+    if let Some(accept) = accept {
+        request
+            .headers_mut()
+            .insert("accept", accept.parse().unwrap());
+    }
+    let answer = send(state, request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let content_type = answer.headers["content-type"].to_str().unwrap().to_owned();
+    (content_type, answer.text)
+}
+
+#[tokio::test]
+async fn openmetrics_scrapes_link_latency_buckets_to_stored_traces() {
+    let (state, _dir) = traced_state().await;
+    let features = format!(r#"{{"features": {}}}"#, demo_features(&[1.0; 8]));
+    let answer = send(
+        &state,
+        json_request("POST", "/v1/models/fraud/score", &features),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let traceresponse = answer.headers["traceresponse"].to_str().unwrap();
+    let trace_id = traceresponse.split('-').nth(1).unwrap().to_owned();
+
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (content_type, text) = scrape(&state, Some(prometheus_accept)).await;
+    assert_eq!(content_type, super::OPENMETRICS_CONTENT_TYPE);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "# TYPE vigil_gateway_requests counter"),
+        "{text}"
+    );
+    let exemplar = format!("# {{trace_id=\"{trace_id}\"}} ");
+    for family in [
+        "vigil_gateway_latency_seconds_bucket{route=\"/v1/models/{name}/score\",",
+        "inference_pipeline_latency_seconds_bucket{",
+    ] {
+        let linked: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(family) && l.contains(&exemplar))
+            .collect();
+        assert_eq!(linked.len(), 1, "{family} with {exemplar} in\n{text}");
+    }
+    // That trace is stored: the link leads somewhere.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = call(&state, "GET", &format!("/api/traces/{trace_id}"), "").await;
+        if status == StatusCode::OK {
+            assert!(body.contains(&trace_id), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Without OpenMetrics in Accept: the 0.0.4 text, unchanged.
+    for accept in [None, Some("text/plain;version=0.0.4"), Some("*/*")] {
+        let (content_type, text) = scrape(&state, accept).await;
+        assert_eq!(content_type, super::PROMETHEUS_CONTENT_TYPE, "{accept:?}");
+        assert!(
+            !text.contains("trace_id") && !text.contains("# EOF"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "# TYPE vigil_gateway_requests_total counter"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unsampled_request_leaves_no_exemplar() {
+    let (state, _dir) = traced_state().await;
+    let (status, text) = call(
+        &state,
+        "PUT",
+        "/api/traces/sampling-rules/Default",
+        r#"{"reservoir": 0, "fixed_rate": 0.0}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let features = format!(r#"{{"features": {}}}"#, demo_features(&[1.0; 8]));
+    let (status, _) = call(&state, "POST", "/v1/models/fraud/score", &features).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, text) = scrape(&state, Some("application/openmetrics-text")).await;
+    // (The sampling-rule changes before it were sampled, so their route
+    // has exemplars.)
+    let score_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("vigil_gateway_latency_seconds_bucket{route=\"/v1/models/{name}/score\"")
+                || l.starts_with("inference_pipeline_latency_seconds_bucket")
+        })
+        .collect();
+    assert_eq!(score_lines.len(), 2 * 18, "{text}");
+    assert!(
+        score_lines.iter().all(|l| !l.contains("trace_id")),
+        "{score_lines:#?}"
+    );
+}

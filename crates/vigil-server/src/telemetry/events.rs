@@ -114,7 +114,17 @@ impl RequestFinished<'_> {
         let route = t.route(self.route);
         let latency = millis(self.latency);
         route.count.incr();
-        route.latency.record(latency);
+        // A stored trace (sampled, with the writer on) becomes its latency
+        // bucket's exemplar, so the link on /metrics leads to a trace.
+        let exemplar = self
+            .trace
+            .filter(|traced| traced.trace.sampled && t.traces().is_some())
+            .map(|traced| (traced.trace.trace_id.0, super::now_ms()));
+        let record = |d: &vigil_metrics::registry::Distribution| match exemplar {
+            Some((trace_id, at_ms)) => d.record_with_exemplar(latency, trace_id, at_ms),
+            None => d.record(latency),
+        };
+        record(&route.latency);
         if let Some(integration) = self.integration {
             route.integration.record(millis(integration));
         }
@@ -124,7 +134,7 @@ impl RequestFinished<'_> {
             _ => {}
         }
         if route.scoring {
-            t.pipeline.latency.record(latency);
+            record(&t.pipeline.latency);
             if (200..300).contains(&self.status) {
                 t.pipeline.success.incr();
             } else {

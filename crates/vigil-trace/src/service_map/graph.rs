@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{BUCKETS, Stats, bucket_upper_s};
+use super::stats::{BUCKETS, Stats, bucket_index, bucket_middle_s, bucket_upper_s};
 
 /// What a node stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -123,6 +123,15 @@ pub struct HistogramBin {
     pub value_s: f64,
     /// Calls in it.
     pub count: u64,
+}
+
+impl HistogramBin {
+    /// The estimate the bucket stands for, seconds: its geometric middle
+    /// (within ~9 % of any call in it; 1 µs for the first bucket), the
+    /// value the map's own percentiles answer.
+    pub fn middle_s(&self) -> f64 {
+        bucket_middle_s(bucket_index(self.value_s))
+    }
 }
 
 impl Statistics {

@@ -27,9 +27,20 @@ pub(super) fn bucket_upper_s(i: usize) -> f64 {
     (i as f64 / STEPS_PER_DOUBLING).exp2() / 1e6
 }
 
+/// The bucket whose upper bound is `upper_s` seconds (the inverse of
+/// [`bucket_upper_s`]).
+pub(super) fn bucket_index(upper_s: f64) -> usize {
+    let i = ((upper_s * 1e6).log2() * STEPS_PER_DOUBLING).round();
+    if i.is_finite() && i > 0.0 {
+        (i as usize).min(BUCKETS - 1)
+    } else {
+        0
+    }
+}
+
 /// The estimate a bucket stands for: its geometric middle, seconds
 /// (1 µs for bucket 0).
-fn bucket_middle_s(i: usize) -> f64 {
+pub(super) fn bucket_middle_s(i: usize) -> f64 {
     if i == 0 {
         return 1e-6;
     }
@@ -117,6 +128,15 @@ impl Stats {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_bucket_is_found_again_from_its_upper_bound() {
+        for i in 0..BUCKETS {
+            assert_eq!(bucket_index(bucket_upper_s(i)), i);
+        }
+        assert_eq!(bucket_index(0.0), 0);
+        assert_eq!(bucket_index(1e9), BUCKETS - 1);
+    }
 
     #[test]
     fn buckets_span_one_microsecond_to_a_minute() {
