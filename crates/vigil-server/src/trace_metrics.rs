@@ -12,8 +12,9 @@
 //! geometric middle, within ~9 %), so `p50`, `p99` and the other
 //! percentiles work and agree with the map's own.
 //! A minute settles 90 s after it ends (late children still find their
-//! parents); at shutdown the minutes not yet settled are handed out too,
-//! since the map is not rebuilt after a restart.
+//! parents); at shutdown the minutes not yet settled are handed out too:
+//! the next process rebuilds the map from the stored spans for its graph
+//! but never hands those figures out again.
 
 use std::sync::Arc;
 use std::time::Duration;

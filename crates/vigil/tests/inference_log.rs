@@ -167,34 +167,6 @@ fn proxy(upstream: String, up: Arc<AtomicBool>) -> u16 {
     port
 }
 
-/// A fresh database on the server of `base`; its URL.
-fn fresh_database(base: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let name = format!(
-        "vigil_bb_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() % 1_000_000_000)
-    );
-    runtime.block_on(async {
-        let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-            .await
-            .expect("connect to VIGIL_TEST_POSTGRES_URL");
-        let driver = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        drop(client);
-        let _ = driver.await;
-    });
-    vigil_store::postgres::url_with_database(base, &name)
-}
-
 #[test]
 #[ignore = "needs VIGIL_TEST_POSTGRES_URL (started by .ci/run)"]
 fn a_postgres_outage_under_load_loses_nothing_acknowledged() {
@@ -205,7 +177,7 @@ fn a_postgres_outage_under_load_loses_nothing_acknowledged() {
              (`source .ci/services.sh; start_services` starts one and sets it)"
         ),
     };
-    let url = fresh_database(&base);
+    let url = common::fresh_database(&base, "vigil_bb");
     let pg: tokio_postgres::Config = url.parse().expect("postgres url");
     let (host, port) = match (pg.get_hosts().first(), pg.get_ports().first()) {
         (Some(tokio_postgres::config::Host::Tcp(host)), Some(port)) => (host.clone(), *port),

@@ -58,28 +58,7 @@ fn fresh_database() -> String {
              (`source .ci/services.sh; start_services` starts one and sets it)"
         ),
     };
-    let name = format!(
-        "vigil_fleet_bb_{}_{}",
-        std::process::id(),
-        now_ms() % 1_000_000_000
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .expect("connect to VIGIL_TEST_POSTGRES_URL");
-        let driver = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        drop(client);
-        let _ = driver.await;
-    });
-    vigil_store::postgres::url_with_database(&base, &name)
+    common::fresh_database(&base, "vigil_fleet_bb")
 }
 
 // ---- the webhook receiver ------------------------------------------------

@@ -13,7 +13,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Serve, http, workspace};
+use common::{Serve, http, traced_config, workspace};
 use serde_json::Value;
 
 fn edge<'a>(graph: &'a Value, caller: &str, callee: &str) -> Option<&'a Value> {
@@ -57,22 +57,14 @@ fn an_otel_sdk_callers_spans_join_vigils_traces_and_the_service_map() {
         );
     };
     let dir = tempfile::tempdir().expect("test setup");
-    let model = workspace().join("crates/vigil-server/assets/demo-fraud.json");
-    let config = dir.path().join("vigil.toml");
     // The caller sampled its spans; Vigil samples every scoring request and
     // neither the exports nor the test's admin calls, so the map's edges
     // are the scoring calls alone.
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"{}\"\n\n\
-             [[traces.sampling_rules]]\nname = \"Default\"\nreservoir = 0\nfixed_rate = 1.0\n\n\
-             [[traces.sampling_rules]]\nname = \"no-admin\"\npriority = 1\nreservoir = 0\nfixed_rate = 0.0\nurl_path = \"/api/*\"\n\n\
-             [[traces.sampling_rules]]\nname = \"no-otlp\"\npriority = 2\nreservoir = 0\nfixed_rate = 0.0\nurl_path = \"/v1/traces\"\n",
-            model.display()
-        ),
-    )
-    .expect("test setup");
+    let config = traced_config(
+        dir.path(),
+        "[[traces.sampling_rules]]\nname = \"no-otlp\"\npriority = 2\nreservoir = 0\n\
+         fixed_rate = 0.0\nurl_path = \"/v1/traces\"\n",
+    );
     let server = Serve::start(&[
         std::ffi::OsStr::new("--data-dir"),
         dir.path().as_os_str(),

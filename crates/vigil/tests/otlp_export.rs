@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Serve, http, workspace};
+use common::{Serve, http, traced_config, workspace};
 use serde_json::Value;
 
 fn python() -> String {
@@ -83,19 +83,10 @@ impl Drop for Receiver {
 /// A config that samples every scoring request and none of the test's own
 /// admin calls, and exports to `endpoint` with `otlp` (more `traces` keys).
 fn serve(dir: &Path, endpoint: &str, otlp: &str) -> Serve {
-    let model = workspace().join("crates/vigil-server/assets/demo-fraud.json");
-    let config = dir.join("vigil.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"{}\"\n\n\
-             [traces]\notlp_endpoint = \"{endpoint}\"\n{otlp}\n\n\
-             [[traces.sampling_rules]]\nname = \"Default\"\nreservoir = 0\nfixed_rate = 1.0\n\n\
-             [[traces.sampling_rules]]\nname = \"no-admin\"\npriority = 1\nreservoir = 0\nfixed_rate = 0.0\nurl_path = \"/api/*\"\n",
-            model.display()
-        ),
-    )
-    .expect("test setup");
+    let config = traced_config(
+        dir,
+        &format!("[traces]\notlp_endpoint = \"{endpoint}\"\n{otlp}\n"),
+    );
     Serve::start(&[
         std::ffi::OsStr::new("--data-dir"),
         dir.join("data").as_os_str(),

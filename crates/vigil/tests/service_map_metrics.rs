@@ -8,26 +8,13 @@ mod common;
 use std::ffi::OsStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Serve, http, score_body, workspace};
+use common::{Serve, http, score_body, traced_config};
 use serde_json::Value;
 
 #[test]
 fn a_graceful_shutdown_puts_the_service_maps_minutes_into_the_metric_store() {
     let dir = tempfile::tempdir().expect("test setup");
-    let model = workspace().join("crates/vigil-server/assets/demo-fraud.json");
-    let config = dir.path().join("vigil.toml");
-    // Every scoring request sampled, the admin calls never, so the
-    // client → vigil edge counts the scoring requests alone.
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"{}\"\n\n\
-             [[traces.sampling_rules]]\nname = \"Default\"\nreservoir = 0\nfixed_rate = 1.0\n\n\
-             [[traces.sampling_rules]]\nname = \"no-admin\"\npriority = 1\nreservoir = 0\nfixed_rate = 0.0\nurl_path = \"/api/*\"\n",
-            model.display()
-        ),
-    )
-    .expect("test setup");
+    let config = traced_config(dir.path(), "");
     let args = [
         OsStr::new("--data-dir"),
         dir.path().as_os_str(),

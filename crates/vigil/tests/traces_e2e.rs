@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Serve, http, workspace};
+use common::{Serve, http, traced_config};
 use serde_json::Value;
 
 fn env(name: &str) -> String {
@@ -21,34 +21,6 @@ fn env(name: &str) -> String {
              (`source .ci/services.sh; start_redis; start_postgres` starts them and sets it)"
         ),
     }
-}
-
-/// A fresh database on the server of `base`; its URL.
-fn fresh_database(base: &str) -> String {
-    let name = format!("vigil_traces_bb_{}", std::process::id());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("test setup");
-    runtime.block_on(async {
-        let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-            .await
-            .expect("connect to VIGIL_TEST_POSTGRES_URL");
-        let driver = tokio::spawn(conn);
-        // Two statements: CREATE DATABASE cannot run in the implicit
-        // transaction of a multi-statement batch.
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .await
-            .expect("drop database");
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        drop(client);
-        let _ = driver.await;
-    });
-    vigil_store::postgres::url_with_database(base, &name)
 }
 
 fn edge<'a>(graph: &'a Value, caller: &str, callee: &str) -> Option<&'a Value> {
@@ -62,25 +34,18 @@ fn edge<'a>(graph: &'a Value, caller: &str, callee: &str) -> Option<&'a Value> {
 #[ignore = "needs VIGIL_TEST_REDIS_URL and VIGIL_TEST_POSTGRES_URL (started by .ci/run)"]
 fn the_service_map_counts_every_request_to_redis_and_postgresql() {
     let redis = env("VIGIL_TEST_REDIS_URL");
-    let postgres = fresh_database(&env("VIGIL_TEST_POSTGRES_URL"));
+    let postgres = common::fresh_database(&env("VIGIL_TEST_POSTGRES_URL"), "vigil_traces_bb");
     let dir = tempfile::tempdir().expect("test setup");
-    let model = workspace().join("crates/vigil-server/assets/demo-fraud.json");
-    let config = dir.path().join("vigil.toml");
     // Every scoring request is sampled, the test's own admin calls never
     // (so the client → vigil edge counts the scoring requests alone).
     // Each test run scores new rows (the amount carries the run's pid), so
     // every lookup misses the shared cache and reaches Redis.
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"{}\"\n\n\
-             [cache]\nurl = \"{redis}\"\ntimeout_ms = 1000\n\n[store]\nurl = \"{postgres}\"\n\n\
-             [[traces.sampling_rules]]\nname = \"Default\"\nreservoir = 0\nfixed_rate = 1.0\n\n\
-             [[traces.sampling_rules]]\nname = \"no-admin\"\npriority = 1\nreservoir = 0\nfixed_rate = 0.0\nurl_path = \"/api/*\"\n",
-            model.display()
+    let config = traced_config(
+        dir.path(),
+        &format!(
+            "[cache]\nurl = \"{redis}\"\ntimeout_ms = 1000\n\n[store]\nurl = \"{postgres}\"\n"
         ),
-    )
-    .expect("test setup");
+    );
     let server = Serve::start(&[
         std::ffi::OsStr::new("--data-dir"),
         dir.path().as_os_str(),

@@ -441,12 +441,16 @@ fn threads_never_take_more_than_the_reservoir_in_a_second() {
 fn put_and_delete_while_other_threads_decide() {
     let s = Arc::new(Sampler::new(vec![rule("base", 5, 0, 1.0, "/base")]).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deciders: Vec<_> = (0..3)
         .map(|_| {
-            let (s, stop) = (Arc::clone(&s), Arc::clone(&stop));
+            let (s, stop, running) = (Arc::clone(&s), Arc::clone(&stop), Arc::clone(&running));
             thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    if n == 0 {
+                        running.fetch_add(1, Ordering::Relaxed);
+                    }
                     let d = s.decide(&req("GET", "/base"), None, T0, 0.5);
                     // "base" is never touched, so it always decides.
                     assert_eq!(d.rule.as_deref(), Some("base"));
@@ -462,6 +466,11 @@ fn put_and_delete_while_other_threads_decide() {
             })
         })
         .collect();
+    // The churn starts once every decider runs (a loaded machine may not
+    // schedule them before 200 puts are done).
+    while running.load(Ordering::Relaxed) < 3 {
+        thread::yield_now();
+    }
     for i in 0..200 {
         let name = format!("churn{}", i % 7);
         s.put_rule(rule(&name, 1, 0, 0.0, "/churn")).unwrap();

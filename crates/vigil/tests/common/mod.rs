@@ -232,6 +232,56 @@ impl Drop for Serve {
     }
 }
 
+/// Writes `dir/vigil.toml` for the tracing tests and returns its path: the
+/// demo model, the access log off, `extra` (more sections or sampling
+/// rules), then every scoring request sampled and none of the admin API's
+/// (so the service map's `client` → `vigil` edge counts the scoring
+/// requests alone).
+pub fn traced_config(dir: &std::path::Path, extra: &str) -> PathBuf {
+    let model = workspace().join("crates/vigil-server/assets/demo-fraud.json");
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\naccess_log = false\n\n[[models]]\nname = \"fraud\"\npath = \"{}\"\n\n{extra}\n\n\
+             [[traces.sampling_rules]]\nname = \"Default\"\nreservoir = 0\nfixed_rate = 1.0\n\n\
+             [[traces.sampling_rules]]\nname = \"no-admin\"\npriority = 1\nreservoir = 0\nfixed_rate = 0.0\nurl_path = \"/api/*\"\n",
+            model.display()
+        ),
+    )
+    .expect("test setup");
+    config
+}
+
+/// A new, empty database on the PostgreSQL server of `base`, named
+/// `{prefix}_{pid}_{nanos}` (unique per run); its URL.
+pub fn fresh_database(base: &str, prefix: &str) -> String {
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() % 1_000_000_000)
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("test setup");
+    runtime.block_on(async {
+        let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+            .await
+            .expect("connect to VIGIL_TEST_POSTGRES_URL");
+        let driver = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        drop(client);
+        let _ = driver.await;
+    });
+    vigil_store::postgres::url_with_database(base, &name)
+}
+
 /// A demo-model scoring body with id `id` and `amount`.
 pub fn score_body(id: &str, amount: f64) -> String {
     format!(
