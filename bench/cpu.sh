@@ -8,6 +8,8 @@
 #   PAIR=logs bench/cpu.sh          # the log store off then on (both with the
 #                                   # inference log on): the cost of Vigil's
 #                                   # own groups /vigil/access and /vigil/inference
+#   PAIR=traces bench/cpu.sh        # tracing off then on (the Default rule);
+#   PAIR=traces-all bench/cpu.sh    # ... or with every request sampled
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +67,22 @@ if [[ ${PAIR:-log} == logs ]]; then
   for round in $(seq "$ROUNDS"); do
     one "$WORK/vigil-nologs.toml" 18091 "round $round logs off"
     one "$WORK/vigil.toml" 18091 "round $round logs on "
+  done
+  exit 0
+fi
+
+if [[ ${PAIR:-log} == traces || ${PAIR:-log} == traces-all ]]; then
+  { cat "$WORK/vigil.toml"; printf '\n[traces]\nenabled = false\n'; } >"$WORK/vigil-notraces.toml"
+  on=$WORK/vigil.toml
+  if [[ $PAIR == traces-all ]]; then
+    on=$WORK/vigil-alltraces.toml
+    { cat "$WORK/vigil.toml"
+      printf '\n[[traces.sampling_rules]]\nname = "Default"\nreservoir = 0\nfixed_rate = 1.0\n'
+    } >"$on"
+  fi
+  for round in $(seq "$ROUNDS"); do
+    one "$WORK/vigil-notraces.toml" 18091 "round $round traces off"
+    one "$on" 18091 "round $round traces on "
   done
   exit 0
 fi

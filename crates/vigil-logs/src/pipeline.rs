@@ -151,6 +151,18 @@ impl Logs {
         events: &[InputEvent],
         now_ms: i64,
     ) -> Result<PutOutcome, LogError> {
+        self.put_checked(group, stream, events, now_ms, true)
+    }
+
+    /// [`Logs::put`], reading EMF only when `emf` is set.
+    fn put_checked(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[InputEvent],
+        now_ms: i64,
+        emf: bool,
+    ) -> Result<PutOutcome, LogError> {
         let mut outcome = self.store.put(group, stream, events, now_ms)?;
         if outcome.accepted > 0 {
             let batch = Batch {
@@ -163,6 +175,7 @@ impl Logs {
             let emf = self
                 .metric_filters
                 .as_ref()
+                .filter(|_| emf)
                 .and_then(|f| f.emf(&batch, now_ms));
             for tap in &self.taps {
                 tap.stored(&batch);
@@ -174,7 +187,10 @@ impl Logs {
 
     /// Stores Vigil's own events (all in the time window: they happen
     /// now) in as many batches as the limits need; an event larger than a
-    /// whole batch is cut to fit. Returns how many were stored.
+    /// whole batch is cut to fit. Returns how many were stored. They are
+    /// not read as EMF: their top-level fields are Vigil's (an `_aws` can
+    /// only be nested, in an input), so none could be one, and the search
+    /// for one would read every byte of every request's lines.
     pub fn put_all(
         &self,
         group: &str,
@@ -201,12 +217,14 @@ impl Logs {
                     cut -= 1;
                 }
                 e.message.truncate(cut);
-                stored += self.put(group, stream, &[e], now_ms)?.accepted;
+                stored += self
+                    .put_checked(group, stream, &[e], now_ms, false)?
+                    .accepted;
                 start += 1;
                 continue;
             }
             stored += self
-                .put(group, stream, &events[start..end], now_ms)?
+                .put_checked(group, stream, &events[start..end], now_ms, false)?
                 .accepted;
             start = end;
         }

@@ -177,7 +177,14 @@ mod tests {
     use super::*;
     use crate::test_util::{json_request, send, state_with_metrics};
 
-    fn span(trace: u8, id: u8, parent: Option<u8>, name: &str, end_us: i64, ms: i64) -> Span {
+    fn span(
+        trace: u8,
+        id: u8,
+        parent: Option<u8>,
+        name: &'static str,
+        end_us: i64,
+        ms: i64,
+    ) -> Span {
         Span::new(
             TraceId([trace; 16]),
             SpanId([id; 8]),

@@ -370,6 +370,15 @@ fn write_value(value: &Value, out: &mut String) {
 }
 
 fn write_string(s: &str, out: &mut String) {
+    // Feature names rarely need escaping: those go in as they are (this
+    // runs for every feature of every logged row).
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping is deterministic; writing a &str cannot fail.
     if let Ok(quoted) = serde_json::to_string(s) {
         out.push_str(&quoted);
@@ -508,6 +517,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn strings_are_spelt_as_serde_json_spells_them(s in "(\\PC|[\"\\\\\n\t\u{1}])*") {
+            let mut text = String::new();
+            write_string(&s, &mut text);
+            proptest::prop_assert_eq!(text, serde_json::to_string(&s).unwrap());
+        }
+
         #[test]
         fn numbers_round_trip_and_match_by_value(v in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
             let mut text = String::new();

@@ -13,6 +13,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A span's name, service or annotation key: Vigil's own are static
+/// (`vigil`, `score`, `model`), so recording a span allocates none of
+/// them; those decoded or received are owned.
+pub type Name = std::borrow::Cow<'static, str>;
+
 /// At most this many annotations per span (X-Ray's limit).
 pub const MAX_ANNOTATIONS: usize = 50;
 
@@ -87,8 +92,19 @@ impl TraceId {
 
     /// X-Ray's form: `1-<first 8 hex>-<last 24 hex>`.
     pub fn to_xray(&self) -> String {
-        let hex = self.to_string();
-        format!("1-{}-{}", &hex[..8], &hex[8..])
+        let mut out = String::with_capacity(35);
+        self.push_xray(&mut out);
+        out
+    }
+
+    /// Appends X-Ray's form to `out`.
+    pub fn push_xray(&self, out: &mut String) {
+        let mut buf = [0; 32];
+        let hex = encode_hex(&self.0, &mut buf);
+        out.push_str("1-");
+        out.push_str(&hex[..8]);
+        out.push('-');
+        out.push_str(&hex[8..]);
     }
 
     /// The epoch second in the first 4 bytes (X-Ray's trace start).
@@ -133,15 +149,34 @@ fn nibble(c: u8) -> Result<u8, IdError> {
     }
 }
 
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    for b in bytes {
-        write!(f, "{b:02x}")?;
+/// Lowercase hex of `bytes` in `out`, which is twice as long: ids are
+/// formatted on every request (headers, access line, inference record),
+/// so this is a table lookup, not `fmt` per byte.
+fn encode_hex<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
-    Ok(())
+    // Only ASCII digits were written.
+    std::str::from_utf8(out).unwrap_or_default()
+}
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    let mut buf = [0; 32];
+    f.pad(encode_hex(bytes, &mut buf[..bytes.len() * 2]))
 }
 
 macro_rules! hex_id {
     ($id:ident) => {
+        impl $id {
+            /// Appends the lowercase hex form to `out`.
+            pub fn push_hex(&self, out: &mut String) {
+                let mut buf = [0; 32];
+                out.push_str(encode_hex(&self.0, &mut buf[..self.0.len() * 2]));
+            }
+        }
+
         impl fmt::Display for $id {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write_hex(f, &self.0)
@@ -277,10 +312,10 @@ pub struct Span {
     pub parent_id: Option<SpanId>,
     /// What it is: `vigil` for Vigil's root, a stage (`gateway`, `cache`,
     /// `score`, …), or a downstream service (`redis`, `postgresql`).
-    pub name: String,
+    pub name: Name,
     /// The service that recorded it (OTLP's `service.name`; X-Ray's
     /// segment name): `vigil` for Vigil's own spans.
-    pub service: String,
+    pub service: Name,
     /// OpenTelemetry's span kind.
     #[serde(default)]
     pub kind: SpanKind,
@@ -309,7 +344,7 @@ pub struct Span {
     pub cause: Option<String>,
     /// Indexed, searchable key–values (`annotation.model = "fraud"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, AnnotationValue>,
+    pub annotations: BTreeMap<Name, AnnotationValue>,
     /// Anything else, not indexed.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
@@ -321,8 +356,8 @@ impl Span {
         trace_id: TraceId,
         span_id: SpanId,
         parent_id: Option<SpanId>,
-        name: impl Into<String>,
-        service: impl Into<String>,
+        name: impl Into<Name>,
+        service: impl Into<Name>,
         start_us: i64,
         end_us: i64,
     ) -> Span {
@@ -406,9 +441,9 @@ pub struct TraceSummary {
     /// The root span's duration, µs (X-Ray's `responsetime`).
     pub response_time_us: i64,
     /// The root span's service.
-    pub service: String,
+    pub service: Name,
     /// The root span's name.
-    pub name: String,
+    pub name: Name,
     /// The root span's HTTP block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Http>,
@@ -422,10 +457,10 @@ pub struct TraceSummary {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fault: bool,
     /// Every service with a span in it, sorted, once each.
-    pub services: Vec<String>,
+    pub services: Vec<Name>,
     /// Every annotation of every span, sorted by key, duplicates once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub annotations: Vec<(String, AnnotationValue)>,
+    pub annotations: Vec<(Name, AnnotationValue)>,
     /// How many spans it has.
     pub spans: u32,
 }
@@ -458,10 +493,10 @@ impl TraceSummary {
             .iter()
             .find(|s| s.parent_id.is_none_or(|p| !has(p)))
             .unwrap_or(first);
-        let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
+        let mut services: Vec<Name> = spans.iter().map(|s| s.service.clone()).collect();
         services.sort();
         services.dedup();
-        let mut annotations: Vec<(String, AnnotationValue)> = Vec::new();
+        let mut annotations: Vec<(Name, AnnotationValue)> = Vec::new();
         for span in spans {
             for (key, value) in &span.annotations {
                 if !annotations.iter().any(|(k, v)| k == key && v == value) {
@@ -635,18 +670,18 @@ mod tests {
         assert_eq!(summaries.len(), 2);
         let s = &summaries[0];
         assert_eq!(
-            (s.name.as_str(), s.response_time_us, s.duration_us()),
+            (s.name.as_ref(), s.response_time_us, s.duration_us()),
             ("vigil", 500, 550)
         );
         assert!(s.fault && !s.error);
         assert_eq!(s.http.as_ref().and_then(|h| h.status), Some(200));
         assert_eq!(
             s.annotations,
-            vec![("cached".to_owned(), AnnotationValue::Bool(false))]
+            vec![(Name::from("cached"), AnnotationValue::Bool(false))]
         );
         assert_eq!(
             (s.spans, summaries[1].services.clone()),
-            (3, vec!["caller".to_owned()])
+            (3, vec![Name::from("caller")])
         );
     }
 

@@ -171,8 +171,13 @@ pub fn parse_xray(value: &str) -> Option<XRayHeader> {
 /// The `traceparent` value (version 00) for a request that `span` of
 /// `trace` makes downstream.
 pub fn traceparent(trace: TraceId, span: SpanId, sampled: bool) -> String {
-    let flags = if sampled { "01" } else { "00" };
-    format!("00-{trace}-{span}-{flags}")
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    trace.push_hex(&mut out);
+    out.push('-');
+    span.push_hex(&mut out);
+    out.push_str(if sampled { "-01" } else { "-00" });
+    out
 }
 
 /// The `X-Amzn-Trace-Id` value: `Root=…`, then `Parent=…` when given, then
@@ -183,10 +188,16 @@ pub fn xray_header(trace: TraceId, parent: Option<SpanId>, sampled: Option<bool>
         Some(false) => "0",
         None => "?",
     };
-    match parent {
-        Some(parent) => format!("Root={};Parent={parent};Sampled={sampled}", trace.to_xray()),
-        None => format!("Root={};Sampled={sampled}", trace.to_xray()),
+    let mut out = String::with_capacity(76);
+    out.push_str("Root=");
+    trace.push_xray(&mut out);
+    if let Some(parent) = parent {
+        out.push_str(";Parent=");
+        parent.push_hex(&mut out);
     }
+    out.push_str(";Sampled=");
+    out.push_str(sampled);
+    out
 }
 
 /// HTTP's optional whitespace.

@@ -21,11 +21,16 @@ pub struct StoredEvent<'a> {
 
 const HEAD: usize = 8 + 2;
 
+/// The bytes [`encode`] appends for an event.
+pub fn encoded_len(stream: &str, message: &str) -> usize {
+    HEAD + stream.len().min(usize::from(u16::MAX)) + message.len()
+}
+
 /// Appends the payload of an event to `out`. Stream names are at most 512
 /// characters, so their length fits the `u16`.
 pub fn encode(out: &mut Vec<u8>, ingestion_ms: i64, stream: &str, message: &str) {
     let stream_len = u16::try_from(stream.len()).unwrap_or(u16::MAX);
-    out.reserve(HEAD + stream.len() + message.len());
+    out.reserve(encoded_len(stream, message));
     out.extend_from_slice(&ingestion_ms.to_le_bytes());
     out.extend_from_slice(&stream_len.to_le_bytes());
     out.extend_from_slice(&stream.as_bytes()[..usize::from(stream_len)]);

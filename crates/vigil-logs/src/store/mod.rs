@@ -228,16 +228,26 @@ impl LogStore {
             }
         };
         if !accepted.is_empty() {
-            let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(accepted.len());
+            // One buffer for the batch, cut into records by their ends.
+            let bytes: usize = accepted
+                .iter()
+                .map(|&i| codec::encoded_len(stream, &events[i].message))
+                .sum();
+            let mut buf = Vec::with_capacity(bytes);
+            let mut ends = Vec::with_capacity(accepted.len());
             for &i in &accepted {
-                let mut buf = Vec::new();
                 codec::encode(&mut buf, now_ms, stream, &events[i].message);
-                bufs.push(buf);
+                ends.push(buf.len());
             }
+            let mut from = 0;
             let records: Vec<(i64, &[u8])> = accepted
                 .iter()
-                .zip(&bufs)
-                .map(|(&i, b)| (events[i].timestamp.saturating_mul(1000), b.as_slice()))
+                .zip(&ends)
+                .map(|(&i, &end)| {
+                    let record = &buf[from..end];
+                    from = end;
+                    (events[i].timestamp.saturating_mul(1000), record)
+                })
                 .collect();
             g.log.append_batch(&records, self.options.durability)?;
         }

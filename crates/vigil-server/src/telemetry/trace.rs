@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use vigil_trace::model::{AnnotationValue, Span, SpanId, SpanKind, TraceId};
+use vigil_trace::model::{AnnotationValue, Name, Span, SpanId, SpanKind, TraceId};
 
 /// The service name of Vigil's own spans.
 pub const SERVICE: &str = "vigil";
@@ -57,6 +57,18 @@ struct Recorder {
     metadata: Vec<(&'static str, serde_json::Value)>,
 }
 
+impl Recorder {
+    /// Room for what a scoring request records (six stage spans, seven
+    /// annotations, two metadata), so recording never grows a vector.
+    fn sized() -> Recorder {
+        Recorder {
+            spans: Vec::with_capacity(8),
+            annotations: Vec::with_capacity(8),
+            metadata: Vec::with_capacity(2),
+        }
+    }
+}
+
 impl RequestTrace {
     /// A trace for a request: `trace_id` and `parent` from the caller when
     /// it sent them, a new root span id, recording only when `sampled`.
@@ -72,7 +84,7 @@ impl RequestTrace {
             parent,
             sampled,
             tracestate,
-            recorder: sampled.then(Default::default),
+            recorder: sampled.then(|| Arc::new(Mutex::new(Recorder::sized()))),
         }
     }
 
@@ -87,7 +99,7 @@ impl RequestTrace {
         let recorder = self.recorder.as_ref()?;
         let mut r = recorder.lock().unwrap_or_else(PoisonError::into_inner);
         for (key, value) in r.annotations.drain(..) {
-            root.annotations.insert(key.to_owned(), value);
+            root.annotations.insert(Name::Borrowed(key), value);
         }
         for (key, value) in r.metadata.drain(..) {
             root.metadata.insert(key.to_owned(), value);

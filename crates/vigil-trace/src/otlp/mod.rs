@@ -39,7 +39,8 @@ use std::collections::BTreeMap;
 use prost::Message as _;
 
 use crate::model::{
-    AnnotationValue, Http, MAX_ANNOTATIONS, Span, SpanId, SpanKind, TraceId, is_annotation_key,
+    AnnotationValue, Http, MAX_ANNOTATIONS, Name, Span, SpanId, SpanKind, TraceId,
+    is_annotation_key,
 };
 use proto::any_value::Value;
 
@@ -192,7 +193,7 @@ fn nanos(us: i64) -> u64 {
 
 fn encode_span(span: &Span) -> proto::Span {
     let mut attributes = Vec::new();
-    let s = |v: &String| Value::StringValue(v.clone());
+    let s = |v: &str| Value::StringValue(v.to_owned());
     if let Some(h) = &span.http {
         let fields = [
             ("http.request.method", h.method.as_ref()),
@@ -250,7 +251,7 @@ fn encode_span(span: &Span) -> proto::Span {
         trace_id: span.trace_id.0.to_vec(),
         span_id: span.span_id.0.to_vec(),
         parent_span_id: span.parent_id.map(|p| p.0.to_vec()).unwrap_or_default(),
-        name: span.name.clone(),
+        name: span.name.to_string(),
         kind: match span.kind {
             SpanKind::Internal => 1,
             SpanKind::Server => 2,
@@ -339,7 +340,7 @@ fn decode_span(p: &proto::Span, service: &str, path: &str) -> Result<Span, Decod
         span_id,
         parent_id,
         p.name.clone(),
-        service,
+        service.to_owned(),
         to_us(p.start_time_unix_nano),
         to_us(p.end_time_unix_nano),
     );
@@ -423,7 +424,7 @@ fn decode_span(p: &proto::Span, service: &str, path: &str) -> Result<Span, Decod
                 };
                 match annotation {
                     Some(a) if is_annotation_key(key) && annotations.len() < MAX_ANNOTATIONS => {
-                        annotations.insert(key.to_owned(), a);
+                        annotations.insert(Name::from(key.to_owned()), a);
                     }
                     _ => {
                         span.metadata.insert(key.to_owned(), as_json(value));

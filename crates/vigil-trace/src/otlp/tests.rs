@@ -104,7 +104,7 @@ fn the_spec_example_decodes() {
         Some("eee19b7ec3c1b173")
     );
     assert_eq!(
-        (s.service.as_str(), s.name.as_str(), s.kind),
+        (s.service.as_ref(), s.name.as_ref(), s.kind),
         ("my.service", "I'm a server span", SpanKind::Server)
     );
     assert_eq!(

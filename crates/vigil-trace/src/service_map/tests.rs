@@ -23,8 +23,8 @@ fn span(
         TraceId(t),
         SpanId([id; 8]),
         parent.map(|p| SpanId([p; 8])),
-        name,
-        service,
+        name.to_owned(),
+        service.to_owned(),
         start_us,
         end_us,
     )

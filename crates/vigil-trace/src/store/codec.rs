@@ -22,7 +22,31 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{AnnotationValue, Http, Span, SpanId, SpanKind, TraceId, TraceSummary};
+use crate::model::{AnnotationValue, Http, Name, Span, SpanId, SpanKind, TraceId, TraceSummary};
+
+/// Names decoded as static strings: Vigil's service, stages and remote
+/// services (the names of its own spans).
+const STATIC_NAMES: &[&str] = &[
+    "vigil",
+    "gateway",
+    "parse",
+    "idempotency",
+    "cache",
+    "score",
+    "inference_log",
+    "response",
+    "redis",
+    "postgresql",
+    "model",
+    "version",
+    "label",
+    "request_id",
+    "route",
+    "rows",
+    "cached",
+    "replayed",
+    "key",
+];
 
 const SPAN_V1: u8 = 1;
 const SUMMARY_V1: u8 = 2;
@@ -62,7 +86,7 @@ pub fn encode_span(out: &mut Vec<u8>, span: &Span) {
     if let Some(cause) = &span.cause {
         put_str(out, cause);
     }
-    put_annotations(out, span.annotations.iter().map(|(k, v)| (k.as_str(), v)));
+    put_annotations(out, span.annotations.iter().map(|(k, v)| (k.as_ref(), v)));
     if span.metadata.is_empty() {
         put_u64(out, 0);
     } else {
@@ -91,8 +115,8 @@ pub fn decode_span(bytes: &[u8]) -> Option<Span> {
     let kind = byte_kind(r.byte()?)?;
     let start_us = r.i64()?;
     let end_us = start_us.wrapping_add(r.i64()?);
-    let name = r.string()?;
-    let service = r.string()?;
+    let name = r.name()?;
+    let service = r.name()?;
     let http = if flags & F_HTTP != 0 {
         Some(r.http()?)
     } else {
@@ -103,7 +127,7 @@ pub fn decode_span(bytes: &[u8]) -> Option<Span> {
     } else {
         None
     };
-    let annotations: BTreeMap<String, AnnotationValue> = r.annotations()?.into_iter().collect();
+    let annotations: BTreeMap<Name, AnnotationValue> = r.annotations()?.into_iter().collect();
     let meta_len = usize::try_from(r.u64()?).ok()?;
     let metadata = if meta_len == 0 {
         serde_json::Map::new()
@@ -153,7 +177,7 @@ pub fn encode_summary(out: &mut Vec<u8>, s: &TraceSummary) {
     for service in &s.services {
         put_str(out, service);
     }
-    put_annotations(out, s.annotations.iter().map(|(k, v)| (k.as_str(), v)));
+    put_annotations(out, s.annotations.iter().map(|(k, v)| (k.as_ref(), v)));
 }
 
 /// Reads a summary back; `None` when the bytes are not one.
@@ -168,8 +192,8 @@ pub fn decode_summary(bytes: &[u8]) -> Option<TraceSummary> {
     let end_us = start_us.wrapping_add(r.i64()?);
     let response_time_us = r.i64()?;
     let spans = u32::try_from(r.u64()?).ok()?;
-    let service = r.string()?;
-    let name = r.string()?;
+    let service = r.name()?;
+    let name = r.name()?;
     let http = if flags & F_HTTP != 0 {
         Some(r.http()?)
     } else {
@@ -178,7 +202,7 @@ pub fn decode_summary(bytes: &[u8]) -> Option<TraceSummary> {
     let n = r.len()?;
     let mut services = Vec::with_capacity(n);
     for _ in 0..n {
-        services.push(r.string()?);
+        services.push(r.name()?);
     }
     let annotations = r.annotations()?;
     Some(TraceSummary {
@@ -219,8 +243,8 @@ fn decode_into(bytes: &[u8], s: &mut TraceSummary) -> Option<()> {
     s.end_us = s.start_us.wrapping_add(r.i64()?);
     s.response_time_us = r.i64()?;
     s.spans = u32::try_from(r.u64()?).ok()?;
-    r.string_into(&mut s.service)?;
-    r.string_into(&mut s.name)?;
+    r.string_into(s.service.to_mut())?;
+    r.string_into(s.name.to_mut())?;
     if flags & F_HTTP != 0 {
         r.http_into(s.http.get_or_insert_with(Http::default))?;
     } else {
@@ -230,8 +254,8 @@ fn decode_into(bytes: &[u8], s: &mut TraceSummary) -> Option<()> {
     s.services.truncate(n);
     for i in 0..n {
         match s.services.get_mut(i) {
-            Some(existing) => r.string_into(existing)?,
-            None => s.services.push(r.string()?),
+            Some(existing) => r.string_into(existing.to_mut())?,
+            None => s.services.push(r.name()?),
         }
     }
     let n = r.len()?;
@@ -239,10 +263,10 @@ fn decode_into(bytes: &[u8], s: &mut TraceSummary) -> Option<()> {
     for i in 0..n {
         if s.annotations.len() <= i {
             s.annotations
-                .push((String::new(), AnnotationValue::Bool(false)));
+                .push((Name::default(), AnnotationValue::Bool(false)));
         }
         let (key, value) = &mut s.annotations[i];
-        r.string_into(key)?;
+        r.string_into(key.to_mut())?;
         match r.byte()? {
             0 => *value = AnnotationValue::Bool(false),
             1 => *value = AnnotationValue::Bool(true),
@@ -405,6 +429,17 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).ok().map(str::to_owned)
     }
 
+    /// A name: Vigil's own (its service and stages) come back static, so
+    /// decoding its spans allocates none of them.
+    fn name(&mut self) -> Option<Name> {
+        let n = self.len()?;
+        let s = std::str::from_utf8(self.take(n)?).ok()?;
+        Some(match STATIC_NAMES.iter().find(|known| **known == s) {
+            Some(known) => Name::Borrowed(known),
+            None => Name::Owned(s.to_owned()),
+        })
+    }
+
     fn string_into(&mut self, into: &mut String) -> Option<()> {
         let n = self.len()?;
         let s = std::str::from_utf8(self.take(n)?).ok()?;
@@ -474,11 +509,11 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
-    fn annotations(&mut self) -> Option<Vec<(String, AnnotationValue)>> {
+    fn annotations(&mut self) -> Option<Vec<(Name, AnnotationValue)>> {
         let n = self.len()?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let key = self.string()?;
+            let key = self.name()?;
             let value = match self.byte()? {
                 0 => AnnotationValue::Bool(false),
                 1 => AnnotationValue::Bool(true),
@@ -568,8 +603,8 @@ pub(crate) mod tests {
                             p[0] |= 1;
                             SpanId(p)
                         }),
-                        name: names.0,
-                        service: names.1,
+                        name: names.0.into(),
+                        service: names.1.into(),
                         kind: names.2,
                         remote: names.3,
                         start_us: times.0,
@@ -579,7 +614,10 @@ pub(crate) mod tests {
                         throttle: flags[1],
                         fault: flags[2],
                         cause,
-                        annotations,
+                        annotations: annotations
+                            .into_iter()
+                            .map(|(k, v)| (Name::from(k), v))
+                            .collect(),
                         metadata: meta
                             .into_iter()
                             .map(|(k, v)| (k, serde_json::Value::String(v)))

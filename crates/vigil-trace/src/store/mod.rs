@@ -191,7 +191,10 @@ impl TraceStore {
             return Ok(0);
         }
         let groups = group_by_trace(spans);
-        let mut buf = Vec::with_capacity(spans.len() * 128);
+        // A root span with its HTTP block, annotations and metadata is
+        // ~400 bytes, a stage ~80: room for both, so the buffer never
+        // grows (growing copies everything encoded so far).
+        let mut buf = Vec::with_capacity(spans.len() * 160 + 512);
         let mut ends = Vec::with_capacity(spans.len());
         let mut starts = Vec::with_capacity(spans.len());
         for group in &groups {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use vigil_segments::Position;
 
 use super::{Result, StoreError, TraceStore, codec};
-use crate::model::{TraceId, TraceSummary};
+use crate::model::{Name, TraceId, TraceSummary};
 
 /// Where the next page of a search starts: opaque, printable and parsable
 /// (`c1.<segment>.<offset>`), so it can travel in a URL.
@@ -189,8 +189,8 @@ impl TraceStore {
             start_us: 0,
             end_us: 0,
             response_time_us: 0,
-            service: String::new(),
-            name: String::new(),
+            service: Name::default(),
+            name: Name::default(),
             http: None,
             error: false,
             throttle: false,

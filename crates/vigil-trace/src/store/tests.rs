@@ -141,7 +141,7 @@ fn search_merges_the_parts_of_a_trace_in_one_segment() {
     assert_eq!(page.summaries.len(), 1);
     let s = &page.summaries[0];
     assert_eq!(s.trace_id, spans[0].trace_id);
-    assert_eq!((s.spans, s.name.as_str(), s.start_us), (3, "vigil", T0));
+    assert_eq!((s.spans, s.name.as_ref(), s.start_us), (3, "vigil", T0));
     assert_eq!(s.services, ["redis", "vigil"]);
     let all = store
         .search(T0 - 1, T0 + HOUR_US, |_| true, 10, None)
