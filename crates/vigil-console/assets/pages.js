@@ -57,7 +57,7 @@ export async function alarmsPage(main, name, ctx) {
   });
   main.append(card('Set state (for tests: the next evaluation recomputes it)', form));
   const { items } = await get(`/api/alarms/${encodeURIComponent(name)}/history`);
-  main.append(card('History', table(['timestamp', 'history_item_type', 'history_summary'], items, (c, v) => (c === 'timestamp' && v ? formatTime(Date.parse(v), ctx.tz) : v))));
+  main.append(card('History', table(['timestamp', 'item_type', 'summary'], items, (c, v) => (c === 'timestamp' && v ? formatTime(Date.parse(v), ctx.tz) : v))));
 }
 
 /** The query editor (groups, query, the toolbar's range) → a table; live tail with a filter pattern. */

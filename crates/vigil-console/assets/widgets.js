@@ -147,6 +147,18 @@ export function alignSeries(results) {
   return [xs.map((t) => t / 1000), ...ys];
 }
 
+/** The y range: the axis' min/max when set, else the data and the annotations, never empty. */
+export function yRange(min, max, axis, horizontal) {
+  const values = horizontal.map((h) => h.value).filter((v) => typeof v === 'number');
+  let lo = axis.min ?? Math.min(min ?? 0, ...values);
+  let hi = axis.max ?? Math.max(max ?? 0, ...values);
+  if (!Number.isFinite(lo)) lo = 0;
+  if (!Number.isFinite(hi)) hi = lo + 1;
+  if (hi <= lo) hi = lo + (Math.abs(lo) || 1);
+  if (axis.max === undefined) hi += (hi - lo) * 0.05;
+  return [lo, hi];
+}
+
 function drawChart(body, props, results, options, ctx, extra = {}) {
   const data = alignSeries(results);
   const points = data[0].length;
@@ -178,7 +190,12 @@ function drawChart(body, props, results, options, ctx, extra = {}) {
   const height = Math.max(120, body.clientHeight - 40);
   const plot = new window.uPlot({
     width, height, series, axes,
-    scales: { x: { time: true }, y: { range: (u, min, max) => [left.min ?? Math.min(min, ...horizontal.map((h) => h.value)), left.max ?? Math.max(max, ...horizontal.map((h) => h.value))] } },
+    scales: {
+      // The x axis is the picked range, whatever the data cover.
+      x: { time: true, range: () => [ctx.range[0] / 1000, ctx.range[1] / 1000] },
+      y: { range: (u, min, max) => yRange(min, max, left, horizontal) },
+      right: { range: (u, min, max) => yRange(min, max, (props.yAxis && props.yAxis.right) || {}, []) },
+    },
     tzDate: ctx.tz === 'utc' ? (ts) => window.uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC') : undefined,
     legend: { live: true },
     hooks: {
@@ -198,7 +215,8 @@ function drawChart(body, props, results, options, ctx, extra = {}) {
           if (h.label) {
             c.fillStyle = h.color || '#D55E00';
             c.font = `${12 * devicePixelRatio}px sans-serif`;
-            c.fillText(h.label, u.bbox.left + 4, y - 4);
+            c.textAlign = 'right';
+            c.fillText(h.label, u.bbox.left + u.bbox.width - 4, y - 4);
           }
           c.restore();
         }
