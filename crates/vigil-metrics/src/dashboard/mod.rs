@@ -444,13 +444,13 @@ fn check_metric_row(
         string(out, &field, options, "color", false);
         boolean(out, &field, options, "visible");
         one_of(out, &field, options, "yAxis", &["left", "right"]);
-        if let Some(id) = options.get("id") {
-            if !id.as_str().is_some_and(crate::math::is_valid_id) {
-                out.push(
-                    &format!("{field}.id"),
-                    format!("expected an id that starts with a lowercase letter (letters, digits and _), got {id}"),
-                );
-            }
+        if let Some(id) = options.get("id")
+            && !id.as_str().is_some_and(crate::math::is_valid_id)
+        {
+            out.push(
+                &format!("{field}.id"),
+                format!("expected an id that starts with a lowercase letter (letters, digits and _), got {id}"),
+            );
         }
         if let Some(expression) = options.get("expression") {
             match expression.as_str() {
