@@ -4,7 +4,7 @@
 
 import { getKey, onAuthNeeded, setKey, get } from './api.js';
 import { drawWidget, el } from './widgets.js';
-import { alarmsPage, inferencesPage, logsPage, tracesPage } from './pages.js';
+import { alarmsPage, inferencesPage, logsPage, metricsPage, tracesPage } from './pages.js';
 import { RELATIVE, formatTime, fromInput, inputValue, rangeMs, rangeOfStart } from './time.js';
 
 const $ = (id) => document.getElementById(id);
@@ -116,6 +116,7 @@ async function render() {
     if (state.page === 'dashboards' && state.arg) await dashboardPage(state, gen);
     else if (state.page === 'dashboards') await dashboardList();
     else if (state.page === 'alarms') await alarmsPage(main, state.arg, { range: rangeMs(timeState), tz: state.tz, plots });
+    else if (state.page === 'metrics') await metricsPage(main, state, { range: rangeMs(timeState), tz: state.tz, navigate, plots });
     else if (state.page === 'logs') await logsPage(main, state, { range: rangeMs(timeState), tz: state.tz, navigate });
     else if (state.page === 'traces') await tracesPage(main, state, { range: rangeMs(timeState), tz: state.tz, navigate, plots });
     else if (state.page === 'inferences') await inferencesPage(main, state, { tz: state.tz, navigate });

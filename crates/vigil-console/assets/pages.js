@@ -1,7 +1,7 @@
 // The pages beside the dashboards: alarms, logs (query editor and live
 // tail), traces (search, waterfall, service map) and the inference log.
 
-import { getKey, get, post } from './api.js';
+import { api, getKey, get, post } from './api.js';
 import { drawChart, el, serviceMap, splitLogQuery, stateBadge, table } from './widgets.js';
 import { formatNumber, formatTime } from './time.js';
 
@@ -190,4 +190,64 @@ export async function inferencesPage(main, state, ctx) {
       return v;
     })));
   }
+}
+
+/** The series a metric-explorer entry names, as a dashboard metric row. */
+export function seriesRow(series, stat) {
+  const row = [series.namespace, series.name];
+  for (const [k, v] of Object.entries(series.dimensions || {})) row.push(k, v);
+  row.push({ stat });
+  return row;
+}
+
+/** Metrics explorer: pick a stored series, a statistic and a period, graph it, add it to a dashboard. */
+export async function metricsPage(main, state, ctx) {
+  const { series } = await get('/api/metrics');
+  const key = (s) => `${s.namespace} ${s.name}${Object.entries(s.dimensions || {}).map(([k, v]) => ` ${k}=${v}`).join('')}`;
+  const chosen = state.params.get('series') || '';
+  const stat = state.params.get('stat') || 'Average';
+  const period = state.params.get('period') || '60';
+  const form = el('form', { class: 'explorer' },
+    el('label', {}, 'Series ', el('select', { name: 'series' }, el('option', { value: '' }, '— pick a series —'),
+      series.map((s) => el('option', { value: key(s), selected: key(s) === chosen }, key(s))))),
+    el('label', {}, ' Statistic ', el('input', { name: 'stat', value: stat, size: 10, list: 'stats' })),
+    el('datalist', { id: 'stats' }, ['Average', 'Sum', 'SampleCount', 'Minimum', 'Maximum', 'p50', 'p90', 'p99', 'p99.9', 'tm90', 'IQM'].map((s) => el('option', { value: s }))),
+    el('label', {}, ' Period ', el('select', { name: 'period' }, ['10', '60', '300', '3600'].map((p) => el('option', { value: p, selected: p === period }, `${p} s`)))),
+    el('button', { type: 'submit' }, 'Graph'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    ctx.navigate({ extra: { series: form.series.value, stat: form.stat.value, period: form.period.value } });
+  });
+  main.append(el('h1', {}, 'Metrics explorer'), form);
+  const picked = series.find((s) => key(s) === chosen);
+  if (!picked) return;
+  const graph = el('div', { class: 'widget-body chart', 'data-testid': 'explorer-chart' });
+  main.append(card(`${key(picked)} ${stat} per ${period} s`, graph));
+  const properties = { metrics: [seriesRow(picked, stat)], view: 'timeSeries', period: Number(period), title: `${picked.name} ${stat}` };
+  const answer = await post('/api/metrics/query', {
+    metrics: [{ id: 'm0', label: `${picked.name} ${stat}`, metric_stat: { namespace: picked.namespace, metric_name: picked.name, dimensions: picked.dimensions || {}, period: Number(period), stat } }],
+    start: ctx.range[0], end: ctx.range[1], period: Number(period),
+  });
+  drawChart(graph, properties, answer.results || [], [{}], ctx);
+  const add = el('form', { class: 'add-to-dashboard' },
+    el('label', {}, 'Add to dashboard ', el('input', { name: 'dashboard', size: 30, placeholder: 'a new or existing name' })),
+    el('button', { type: 'submit' }, 'Add'), el('span', { class: 'meta', 'data-testid': 'added' }));
+  add.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = add.dashboard.value.trim();
+    const note = add.querySelector('[data-testid="added"]');
+    try {
+      // Ask the list first: a new name is not an error (and no 404 in the console).
+      const { dashboards } = await get('/api/dashboards');
+      const exists = dashboards.some((d) => d.name === name);
+      const body = exists ? (await get(`/api/dashboards/${encodeURIComponent(name)}`)).body : { widgets: [] };
+      const bottom = Math.max(0, ...(body.widgets || []).map((w) => (w.y || 0) + (w.height || 6)));
+      body.widgets = (body.widgets || []).concat([{ type: 'metric', x: 0, y: bottom, width: 12, height: 6, properties }]);
+      await api('PUT', `/api/dashboards/${encodeURIComponent(name)}`, body);
+      note.textContent = `added to ${name} (${body.widgets.length} widgets)`;
+    } catch (err) {
+      note.textContent = `not added: ${err.message}`;
+    }
+  });
+  main.append(card('Add to dashboard', add));
 }

@@ -347,8 +347,22 @@ async function logWidget(body, props, ctx) {
   const [groups, query] = splitLogQuery(props.query || '');
   const answer = await post('/api/logs/query', { groups, query, start: ctx.range[0], end: ctx.range[1], page_size: 200 });
   const columns = answer.columns || [];
+  const rows = answer.rows || [];
   body.append(el('p', { class: 'meta' }, `${answer.matched} matched of ${answer.scanned} scanned in ${answer.took_ms} ms`));
-  body.append(table(columns, answer.rows || []));
+  if (props.view === 'timeSeries' || props.view === 'bar') {
+    // A `stats ... by bin(...)` result: the time column and its numbers.
+    const time = columns.find((c) => rows.length && typeof rows[0][c] === 'string' && Number.isFinite(Date.parse(rows[0][c])));
+    const numbers = columns.filter((c) => c !== time && rows.some((r) => typeof r[c] === 'number'));
+    if (time && numbers.length) {
+      const sorted = rows.slice().sort((a, b) => Date.parse(a[time]) - Date.parse(b[time]));
+      const results = numbers.map((c) => ({ label: c, timestamps: sorted.map((r) => Date.parse(r[time])), values: sorted.map((r) => (typeof r[c] === 'number' ? r[c] : null)) }));
+      const chart = el('div', { class: 'log-chart' });
+      body.append(chart);
+      drawChart(chart, props, results, numbers.map(() => ({})), ctx);
+      return;
+    }
+  }
+  body.append(table(columns, rows));
 }
 
 function traceIdLink(id) {

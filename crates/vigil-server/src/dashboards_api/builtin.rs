@@ -23,6 +23,9 @@ const SEED_ALARMS: [&str; 2] = ["High-Latency-Alarm", "Inference-Error-Alarm"];
 /// `High-Latency-Alarm`'s threshold, drawn on the latency graph.
 const SEED_LATENCY_THRESHOLD_MS: f64 = 2000.0;
 
+/// The overview's log widget: every request of the access log, per minute.
+const ACCESS_PER_MINUTE: &str = "SOURCE '/vigil/access' | stats count(*) as requests by bin(1m)";
+
 /// The scoring routes' templates (the 4XX/5XX rows).
 const SCORING_ROUTES: [&str; 3] = [
     "/v1/models/{name}/score",
@@ -254,6 +257,11 @@ pub fn overview(config: &Config) -> Value {
             "properties": {"title": "Alarm states", "alarms": alarms}}),
         );
     }
+    widgets.push(
+        json!({"type": "log", "x": 0, "y": 21, "width": 24, "height": 5,
+        "properties": {"title": "Requests per minute (the access log)", "view": "timeSeries",
+            "query": ACCESS_PER_MINUTE}}),
+    );
     json!({"start": "-PT3H", "widgets": widgets})
 }
 
@@ -310,5 +318,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("High-Latency-Alarm") && text.contains("Inference-Error-Alarm"));
+        // The log widget's query parses (the API checks PUT bodies so).
+        let (groups, query) =
+            vigil_metrics::dashboard::split_log_query(ACCESS_PER_MINUTE).expect("SOURCE");
+        assert_eq!(groups, ["/vigil/access"]);
+        vigil_logs::query::Query::parse(&query).expect("the overview's log query parses");
     }
 }
