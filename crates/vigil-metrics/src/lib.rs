@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod alarm;
+pub mod dashboard;
 pub mod datum;
 pub mod fleet;
 pub mod math;

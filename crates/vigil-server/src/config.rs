@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use vigil_model::ModelFormat;
 
 mod alarms;
+mod dashboards;
 mod features;
 mod gateway;
 mod logs;
@@ -21,6 +22,8 @@ mod store;
 mod traces;
 
 pub use alarms::{AlarmDef, NotifySection, demo_alarms, parse_alarm};
+use dashboards::DashboardBuilder;
+pub use dashboards::DashboardDef;
 pub use features::FeatureNames;
 use features::feature_names;
 use gateway::{CacheBuilder, GatewayBuilder, KeyBuilder};
@@ -63,6 +66,9 @@ pub struct Config {
     pub alarms: Vec<AlarmDef>,
     /// The `[notify]` table: how alarm actions are delivered.
     pub notify: NotifySection,
+    /// The `[[dashboards]]` entries (besides the built-in ones), read at
+    /// start-up.
+    pub dashboards: Vec<DashboardDef>,
     /// The file this config was loaded from; a reload reads it again.
     pub source: Option<PathBuf>,
 }
@@ -204,6 +210,7 @@ impl Config {
             traces: TracesConfig::default(),
             alarms: demo_alarms(),
             notify: NotifySection::default(),
+            dashboards: Vec::new(),
             source: None,
         }
     }
@@ -280,6 +287,8 @@ struct ConfigBuilder {
     alarms: Vec<serde_json::Value>,
     #[serde(default = "empty_table")]
     notify: serde_json::Value,
+    #[serde(default)]
+    dashboards: Vec<DashboardBuilder>,
 }
 
 fn empty_table() -> serde_json::Value {
@@ -444,6 +453,7 @@ impl ConfigBuilder {
         let traces = self.traces.validate(base, &mut problems);
         let alarms = alarms::validate_alarms(self.alarms, &mut problems);
         let notify = alarms::validate_notify(&self.notify, &mut problems);
+        let dashboards = dashboards::validate_dashboards(self.dashboards, &mut problems);
         let names = models.iter().map(|m| m.name.as_str()).collect();
         let keys = gateway::validate_keys(self.keys, &names, &mut problems);
         match (server, gateway, cache, store, metrics, (logs, traces)) {
@@ -466,6 +476,7 @@ impl ConfigBuilder {
                 traces,
                 alarms,
                 notify: NotifySection(notify.unwrap_or_default()),
+                dashboards,
                 source: None,
             }),
             _ => Err(problems),

@@ -16,6 +16,8 @@ pub mod admin_api;
 pub mod alarms_api;
 pub mod cache;
 pub mod config;
+pub mod console;
+pub mod dashboards_api;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -124,6 +126,13 @@ pub async fn serve_with_ready(
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let mut state = AppState::from_config(&config)?;
+    let dashboards = dashboards_api::open(&config, Some(config.store.store.data_dir.as_path()))?;
+    tracing::info!(
+        dashboards = dashboards.list().len(),
+        file = %config.store.store.data_dir.join(vigil_metrics::dashboard::store::FILE_NAME).display(),
+        "dashboards open"
+    );
+    state = state.with_dashboards(Arc::new(dashboards));
     let store = open_store(&config).await?;
     if let Some(store) = &store {
         let backend = if config.store.store.url.is_some() {

@@ -18,8 +18,8 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref};
 use crate::gateway::{self, RouteClass};
 use crate::state::AppState;
 use crate::{
-    admin_api, alarms_api, health_api, infer_api, inferences_api, logs_api, metrics_api, score_api,
-    traces_api,
+    admin_api, alarms_api, console, dashboards_api, health_api, infer_api, inferences_api,
+    logs_api, metrics_api, score_api, traces_api,
 };
 
 #[derive(OpenApi)]
@@ -81,6 +81,12 @@ use crate::{
         traces_api::rules::put,
         traces_api::rules::delete,
         traces_api::otlp::receive,
+        dashboards_api::list,
+        dashboards_api::get,
+        dashboards_api::put,
+        dashboards_api::delete,
+        console::index,
+        console::file,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, score_api::BatchScoreResponse,
         inferences_api::InferenceRecordDoc, inferences_api::TimeBound)),
@@ -96,6 +102,8 @@ use crate::{
         (name = "traces", description = "Traces, the service map and sampling rules (admin API)"),
         (name = "metrics", description = "Metrics: Prometheus exposition, custom metrics, queries"),
         (name = "inferences", description = "The inference log (admin API: needs a key with the admin role)"),
+        (name = "dashboards", description = "Dashboards in the cloud's dashboard-body JSON (admin API)"),
+        (name = "console", description = "The web console's page and files (no data: the page reads the admin API with its key)"),
     )
 )]
 struct ApiDoc;
@@ -497,6 +505,16 @@ pub(crate) fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<App
         ("GET", "/api/traces/{id}", get(traces_api::get)),
         ("GET", "/api/service-map", get(traces_api::service_map)),
         ("POST", "/v1/traces", post(traces_api::otlp::receive)),
+        ("GET", "/api/dashboards", get(dashboards_api::list)),
+        ("GET", "/api/dashboards/{name}", get(dashboards_api::get)),
+        ("PUT", "/api/dashboards/{name}", put(dashboards_api::put)),
+        (
+            "DELETE",
+            "/api/dashboards/{name}",
+            delete(dashboards_api::delete),
+        ),
+        ("GET", "/", get(console::index)),
+        ("GET", "/console/{file}", get(console::file)),
     ]
 }
 
@@ -534,7 +552,7 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
-        assert_eq!(routed.len(), 52);
+        assert_eq!(routed.len(), 58);
     }
 
     #[test]
@@ -661,7 +679,7 @@ mod tests {
             .await;
             assert_eq!(served.status, StatusCode::OK);
             let routes = security_of(&served.json);
-            assert_eq!(routes.len(), 52);
+            assert_eq!(routes.len(), 58);
             for (method, template, security) in routes {
                 let path = template
                     .replace("{name}", "fraud")

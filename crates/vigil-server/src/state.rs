@@ -41,6 +41,9 @@ pub struct AppState {
     pub(crate) traces: Option<Arc<crate::trace_writer::Traces>>,
     /// `traces.otlp_max_body_bytes`.
     pub(crate) otlp_max_body_bytes: usize,
+    /// The dashboards (built-in, config, API); in memory until
+    /// [`AppState::with_dashboards`] gives the persisted ones.
+    pub(crate) dashboards: Arc<vigil_metrics::dashboard::store::Dashboards>,
 }
 
 impl AppState {
@@ -65,7 +68,23 @@ impl AppState {
             otlp_max_body_bytes: config.traces.otlp_max_body_bytes,
             log_scan_limit: config.logs.max_scan_events,
             subscriptions: None,
+            dashboards: Arc::new(crate::dashboards_api::open(config, None)?),
         })
+    }
+
+    /// The dashboards to serve (`serve` gives the ones kept in the data
+    /// directory).
+    pub fn with_dashboards(
+        mut self,
+        dashboards: Arc<vigil_metrics::dashboard::store::Dashboards>,
+    ) -> AppState {
+        self.dashboards = dashboards;
+        self
+    }
+
+    /// The dashboards in force.
+    pub fn dashboards(&self) -> &Arc<vigil_metrics::dashboard::store::Dashboards> {
+        &self.dashboards
     }
 
     /// Sample requests and serve the trace API from `traces` (opened once

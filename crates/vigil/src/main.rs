@@ -11,6 +11,7 @@
 mod alarms;
 mod api_client;
 mod bench;
+mod dashboards;
 mod inferences;
 mod keys;
 mod logs;
@@ -37,7 +38,8 @@ use clap::{Parser, Subcommand};
         vigil bench --rate 1000 --duration 10         # against the local demo server\n  \
         vigil inferences list --limit 20              # the latest logged decisions\n  \
         vigil metrics get InferencePipeline LatencyMs --stat p99\n  \
-        vigil alarms list --state ALARM"
+        vigil alarms list --state ALARM\n  \
+        vigil dashboards list                        # what the console at / draws"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -53,6 +55,7 @@ enum Command {
     Inferences(inferences::InferencesArgs),
     Metrics(metrics::MetricsArgs),
     Alarms(alarms::AlarmsArgs),
+    Dashboards(dashboards::DashboardsArgs),
     Logs(logs::LogsArgs),
     Traces(traces::TracesArgs),
 }
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Inferences(args) => inferences::run(args),
         Command::Metrics(args) => metrics::run(args),
         Command::Alarms(args) => alarms::run(args),
+        Command::Dashboards(args) => dashboards::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Traces(args) => traces::run(args),
     };

@@ -91,7 +91,9 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
 # log-group name alphabet and the list of allowed retention periods), and so
 # do the traces' (the filter-expression grammar, the two trace-id forms, a
 # sampling rule's required fields and ranges, an OTLP export request's
-# ids, kinds and attribute types); a schema-valid request may
+# ids, kinds and attribute types), and so do the dashboards' (the name
+# alphabet, the widget grid and each widget type's properties); a
+# schema-valid request may
 # break them and get the documented 400 naming the field.
 # The live tail answers with an endless event stream (it ends when the group
 # is deleted or the server stops): a request/response fuzzer would wait on
@@ -102,7 +104,7 @@ include-path-regex = "/tail$"
 enabled = false
 
 [[operations]]
-include-path-regex = "^/(api/(metrics|alarms|logs|traces|service-map)|v1/traces$)"
+include-path-regex = "^/(api/(metrics|alarms|logs|traces|service-map|dashboards)|v1/traces$)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "429", "5xx"]
 "#;
 
@@ -180,7 +182,7 @@ fn assert_clean(report: &str, label: &str, at_least: u64) {
     // Every operation schemathesis finds in the document (it grows with
     // the route table).
     assert!(
-        report.contains("Tested: 50"),
+        report.contains("Tested: 56"),
         "{label}: not every operation was tested:\n{report}"
     );
     let generated = cases(report, "generated");

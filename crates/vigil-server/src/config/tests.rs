@@ -215,13 +215,14 @@ fn builder_keys() -> Vec<String> {
             "smtp": {}, "connect_timeout_ms": 5000, "request_timeout_ms": 10000,
             "retry": {}, "alertmanager": {}
         }),
+        dashboards: vec![DashboardBuilder::every_key()],
     };
     let value = serde_json::to_value(&builder).expect("serializable");
     let mut keys = Vec::new();
     let tables = value.as_object().expect("object");
     assert_eq!(
         tables.len(),
-        11,
+        12,
         "a new top-level table needs docs and this test"
     );
     for (table, value) in tables {
@@ -239,7 +240,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 105);
+    assert_eq!(keys.len(), 110);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),

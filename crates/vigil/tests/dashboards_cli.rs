@@ -1,0 +1,80 @@
+//! Black-box tests of `vigil dashboards ...` against a real `vigil serve`
+//! on port 0 with its own data directory.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::{Serve, ok, run};
+
+fn serve(data: &std::path::Path) -> Serve {
+    Serve::start(&[OsStr::new("--data-dir"), data.as_os_str()])
+}
+
+#[test]
+fn list_get_put_delete_round_trip_and_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let server = serve(data.path());
+    let table = ok(&server, &["dashboards", "list"]);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].starts_with("Inference-Monitoring-Dashboard ") && rows[0].contains(" builtin "),
+        "{table}"
+    );
+    assert!(rows[1].starts_with("Vigil-Overview "), "{table}");
+
+    // `get` prints the body `put --file` takes: copy the seed dashboard.
+    let body = ok(
+        &server,
+        &["dashboards", "get", "Inference-Monitoring-Dashboard"],
+    );
+    let seed: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(seed["widgets"][1]["properties"]["title"], "SuccessCount");
+    let file = data.path().join("copy.json");
+    std::fs::write(&file, &body).unwrap_or_else(|e| panic!("{e}"));
+    let file = file.to_string_lossy().into_owned();
+    ok(&server, &["dashboards", "put", "My-Copy", "--file", &file]);
+    let copy: serde_json::Value = serde_json::from_str(&ok(
+        &server,
+        &["dashboards", "get", "My-Copy", "--output", "json"],
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(copy["source"], "api");
+    assert_eq!(copy["body"], seed);
+
+    // A bad body: the server's message names the widget and field.
+    let bad = data.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"widgets": [{"type": "metric", "x": 0, "y": 0, "width": 30, "height": 6, "properties": {"metrics": [["A", "B"]]}}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (success, _, stderr) = run(
+        &server,
+        &["dashboards", "put", "Bad", "--file", &bad.to_string_lossy()],
+    );
+    assert!(!success);
+    assert!(
+        stderr.contains("400")
+            && stderr.contains("widgets[0].width: expected a whole number from 1 to 24, got 30"),
+        "{stderr}"
+    );
+    let (success, _, stderr) = run(&server, &["dashboards", "delete", "Vigil-Overview"]);
+    assert!(!success && stderr.contains("409"), "{stderr}");
+
+    // The API's dashboards are in the data directory: a restart keeps them.
+    server.kill_9();
+    let server = serve(data.path());
+    let table = ok(&server, &["dashboards", "list"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("My-Copy ") && l.contains(" api ")),
+        "{table}"
+    );
+    ok(&server, &["dashboards", "delete", "My-Copy"]);
+    let table = ok(&server, &["dashboards", "list"]);
+    assert!(!table.contains("My-Copy"), "{table}");
+}
