@@ -33,8 +33,8 @@ fn summaries() -> Vec<TraceSummary> {
                 start_us: start,
                 end_us: start + (r >> 16) as i64 % 200_000,
                 response_time_us: (r >> 24) as i64 % 150_000,
-                service: service.to_owned(),
-                name: service.to_owned(),
+                service: service.to_owned().into(),
+                name: service.to_owned().into(),
                 http: Some(Http {
                     method: Some("POST".to_owned()),
                     url: Some(format!("/v2/models/fraud/versions/{}/infer", r % 5)),
@@ -46,16 +46,10 @@ fn summaries() -> Vec<TraceSummary> {
                 error: (400..500).contains(&status),
                 throttle: status == 429,
                 fault: status >= 500,
-                services: vec![service.to_owned(), "vigil".to_owned()],
+                services: vec![service.to_owned().into(), "vigil".into()],
                 annotations: vec![
-                    (
-                        "cached".to_owned(),
-                        AnnotationValue::Bool(r.is_multiple_of(3)),
-                    ),
-                    (
-                        "model".to_owned(),
-                        AnnotationValue::String("fraud".to_owned()),
-                    ),
+                    ("cached".into(), AnnotationValue::Bool(r.is_multiple_of(3))),
+                    ("model".into(), AnnotationValue::String("fraud".to_owned())),
                 ],
                 spans: 7,
             }

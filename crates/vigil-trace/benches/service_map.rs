@@ -36,7 +36,12 @@ fn trace(i: u64, seed: &mut u64) -> Vec<Span> {
     // Traces spread evenly over one hour.
     let at = T0_MS * 1000 + (i as i64 * 3_600_000_000) / (SPANS / PER_TRACE) as i64;
     let r = rng(seed);
-    let span = |n: u8, parent: Option<u8>, name: &str, service: &str, start: i64, end: i64| {
+    let span = |n: u8,
+                parent: Option<u8>,
+                name: &'static str,
+                service: &'static str,
+                start: i64,
+                end: i64| {
         Span::new(
             TraceId(t),
             id(n),
