@@ -87,7 +87,9 @@ fn serve(index: usize, asset: &Asset, headers: &HeaderMap) -> Response {
         }) {
         StatusCode::NOT_MODIFIED.into_response()
     } else if accepts_gzip(headers) && !prepared.gzip.is_empty() {
-        let mut r = prepared.gzip.clone().into_response();
+        // Prepared once for the process: served without a copy.
+        let gzip: &'static [u8] = &prepared.gzip;
+        let mut r = gzip.into_response();
         r.headers_mut()
             .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r

@@ -63,7 +63,8 @@ pub enum DashboardError {
     },
 }
 
-fn join(problems: &[Problem]) -> String {
+/// Problems as one message: `field: message; field: message`.
+pub fn join(problems: &[Problem]) -> String {
     problems
         .iter()
         .map(|p| {
@@ -75,18 +76,6 @@ fn join(problems: &[Problem]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-impl DashboardError {
-    /// The error's code (`bad_request`, `not_found`, `conflict`, `internal`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            DashboardError::Invalid(_) => "bad_request",
-            DashboardError::NotFound(_) => "not_found",
-            DashboardError::Builtin(_) => "conflict",
-            DashboardError::Storage { .. } => "internal",
-        }
-    }
 }
 
 /// What `dashboards.json` holds.
@@ -260,9 +249,13 @@ impl Dashboards {
         next.deleted.retain(|d| d != name);
         self.persist(&next)?;
         *overlay = next;
-        Ok(self
-            .resolve(&overlay, name)
-            .expect("the dashboard was just put"))
+        self.resolve(&overlay, name).ok_or_else(|| {
+            let path = self.path.as_deref().unwrap_or(Path::new(FILE_NAME));
+            storage(
+                path,
+                format!("dashboard {name:?} was stored but does not resolve"),
+            )
+        })
     }
 
     /// Deletes `name`: what the API put goes (a built-in or config
@@ -323,20 +316,12 @@ fn load(path: &Path) -> Result<Overlay, DashboardError> {
     Ok(overlay)
 }
 
-/// Writes the overlay atomically (a synced temporary file renamed over the
-/// old one, then the directory synced).
+/// Writes the overlay atomically (the metric store's `write_atomic`: a
+/// synced temporary file renamed over the old one, the directory synced).
 fn store(path: &Path, overlay: &Overlay) -> Result<(), DashboardError> {
-    use std::io::Write as _;
     let bytes = serde_json::to_vec_pretty(overlay).map_err(|e| storage(path, e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
     let dir = path.parent().unwrap_or(Path::new("."));
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| storage(path, e.to_string()))
+    std::fs::create_dir_all(dir)
+        .and_then(|()| crate::tsdb::persist::write_atomic(path, &bytes))
+        .map_err(|e| storage(path, e.to_string()))
 }

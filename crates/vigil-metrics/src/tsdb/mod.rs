@@ -28,7 +28,7 @@
 mod block;
 mod codec;
 mod config;
-mod persist;
+pub(crate) mod persist;
 mod query;
 mod series;
 

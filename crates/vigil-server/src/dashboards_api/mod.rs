@@ -36,12 +36,13 @@ pub fn open(config: &Config, dir: Option<&std::path::Path>) -> anyhow::Result<Da
 }
 
 fn dashboard_error(err: DashboardError) -> ApiError {
-    match err.code() {
-        "bad_request" => ApiError::new(ErrorCode::BadRequest, err.to_string()),
-        "not_found" => ApiError::new(ErrorCode::NotFound, err.to_string()),
-        "conflict" => ApiError::new(ErrorCode::Conflict, err.to_string()),
-        _ => ApiError::internal(err.to_string()),
-    }
+    let code = match &err {
+        DashboardError::Invalid(_) => ErrorCode::BadRequest,
+        DashboardError::NotFound(_) => ErrorCode::NotFound,
+        DashboardError::Builtin(_) => ErrorCode::Conflict,
+        DashboardError::Storage { .. } => return ApiError::internal(err.to_string()),
+    };
+    ApiError::new(code, err.to_string())
 }
 
 fn source_name(source: Source) -> &'static str {
@@ -165,19 +166,14 @@ pub async fn put(
 ) -> Result<Json<DashboardView>, ApiError> {
     let body: serde_json::Value = serde_json::from_slice(&body.0)
         .map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))?;
-    let mut problems: Vec<String> = vigil_metrics::dashboard::store::check(&name, &body)
-        .into_iter()
-        .map(|p| {
-            if p.field.is_empty() {
-                p.message
-            } else {
-                format!("{}: {}", p.field, p.message)
-            }
-        })
-        .collect();
-    problems.extend(check_log_queries(&body));
+    let problems = vigil_metrics::dashboard::store::check(&name, &body);
+    let mut messages: Vec<String> = Vec::new();
     if !problems.is_empty() {
-        return Err(ApiError::bad_request(problems.join("; ")));
+        messages.push(vigil_metrics::dashboard::store::join(&problems));
+    }
+    messages.extend(check_log_queries(&body));
+    if !messages.is_empty() {
+        return Err(ApiError::bad_request(messages.join("; ")));
     }
     let dashboards = std::sync::Arc::clone(state.dashboards());
     // Persisting syncs a file: off the async workers.

@@ -24,30 +24,6 @@ use std::collections::BTreeMap;
 
 use crate::model::{AnnotationValue, Http, Name, Span, SpanId, SpanKind, TraceId, TraceSummary};
 
-/// Names decoded as static strings: Vigil's service, stages and remote
-/// services (the names of its own spans).
-const STATIC_NAMES: &[&str] = &[
-    "vigil",
-    "gateway",
-    "parse",
-    "idempotency",
-    "cache",
-    "score",
-    "inference_log",
-    "response",
-    "redis",
-    "postgresql",
-    "model",
-    "version",
-    "label",
-    "request_id",
-    "route",
-    "rows",
-    "cached",
-    "replayed",
-    "key",
-];
-
 const SPAN_V1: u8 = 1;
 const SUMMARY_V1: u8 = 2;
 
@@ -429,15 +405,8 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).ok().map(str::to_owned)
     }
 
-    /// A name: Vigil's own (its service and stages) come back static, so
-    /// decoding its spans allocates none of them.
     fn name(&mut self) -> Option<Name> {
-        let n = self.len()?;
-        let s = std::str::from_utf8(self.take(n)?).ok()?;
-        Some(match STATIC_NAMES.iter().find(|known| **known == s) {
-            Some(known) => Name::Borrowed(known),
-            None => Name::Owned(s.to_owned()),
-        })
+        self.string().map(Name::Owned)
     }
 
     fn string_into(&mut self, into: &mut String) -> Option<()> {
