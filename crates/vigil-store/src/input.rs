@@ -310,7 +310,7 @@ pub fn write_number(value: f64, out: &mut String) {
         let whole = value as i64;
         out.push_str(itoa::Buffer::new().format(whole));
     } else {
-        out.push_str(ryu::Buffer::new().format_finite(value));
+        out.push_str(zmij::Buffer::new().format_finite(value));
     }
 }
 
