@@ -205,7 +205,10 @@ pub async fn serve_with_ready(
             state = state.with_access_log(AccessLog::to_sink(log.clone()));
         }
         if logs.is_some() {
-            state.gateway().telemetry().set_lines(log.clone());
+            state
+                .gateway()
+                .telemetry()
+                .set_lines(log.clone(), config.logs.inference_input);
             system_log::install(log.clone());
         }
     }

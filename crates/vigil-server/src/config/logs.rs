@@ -25,6 +25,10 @@ pub struct LogsConfig {
     /// A query stops after reading this many events, answering what it has
     /// with a warning.
     pub max_scan_events: u64,
+    /// Whether each `/vigil/inference` event carries the row's input (after
+    /// the inference log's redaction); off by default, since the inference
+    /// log keeps it.
+    pub inference_input: bool,
     /// `[[logs.metric_filters]]`: put at start-up (with metrics on),
     /// replacing filters of the same group and name.
     pub metric_filters: Vec<MetricFilterEntry>,
@@ -70,6 +74,7 @@ impl Default for LogsConfig {
             enabled: true,
             data_dir: None,
             max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
+            inference_input: false,
             metric_filters: Vec::new(),
             subscriptions: Vec::new(),
             subscription_files_dir: None,
@@ -104,6 +109,8 @@ pub(super) struct LogsBuilder {
     pub(super) data_dir: Option<String>,
     #[serde(default = "default_max_scan_events")]
     pub(super) max_scan_events: u64,
+    #[serde(default)]
+    pub(super) inference_input: bool,
     #[serde(default)]
     pub(super) metric_filters: Vec<MetricFilterBuilder>,
     #[serde(default)]
@@ -141,6 +148,7 @@ impl Default for LogsBuilder {
             enabled: default_enabled(),
             data_dir: None,
             max_scan_events: DEFAULT_MAX_SCAN_EVENTS,
+            inference_input: false,
             metric_filters: Vec::new(),
             subscriptions: Vec::new(),
             subscription_files_dir: None,
@@ -204,6 +212,7 @@ impl LogsBuilder {
             enabled: self.enabled,
             data_dir,
             max_scan_events: self.max_scan_events,
+            inference_input: self.inference_input,
             metric_filters,
             subscriptions,
             subscription_files_dir,

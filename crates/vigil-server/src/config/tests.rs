@@ -240,7 +240,7 @@ fn builder_keys() -> Vec<String> {
 #[test]
 fn every_key_is_documented() {
     let keys = builder_keys();
-    assert_eq!(keys.len(), 110);
+    assert_eq!(keys.len(), 111);
     for key in keys {
         assert!(
             DOC.contains(&format!("| `{key}` |")),

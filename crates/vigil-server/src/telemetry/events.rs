@@ -653,7 +653,8 @@ impl Event for StoreStatsRead<'_> {
 }
 
 /// Scored rows reached the inference log: each becomes an event of
-/// `/vigil/inference` (the input as logged, so after redaction). The append
+/// `/vigil/inference` (with `logs.inference_input`, the input as logged, so
+/// after redaction). The append
 /// takes the rows, so their lines are written just before it
 /// ([`InferenceLogged::prepare`], only while the own groups are kept) and
 /// go out once it succeeded.
@@ -669,11 +670,11 @@ impl InferenceLogged {
         telemetry: &Telemetry,
         records: &[vigil_store::InferenceRecord],
     ) -> Option<InferenceLogged> {
-        telemetry.lines()?;
+        let input = telemetry.inference_input()?;
         Some(InferenceLogged {
             lines: records
                 .iter()
-                .map(|r| (r.received_at_us.div_euclid(1000), inference_line(r)))
+                .map(|r| (r.received_at_us.div_euclid(1000), inference_line(r, input)))
                 .collect(),
         })
     }
@@ -720,8 +721,9 @@ struct InferenceHead<'a> {
 }
 
 /// One row of the inference log as a JSON line, written straight into one
-/// string (no intermediate JSON values: this runs once per logged row).
-pub(crate) fn inference_line(r: &vigil_store::InferenceRecord) -> String {
+/// string (no intermediate JSON values: this runs once per logged row);
+/// with its input when `input`.
+pub(crate) fn inference_line(r: &vigil_store::InferenceRecord, input: bool) -> String {
     let (score, scores) = match r.scores.as_slice() {
         [one] => (Some(*one), None),
         many => (None, Some(many)),
@@ -739,6 +741,9 @@ pub(crate) fn inference_line(r: &vigil_store::InferenceRecord) -> String {
         api_key: r.api_key_name.as_deref(),
         trace_id: r.trace_id.as_deref(),
     };
+    if !input {
+        return serde_json::to_string(&head).unwrap_or_default();
+    }
     let mut line = String::with_capacity(256 + 2 * r.input.as_bytes().len());
     // The head always has fields, so it ends in `}` after at least one.
     if let Ok(json) = serde_json::to_string(&head) {

@@ -214,9 +214,16 @@ pub struct Telemetry {
     /// `metrics.enabled = false`: every event's metrics are skipped.
     enabled: bool,
     /// Where events with a log line write it, once the writer runs.
-    lines: OnceLock<Arc<dyn GroupLines>>,
+    lines: OnceLock<OwnLines>,
     /// Where sampled traces go, once the trace writer runs.
     traces: OnceLock<Arc<dyn trace::TraceSink>>,
+}
+
+/// The own groups' writer and what goes into their events.
+#[derive(Debug)]
+struct OwnLines {
+    sink: Arc<dyn GroupLines>,
+    inference_input: bool,
 }
 
 impl Telemetry {
@@ -339,9 +346,14 @@ impl Telemetry {
     }
 
     /// Events with a log line write it to `lines` from now on (set once,
-    /// by `serve`, when logs are on).
-    pub fn set_lines(&self, lines: Arc<dyn GroupLines>) {
-        let _ = self.lines.set(lines);
+    /// by `serve`, when logs are on); `inference_input`
+    /// (`logs.inference_input`): whether `/vigil/inference` events carry
+    /// the row's input.
+    pub fn set_lines(&self, lines: Arc<dyn GroupLines>, inference_input: bool) {
+        let _ = self.lines.set(OwnLines {
+            sink: lines,
+            inference_input,
+        });
     }
 
     /// Finished sampled traces go to `sink` from now on (set once, by
@@ -357,7 +369,12 @@ impl Telemetry {
 
     /// The log writer, when logs are on.
     pub(crate) fn lines(&self) -> Option<&Arc<dyn GroupLines>> {
-        self.lines.get()
+        self.lines.get().map(|own| &own.sink)
+    }
+
+    /// Whether `/vigil/inference` events carry the input, when logs are on.
+    pub(crate) fn inference_input(&self) -> Option<bool> {
+        self.lines.get().map(|own| own.inference_input)
     }
 
     /// Whether events are counted.

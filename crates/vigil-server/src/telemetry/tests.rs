@@ -186,39 +186,42 @@ impl GroupLines for Lines {
 }
 
 /// A logged row becomes one `/vigil/inference` line at its receive time,
-/// with the input as logged (a hashed feature stays hashed), even with
-/// metrics off.
+/// even with metrics off; with `logs.inference_input` it carries the input
+/// as logged (a hashed feature stays hashed), without it none.
 #[test]
 fn a_logged_row_is_one_inference_line() {
-    let telemetry = Telemetry::disabled(Arc::new(Registry::new()));
-    let lines = Arc::new(Lines::default());
-    telemetry.set_lines(lines.clone());
-    let mut input = vigil_store::InputWriter::with_features(2);
-    input.number("amount", 120.5);
-    input.string("card", "h:5e2b");
-    let mut record = vigil_store::InferenceRecord::new(
-        "r-1",
-        1_700_000_000_123_456,
-        "fraud",
-        "3",
-        input.finish(),
-    );
-    record.scores = vec![0.75];
-    record.label = Some("fraud".into());
-    record.threshold = Some(0.5);
-    record.latency_us = 420;
-    telemetry.emit(InferenceLogged::prepare(&telemetry, std::slice::from_ref(&record)).unwrap());
-    let lines = lines.0.lock().unwrap();
-    assert_eq!(lines.len(), 1);
-    let (group, ts, line) = &lines[0];
-    assert_eq!((*group, *ts), (OwnGroup::Inference, 1_700_000_000_123));
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!(
-        v,
-        serde_json::json!({"request_id": "r-1", "model": "fraud", "version": "3",
-            "score": 0.75, "label": "fraud", "threshold": 0.5, "latency_us": 420,
-            "cached": false, "input": {"amount": 120.5, "card": "h:5e2b"}})
-    );
+    let head = serde_json::json!({"request_id": "r-1", "model": "fraud", "version": "3",
+        "score": 0.75, "label": "fraud", "threshold": 0.5, "latency_us": 420,
+        "cached": false});
+    let mut with_input = head.clone();
+    with_input["input"] = serde_json::json!({"amount": 120.5, "card": "h:5e2b"});
+    for (inference_input, want) in [(true, with_input), (false, head)] {
+        let telemetry = Telemetry::disabled(Arc::new(Registry::new()));
+        let lines = Arc::new(Lines::default());
+        telemetry.set_lines(lines.clone(), inference_input);
+        let mut input = vigil_store::InputWriter::with_features(2);
+        input.number("amount", 120.5);
+        input.string("card", "h:5e2b");
+        let mut record = vigil_store::InferenceRecord::new(
+            "r-1",
+            1_700_000_000_123_456,
+            "fraud",
+            "3",
+            input.finish(),
+        );
+        record.scores = vec![0.75];
+        record.label = Some("fraud".into());
+        record.threshold = Some(0.5);
+        record.latency_us = 420;
+        telemetry
+            .emit(InferenceLogged::prepare(&telemetry, std::slice::from_ref(&record)).unwrap());
+        let lines = lines.0.lock().unwrap();
+        assert_eq!(lines.len(), 1);
+        let (group, ts, line) = &lines[0];
+        assert_eq!((*group, *ts), (OwnGroup::Inference, 1_700_000_000_123));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v, want, "inference_input = {inference_input}");
+    }
 }
 
 #[test]
