@@ -10,6 +10,7 @@
 #                                   # own groups /vigil/access and /vigil/inference
 #   PAIR=traces bench/cpu.sh        # tracing off then on (the Default rule);
 #   PAIR=traces-all bench/cpu.sh    # ... or with every request sampled
+#   PAIR=metrics bench/cpu.sh       # (the pairs of bench/pair-configs.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,30 +63,16 @@ print(f"{label}: {total:.1f} µs CPU per request ({sent} requests) [{parts}]")
 PY
 }
 
-if [[ ${PAIR:-log} == logs ]]; then
-  { cat "$WORK/vigil.toml"; printf '\n[logs]\nenabled = false\n'; } >"$WORK/vigil-nologs.toml"
+# shellcheck source=bench/pair-configs.sh
+source bench/pair-configs.sh
+if [[ -n ${PAIR:-} ]] && pair_configs "$PAIR" "$WORK"; then
   for round in $(seq "$ROUNDS"); do
-    one "$WORK/vigil-nologs.toml" 18091 "round $round logs off"
-    one "$WORK/vigil.toml" 18091 "round $round logs on "
+    one "$OFF_CONFIG" 18091 "round $round $OFF_NAME"
+    one "$ON_CONFIG" 18091 "round $round $ON_NAME "
   done
   exit 0
 fi
-
-if [[ ${PAIR:-log} == traces || ${PAIR:-log} == traces-all ]]; then
-  { cat "$WORK/vigil.toml"; printf '\n[traces]\nenabled = false\n'; } >"$WORK/vigil-notraces.toml"
-  on=$WORK/vigil.toml
-  if [[ $PAIR == traces-all ]]; then
-    on=$WORK/vigil-alltraces.toml
-    { cat "$WORK/vigil.toml"
-      printf '\n[[traces.sampling_rules]]\nname = "Default"\nreservoir = 0\nfixed_rate = 1.0\n'
-    } >"$on"
-  fi
-  for round in $(seq "$ROUNDS"); do
-    one "$WORK/vigil-notraces.toml" 18091 "round $round traces off"
-    one "$on" 18091 "round $round traces on "
-  done
-  exit 0
-fi
+[[ -z ${PAIR:-} ]] || { echo "PAIR=$PAIR: no such pair (see bench/pair-configs.sh)" >&2; exit 2; }
 
 for round in $(seq "$ROUNDS"); do
   one "$WORK/vigil-nolog.toml" 18094 "round $round log off"

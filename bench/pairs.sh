@@ -17,6 +17,7 @@
 #   PAIR=logs bench/pairs.sh       # the log store on vs off (both with the
 #                                  # inference log on): the cost of keeping
 #                                  # the access log in /vigil/access
+#                                  # (the pairs: bench/pair-configs.sh)
 #   BASELINE=/tmp/old/vigil bench/pairs.sh
 #                                  # this build against another binary (e.g.
 #                                  # the last landed commit's), both with the
@@ -79,35 +80,13 @@ pairs() {
     "$(echo "$on_sum / $off_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
 }
 
-if [[ ${PAIR:-log} == logs ]]; then
-  # The same config as vigil.toml (log on, same port) with the log store
-  # off: the cost of copying the access log into /vigil/access.
-  { cat "$WORK/vigil.toml"; printf '\n[logs]\nenabled = false\n'; } >"$WORK/vigil-nologs.toml"
-  pairs "logs off" "$WORK/vigil-nologs.toml" 18091 "logs on" "$WORK/vigil.toml" 18091
+# shellcheck source=bench/pair-configs.sh
+source bench/pair-configs.sh
+if [[ -n ${PAIR:-} ]] && pair_configs "$PAIR" "$WORK"; then
+  pairs "$OFF_NAME" "$OFF_CONFIG" 18091 "$ON_NAME" "$ON_CONFIG" 18091
   exit 0
 fi
-
-if [[ ${PAIR:-log} == traces || ${PAIR:-log} == traces-all ]]; then
-  # The same config as vigil.toml with tracing off, against it with the
-  # default sampling (or, for traces-all, a Default rule sampling all).
-  { cat "$WORK/vigil.toml"; printf '\n[traces]\nenabled = false\n'; } >"$WORK/vigil-notraces.toml"
-  on=$WORK/vigil.toml
-  if [[ $PAIR == traces-all ]]; then
-    on=$WORK/vigil-alltraces.toml
-    { cat "$WORK/vigil.toml"
-      printf '\n[[traces.sampling_rules]]\nname = "Default"\nreservoir = 0\nfixed_rate = 1.0\n'
-    } >"$on"
-  fi
-  pairs "traces off" "$WORK/vigil-notraces.toml" 18091 "traces on" "$on" 18091
-  exit 0
-fi
-
-if [[ ${PAIR:-log} == metrics ]]; then
-  # The same config as vigil.toml (log on, same port) with the spine off.
-  { cat "$WORK/vigil.toml"; printf '\n[metrics]\nenabled = false\n'; } >"$WORK/vigil-nometrics.toml"
-  pairs "metrics off" "$WORK/vigil-nometrics.toml" 18091 "metrics on" "$WORK/vigil.toml" 18091
-  exit 0
-fi
+[[ -z ${PAIR:-} ]] || { echo "PAIR=$PAIR: no such pair (see bench/pair-configs.sh)" >&2; exit 2; }
 
 if [[ -n $RATE ]]; then
   # The floor runs in every round too: its p99 shows what the machine and

@@ -18,7 +18,7 @@ use vigil_trace::service_map::{ServiceMap, ServiceMapConfig};
 use vigil_trace::store::{StoreOptions, TraceStore};
 
 use crate::config::TracesConfig;
-use crate::telemetry::trace::TraceSink;
+use crate::telemetry::trace::{SpanOrigin, TraceSink};
 use crate::trace_export::{ExportStats, TraceExporter};
 
 /// How often the writer drains the queue while traces keep coming (one
@@ -86,7 +86,7 @@ pub struct WriterStats {
 /// The queue's sending side and its counters.
 #[derive(Debug)]
 pub struct TraceWriter {
-    tx: SyncSender<Vec<Span>>,
+    tx: SyncSender<(SpanOrigin, Vec<Span>)>,
     queued: AtomicU64,
     dropped: AtomicU64,
     counts: Arc<Counts>,
@@ -113,8 +113,8 @@ impl TraceWriter {
 }
 
 impl TraceSink for TraceWriter {
-    fn write(&self, spans: Vec<Span>) -> bool {
-        match self.tx.try_send(spans) {
+    fn write(&self, origin: SpanOrigin, spans: Vec<Span>) -> bool {
+        match self.tx.try_send((origin, spans)) {
             Ok(()) => {
                 self.queued.fetch_add(1, Ordering::Relaxed);
                 true
@@ -268,17 +268,34 @@ struct Sinks<'a> {
     exporter: Option<&'a TraceExporter>,
 }
 
+/// What the writer has taken since its last write: Vigil's own whole
+/// traces apart from spans received, which the map remembers as parents.
+#[derive(Default)]
+struct Batch {
+    own: Vec<Span>,
+    received: Vec<Span>,
+}
+
+impl Batch {
+    fn take(&mut self, (origin, spans): (SpanOrigin, Vec<Span>)) {
+        match origin {
+            SpanOrigin::Own => self.own.extend(spans),
+            SpanOrigin::Received => self.received.extend(spans),
+        }
+    }
+}
+
 /// Writes what arrives until every sender is gone: blocks while the queue
 /// is empty, drains it every [`DRAIN_INTERVAL`] while it is not.
-fn drain(rx: &Receiver<Vec<Span>>, sinks: &Sinks<'_>, counts: &Counts) {
-    let mut batch: Vec<Span> = Vec::new();
+fn drain(rx: &Receiver<(SpanOrigin, Vec<Span>)>, sinks: &Sinks<'_>, counts: &Counts) {
+    let mut batch = Batch::default();
     while let Ok(first) = rx.recv() {
-        batch.extend(first);
+        batch.take(first);
         loop {
             let mut gone = false;
             loop {
                 match rx.try_recv() {
-                    Ok(spans) => batch.extend(spans),
+                    Ok(spans) => batch.take(spans),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         gone = true;
@@ -292,7 +309,7 @@ fn drain(rx: &Receiver<Vec<Span>>, sinks: &Sinks<'_>, counts: &Counts) {
             }
             std::thread::sleep(DRAIN_INTERVAL);
             match rx.try_recv() {
-                Ok(spans) => batch.extend(spans),
+                Ok(spans) => batch.take(spans),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
@@ -300,24 +317,43 @@ fn drain(rx: &Receiver<Vec<Span>>, sinks: &Sinks<'_>, counts: &Counts) {
     }
 }
 
-fn write(batch: &mut Vec<Span>, sinks: &Sinks<'_>, counts: &Counts) {
-    if batch.is_empty() {
-        return;
-    }
-    match sinks.store.append(batch) {
-        Ok(n) => {
-            counts.spans_written.fetch_add(n as u64, Ordering::Relaxed);
+fn write(batch: &mut Batch, sinks: &Sinks<'_>, counts: &Counts) {
+    for spans in [&batch.received, &batch.own] {
+        if spans.is_empty() {
+            continue;
         }
-        Err(err) => {
-            counts.write_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %err, spans = batch.len(), "spans not stored in the trace store");
+        match sinks.store.append(spans) {
+            Ok(n) => {
+                counts.spans_written.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(err) => {
+                counts.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %err, spans = spans.len(), "spans not stored in the trace store");
+            }
         }
     }
-    sinks.map.add_batch(batch, vigil_metrics::service::now_ms());
+    let now_ms = vigil_metrics::service::now_ms();
+    // Received first: an upstream caller's span is then known when the
+    // own trace it called is counted.
+    if !batch.received.is_empty() {
+        sinks.map.add_batch(&batch.received, now_ms);
+    }
+    if !batch.own.is_empty() {
+        sinks.map.add_whole_traces(&batch.own, now_ms);
+    }
     match sinks.exporter {
         // Never blocks: a full export queue drops the spans and counts them.
-        Some(exporter) => exporter.offer(std::mem::take(batch)),
-        None => batch.clear(),
+        Some(exporter) => {
+            let mut spans = std::mem::take(&mut batch.own);
+            spans.append(&mut batch.received);
+            if !spans.is_empty() {
+                exporter.offer(spans);
+            }
+        }
+        None => {
+            batch.own.clear();
+            batch.received.clear();
+        }
     }
 }
 
@@ -366,7 +402,7 @@ mod tests {
         let before = {
             let traces = Traces::open(&config, dir.path()).unwrap();
             for n in 1..=7 {
-                traces.writer.write(trace(n));
+                traces.writer.write(SpanOrigin::Own, trace(n));
             }
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while traces.writer.stats().spans_written < 14 {
@@ -397,7 +433,7 @@ mod tests {
                 .map(|e| e.stats.count)
         };
         assert_eq!(count(&after), Some(7));
-        traces.writer.write(trace(8));
+        traces.writer.write(SpanOrigin::Own, trace(8));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while count(&traces.map.map(now_ms - 60_000, now_ms + 60_000)) != Some(8) {
             assert!(
@@ -436,7 +472,7 @@ mod tests {
             now - 50,
             now,
         );
-        traces.writer.write(vec![child, root]);
+        traces.writer.write(SpanOrigin::Own, vec![child, root]);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while traces.store.get(trace).unwrap().len() < 2 {
             assert!(std::time::Instant::now() < deadline, "not written");
@@ -447,15 +483,18 @@ mod tests {
         assert!(!graph.edges.is_empty(), "{graph:?}");
         // A burst beyond the queue's capacity is dropped, not blocked on.
         for _ in 0..1000 {
-            traces.writer.write(vec![Span::new(
-                trace,
-                SpanId([9; 8]),
-                None,
-                "x",
-                "vigil",
-                now,
-                now,
-            )]);
+            traces.writer.write(
+                SpanOrigin::Own,
+                vec![Span::new(
+                    trace,
+                    SpanId([9; 8]),
+                    None,
+                    "x",
+                    "vigil",
+                    now,
+                    now,
+                )],
+            );
         }
         let stats = traces.writer.stats();
         assert_eq!(stats.queued + stats.dropped, 1001);
@@ -495,7 +534,7 @@ mod tests {
         let spans: Vec<Span> = (1..=3)
             .map(|i| Span::new(trace, SpanId([i; 8]), None, "vigil", "vigil", now - 10, now))
             .collect();
-        traces.writer.write(spans);
+        traces.writer.write(SpanOrigin::Own, spans);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let export = traces.writer.stats().export.unwrap();

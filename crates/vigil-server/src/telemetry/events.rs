@@ -103,7 +103,7 @@ impl Event for RequestFinished<'_> {
         }
         if let Some(spans) = traced.trace.finish(root) {
             // A full queue counts the trace as dropped itself.
-            let _ = sink.write(spans);
+            let _ = sink.write(trace::SpanOrigin::Own, spans);
         }
     }
 }
@@ -172,7 +172,7 @@ impl Event for SpansReceived<'_> {
         for spans in self.traces {
             let n = spans.len();
             received += n;
-            if !sink.is_some_and(|sink| sink.write(spans)) {
+            if !sink.is_some_and(|sink| sink.write(trace::SpanOrigin::Received, spans)) {
                 rejected += n;
             }
         }

@@ -290,7 +290,7 @@ struct Queue {
 }
 
 impl trace::TraceSink for Queue {
-    fn write(&self, spans: Vec<vigil_trace::model::Span>) -> bool {
+    fn write(&self, _: trace::SpanOrigin, spans: Vec<vigil_trace::model::Span>) -> bool {
         let mut room = self.room.lock().unwrap();
         if *room == 0 {
             return false;

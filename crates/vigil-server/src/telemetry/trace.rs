@@ -23,9 +23,19 @@ pub const SERVICE: &str = "vigil";
 /// Where finished traces go (the trace writer): must not block; a trace
 /// that cannot be taken is dropped and counted by the sink.
 pub trait TraceSink: Send + Sync + std::fmt::Debug {
-    /// Take the spans of one finished trace; `false` when they were
-    /// dropped (the queue was full).
-    fn write(&self, spans: Vec<Span>) -> bool;
+    /// Take the spans of one finished trace, or of a batch received;
+    /// `false` when they were dropped (the queue was full).
+    fn write(&self, origin: SpanOrigin, spans: Vec<Span>) -> bool;
+}
+
+/// Where a batch of spans comes from: it tells the service map whether
+/// later spans may name them as parents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanOrigin {
+    /// One of Vigil's own traces, whole: every child of its spans is in it.
+    Own,
+    /// Spans received over OTLP: later batches may hold their children.
+    Received,
 }
 
 tokio::task_local! {

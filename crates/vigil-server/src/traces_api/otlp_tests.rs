@@ -13,7 +13,7 @@ use vigil_trace::model::{Span, SpanId, SpanKind, TraceId};
 
 use crate::config::TracesConfig;
 use crate::state::AppState;
-use crate::telemetry::trace::{TraceSink, now_us};
+use crate::telemetry::trace::{SpanOrigin, TraceSink, now_us};
 use crate::test_util::*;
 use crate::trace_writer::Traces;
 
@@ -273,7 +273,7 @@ async fn with_traces_off_the_receiver_answers_503() {
 struct Full;
 
 impl TraceSink for Full {
-    fn write(&self, _: Vec<Span>) -> bool {
+    fn write(&self, _: SpanOrigin, _: Vec<Span>) -> bool {
         false
     }
 }

@@ -31,7 +31,7 @@ use rustc_hash::FxHashMap;
 pub use graph::{
     Edge, HistogramBin, MinuteFigures, Node, NodeType, ServiceGraph, Statistics, node_id,
 };
-use resolve::{Bounds, CLIENT, Call, KeyMap, Resolver, SpanIn};
+use resolve::{Bounds, CLIENT, Call, KeyMap, Known, Resolver, SpanIn};
 
 /// One minute's figures: (caller, callee) → figures.
 type Edges = FxHashMap<(u32, u32), Stats>;
@@ -267,15 +267,30 @@ impl ServiceMap {
     }
 
     /// Counts a batch of spans that arrived at `now_ms` (ms since the
-    /// epoch); also the way to rebuild the map from stored spans.
+    /// epoch); also the way to rebuild the map from stored spans. Each span
+    /// is remembered for a while, as a parent that later batches may name.
     pub fn add_batch(&self, spans: &[Span], now_ms: i64) {
+        self.add(spans, now_ms, true);
+    }
+
+    /// Counts a batch of whole traces, as [`ServiceMap::add_batch`] does,
+    /// for spans no later span will name as a parent (Vigil's own traces:
+    /// every child of theirs is in the batch). They are not remembered,
+    /// which saves a write per span into a large map. A parent outside the
+    /// batch (an upstream caller's span) is still found or waited for.
+    pub fn add_whole_traces(&self, spans: &[Span], now_ms: i64) {
+        self.add(spans, now_ms, false);
+    }
+
+    fn add(&self, spans: &[Span], now_ms: i64, remember: bool) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut calls = std::mem::take(&mut inner.calls);
         calls.clear();
         inner.resolver.expire(now_ms, &mut calls);
         let mut order = std::mem::take(&mut inner.order);
-        for &i in order.parents_first(spans) {
+        order.parents_first(spans);
+        for &i in &order.order {
             let span = &spans[i as usize];
             let service_node = inner.nodes.service(&span.service);
             let inner_node = match (span.remote, span.parent_id) {
@@ -292,8 +307,13 @@ impl ServiceMap {
                 minute: span.end_us.div_euclid(MINUTE_US),
                 duration_us: span.duration_us(),
                 outcome: span.outcome(),
+                remember,
             };
-            inner.resolver.add(input, now_ms, &mut calls);
+            let in_batch = match order.parent[i as usize] {
+                UNSET => None,
+                p => Some(order.known[p as usize]),
+            };
+            order.known[i as usize] = inner.resolver.add(input, in_batch, now_ms, &mut calls);
         }
         inner.resolver.expire(now_ms, &mut calls);
         inner.order = order;
@@ -384,24 +404,30 @@ impl ServiceMap {
 }
 
 /// Orders a batch parents first, so that children find their parents
-/// among the recent spans instead of waiting (spans usually arrive in end
-/// order, children first). Scratch space kept between batches.
+/// resolved instead of waiting (spans usually arrive in end order,
+/// children first). Scratch space kept between batches.
 #[derive(Debug, Default)]
 struct BatchOrder {
     index: KeyMap<u32>,
     depth: Vec<u32>,
     stack: Vec<u32>,
+    /// Indices of the spans, parents first.
     order: Vec<u32>,
+    /// Each span's parent's index in the batch, or `UNSET`.
+    parent: Vec<u32>,
+    /// Each span's figures for its children once resolved in the batch.
+    known: Vec<Option<Known>>,
 }
 
 const UNSET: u32 = u32::MAX;
 const VISITING: u32 = u32::MAX - 1;
 
 impl BatchOrder {
-    /// Indices of `spans`, by depth within the batch (a span whose parent
-    /// is not in the batch has depth 0), stable. A cycle of parents is cut
-    /// where it is found.
-    fn parents_first(&mut self, spans: &[Span]) -> &[u32] {
+    /// Sets `order` to the indices of `spans` by depth within the batch (a
+    /// span whose parent is not in the batch has depth 0), stable, and
+    /// `parent` to each span's parent in the batch. A cycle of parents is
+    /// cut where it is found.
+    fn parents_first(&mut self, spans: &[Span]) {
         let n = spans.len().min(UNSET as usize - 1);
         self.index.clear();
         for (i, span) in spans[..n].iter().enumerate() {
@@ -409,6 +435,10 @@ impl BatchOrder {
         }
         self.depth.clear();
         self.depth.resize(n, UNSET);
+        self.parent.clear();
+        self.parent.resize(n, UNSET);
+        self.known.clear();
+        self.known.resize(n, None);
         for i in 0..n {
             let mut j = i;
             let mut base = 0;
@@ -422,7 +452,10 @@ impl BatchOrder {
                             .parent_id
                             .and_then(|p| self.index.get(&(span.trace_id, p)))
                         {
-                            Some(&p) => j = p as usize,
+                            Some(&p) => {
+                                self.parent[j] = p;
+                                j = p as usize;
+                            }
                             None => break,
                         }
                     }
@@ -442,7 +475,6 @@ impl BatchOrder {
         self.order.extend(0..n as u32);
         let depth = &self.depth;
         self.order.sort_by_key(|&i| depth[i as usize]);
-        &self.order
     }
 }
 

@@ -49,6 +49,10 @@ pub(super) struct SpanIn {
     pub minute: i64,
     pub duration_us: i64,
     pub outcome: Outcome,
+    /// Whether a later batch may name this span as a parent, so it is kept
+    /// among the recent spans; not for the spans of a whole trace (Vigil's
+    /// own), whose children all come in its batch.
+    pub remember: bool,
 }
 
 /// A call found: `caller` → `callee` in `minute`.
@@ -61,8 +65,9 @@ pub(super) struct Call {
     pub outcome: Outcome,
 }
 
+/// What a span's children need of it: its service's node and its own.
 #[derive(Debug, Clone, Copy)]
-struct Known {
+pub(super) struct Known {
     service_node: u32,
     node: u32,
 }
@@ -176,18 +181,26 @@ impl Resolver {
 
     /// Takes one span: its call goes to `out` now if its parent is known
     /// (or it has none), else once the parent comes or the wait times out.
-    pub fn add(&mut self, span: SpanIn, now_ms: i64, out: &mut Vec<Call>) {
-        match span.parent {
-            None => self.resolve(span, None, now_ms, out),
-            Some(parent) => {
-                let parent_key = (span.key.0, parent);
-                match self.recent.get(&parent_key) {
-                    Some(known) => {
-                        let known = *known;
-                        self.resolve(span, Some(known), now_ms, out);
-                    }
-                    None => self.wait(parent_key, span, now_ms),
-                }
+    /// `in_batch` is what the caller knows of a parent in the same batch:
+    /// `Some(Some(known))` resolved, `Some(None)` itself waiting, `None`
+    /// not in the batch (looked up among the recent spans). Returns what
+    /// the span's children need when it is resolved now.
+    pub fn add(
+        &mut self,
+        span: SpanIn,
+        in_batch: Option<Option<Known>>,
+        now_ms: i64,
+        out: &mut Vec<Call>,
+    ) -> Option<Known> {
+        let Some(parent) = span.parent else {
+            return Some(self.resolve(span, None, now_ms, out));
+        };
+        let parent_key = (span.key.0, parent);
+        match in_batch.unwrap_or_else(|| self.recent.get(&parent_key).copied()) {
+            Some(known) => Some(self.resolve(span, Some(known), now_ms, out)),
+            None => {
+                self.wait(parent_key, span, now_ms);
+                None
             }
         }
     }
@@ -267,40 +280,62 @@ impl Resolver {
         }
     }
 
-    fn resolve(&mut self, span: SpanIn, parent: Option<Known>, now_ms: i64, out: &mut Vec<Call>) {
-        self.work.push((span, parent));
+    fn resolve(
+        &mut self,
+        span: SpanIn,
+        parent: Option<Known>,
+        now_ms: i64,
+        out: &mut Vec<Call>,
+    ) -> Known {
+        let known = self.settle(span, parent, now_ms, out);
         self.drain(now_ms, out);
+        known
     }
 
     /// Resolves the work list, whose spans' parents are known (`None`:
     /// the client), and then their waiting children.
     fn drain(&mut self, now_ms: i64, out: &mut Vec<Call>) {
         while let Some((span, parent)) = self.work.pop() {
-            let own_root = if span.remote {
-                span.inner_node
-            } else {
-                span.service_node
-            };
-            let (caller, callee) = match parent {
-                None => (CLIENT, own_root),
-                Some(p) if p.service_node == span.service_node => (p.node, span.inner_node),
-                Some(p) => (p.service_node, own_root),
-            };
-            out.push(Call {
-                minute: span.minute,
-                caller,
-                callee,
-                duration_us: span.duration_us,
-                outcome: span.outcome,
-            });
-            let known = Known {
-                service_node: span.service_node,
-                node: callee,
-            };
-            self.recent.insert(span.key, known, now_ms);
-            if !self.heads.is_empty() {
-                self.release(span.key, Some(known));
-            }
+            self.settle(span, parent, now_ms, out);
         }
+    }
+
+    /// Counts one span whose parent is known and moves its waiting
+    /// children to the work list.
+    fn settle(
+        &mut self,
+        span: SpanIn,
+        parent: Option<Known>,
+        now_ms: i64,
+        out: &mut Vec<Call>,
+    ) -> Known {
+        let own_root = if span.remote {
+            span.inner_node
+        } else {
+            span.service_node
+        };
+        let (caller, callee) = match parent {
+            None => (CLIENT, own_root),
+            Some(p) if p.service_node == span.service_node => (p.node, span.inner_node),
+            Some(p) => (p.service_node, own_root),
+        };
+        out.push(Call {
+            minute: span.minute,
+            caller,
+            callee,
+            duration_us: span.duration_us,
+            outcome: span.outcome,
+        });
+        let known = Known {
+            service_node: span.service_node,
+            node: callee,
+        };
+        if span.remember {
+            self.recent.insert(span.key, known, now_ms);
+        }
+        if !self.heads.is_empty() {
+            self.release(span.key, Some(known));
+        }
+        known
     }
 }

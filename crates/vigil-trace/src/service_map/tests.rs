@@ -415,6 +415,54 @@ fn any_split_into_batches_gives_the_same_map() {
     }
 }
 
+/// Whole traces (Vigil's own) counted without being remembered give the
+/// map that remembering them gives, whether the upstream caller's span
+/// comes before or after; they are just no parents for later batches.
+#[test]
+fn whole_traces_count_as_any_batch_and_are_not_remembered() {
+    let spans: Vec<Span> = (0..20)
+        .flat_map(|i| {
+            vigil_trace(
+                i,
+                T0_US + i64::from(i) * 7_000_000,
+                [200, 429, 500][i as usize % 3],
+            )
+        })
+        .collect();
+    let remembered = ServiceMap::new(ServiceMapConfig::default());
+    remembered.add_batch(&spans, T0_MS);
+    let whole = ServiceMap::new(ServiceMapConfig::default());
+    whole.add_whole_traces(&spans, T0_MS);
+    assert_eq!(hour(&whole), hour(&remembered));
+    assert_eq!(whole.pending_spans(), 0);
+
+    for parent_first in [true, false] {
+        let map = ServiceMap::new(ServiceMapConfig::default());
+        let (gateway, vigil) = upstream(1);
+        if parent_first {
+            map.add_batch(&[gateway], T0_MS);
+            map.add_whole_traces(&vigil, T0_MS + 1_000);
+        } else {
+            map.add_whole_traces(&vigil, T0_MS);
+            assert_eq!(map.pending_spans(), 5, "the whole vigil part waits");
+            map.add_batch(&[gateway], T0_MS + 20_000);
+        }
+        assert_eq!(map.pending_spans(), 0);
+        let graph = hour(&map);
+        assert_eq!(edge(&graph, "service:gateway", "service:vigil").count, 1);
+        assert_eq!(edge(&graph, "stage:vigil::cache", "remote:redis").count, 1);
+        assert_eq!(graph.edges.len(), 6, "{:?}", ids(&graph));
+    }
+
+    // A later child of a whole trace's span finds no parent: it waits,
+    // then counts as called by the client.
+    let map = ServiceMap::new(ServiceMapConfig::default());
+    map.add_whole_traces(&vigil_trace(1, T0_US, 200), T0_MS);
+    let late = span(1, 7, Some(1), "late", "vigil", T0_US + 10, T0_US + 20);
+    map.add_batch(&[late], T0_MS + 1_000);
+    assert_eq!(map.pending_spans(), 1);
+}
+
 #[test]
 fn batches_from_many_threads_all_count() {
     let map = Arc::new(ServiceMap::new(ServiceMapConfig::default()));

@@ -151,6 +151,9 @@ pub struct TraceStore {
     ids: RwLock<ids::IdIndex>,
     options: StoreOptions,
     writer: Mutex<()>,
+    /// The encode buffers of `append`, kept: a batch's buffers are ~100 KB,
+    /// and fresh ones each time cost page faults.
+    scratch: Mutex<Scratch>,
     expired_spans: AtomicU64,
     corrupt: AtomicU64,
 }
@@ -174,6 +177,7 @@ impl TraceStore {
             ids: RwLock::new(ids::IdIndex::new()),
             options,
             writer: Mutex::new(()),
+            scratch: Mutex::new(Scratch::default()),
             expired_spans: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
         };
@@ -191,41 +195,42 @@ impl TraceStore {
             return Ok(0);
         }
         let groups = group_by_trace(spans);
+        let mut scratch = lock(&self.scratch);
+        let Scratch {
+            buf,
+            ends,
+            summaries,
+            summary_ends,
+        } = &mut *scratch;
+        // One huge batch must not pin its buffers for good.
+        for b in [&mut *buf, &mut *summaries] {
+            if b.capacity() > SCRATCH_KEPT_BYTES {
+                *b = Vec::new();
+            }
+        }
+        buf.clear();
+        ends.clear();
         // A root span with its HTTP block, annotations and metadata is
         // ~400 bytes, a stage ~80: room for both, so the buffer never
-        // grows (growing copies everything encoded so far).
-        let mut buf = Vec::with_capacity(spans.len() * 160 + 512);
-        let mut ends = Vec::with_capacity(spans.len());
-        let mut starts = Vec::with_capacity(spans.len());
+        // grows while encoding (growing copies everything encoded so far).
+        buf.reserve(spans.len() * 160 + 512);
         for group in &groups {
             for span in group {
-                codec::encode_span(&mut buf, span);
-                ends.push(buf.len());
-                starts.push(span.start_us);
+                codec::encode_span(buf, span);
+                ends.push((span.start_us, buf.len()));
             }
         }
-        let mut records = Vec::with_capacity(ends.len());
-        let mut from = 0;
-        for (end, start) in ends.iter().zip(&starts) {
-            records.push((*start, &buf[from..*end]));
-            from = *end;
-        }
-        let mut sbuf = Vec::with_capacity(groups.len() * 96);
-        let mut sends = Vec::with_capacity(groups.len());
-        let mut sstarts = Vec::with_capacity(groups.len());
+        let records = slices(buf, ends);
+        summaries.clear();
+        summary_ends.clear();
+        summaries.reserve(groups.len() * 96);
         for group in &groups {
             if let Some(summary) = TraceSummary::of_trace(group) {
-                codec::encode_summary(&mut sbuf, &summary);
-                sends.push(sbuf.len());
-                sstarts.push(summary.start_us);
+                codec::encode_summary(summaries, &summary);
+                summary_ends.push((summary.start_us, summaries.len()));
             }
         }
-        let mut srecords = Vec::with_capacity(sends.len());
-        let mut from = 0;
-        for (end, start) in sends.iter().zip(&sstarts) {
-            srecords.push((*start, &sbuf[from..*end]));
-            from = *end;
-        }
+        let srecords = slices(summaries, summary_ends);
 
         let _writer = lock(&self.writer);
         let positions = self.spans.append_batch(&records, self.options.durability)?;
@@ -577,14 +582,44 @@ fn seal_ids(dir: &Path, segment: u64, ids: &mut ids::SegmentIds) {
 fn group_by_trace(spans: &[Span]) -> Vec<Vec<&Span>> {
     let mut at: HashMap<TraceId, usize> = HashMap::new();
     let mut groups: Vec<Vec<&Span>> = Vec::new();
+    let mut last: Option<(TraceId, usize)> = None;
     for span in spans {
-        let i = *at.entry(span.trace_id).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
+        // A trace's spans usually come together: no lookup within a run.
+        let i = match last {
+            Some((id, i)) if id == span.trace_id => i,
+            _ => *at.entry(span.trace_id).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            }),
+        };
+        last = Some((span.trace_id, i));
         groups[i].push(span);
     }
     groups
+}
+
+/// Larger `append` buffers are freed rather than kept for the next batch.
+const SCRATCH_KEPT_BYTES: usize = 8 << 20;
+
+/// `append`'s buffers: encoded records and, for each, (start µs, end).
+#[derive(Debug, Default)]
+struct Scratch {
+    buf: Vec<u8>,
+    ends: Vec<(i64, usize)>,
+    summaries: Vec<u8>,
+    summary_ends: Vec<(i64, usize)>,
+}
+
+/// The records of `buf` cut at `ends`, with their start times.
+fn slices<'a>(buf: &'a [u8], ends: &[(i64, usize)]) -> Vec<(i64, &'a [u8])> {
+    let mut from = 0;
+    ends.iter()
+        .map(|&(start, end)| {
+            let record = (start, &buf[from..end]);
+            from = end;
+            record
+        })
+        .collect()
 }
 
 fn log_options(o: &StoreOptions, share: u64, of: u64) -> Options {
