@@ -273,6 +273,14 @@ pub async fn serve_with_ready(
         // to the fleet below.
         filters.flush(telemetry::now_ms());
     }
+    if let Some(traces) = &traces {
+        // The traces of the last requests, still in the writer's queue.
+        let writer = Arc::clone(&traces.writer);
+        let flush = tokio::task::spawn_blocking(move || writer.flush(Duration::from_secs(2)));
+        if let Err(err) = flush.await {
+            tracing::warn!(error = %err, "trace writer flush at shutdown failed");
+        }
+    }
     if let Some((traces, metrics)) = traces.as_ref().zip(metrics.as_ref()) {
         // Every minute of the service map, settled or not: it is not
         // rebuilt after a restart.

@@ -222,6 +222,11 @@ impl TraceExporter {
         }
     }
 
+    /// Spans offered and not yet sent or given up.
+    pub fn pending(&self) -> usize {
+        self.counters.pending.load(Ordering::Relaxed)
+    }
+
     /// The counters since start.
     pub fn stats(&self) -> ExportStats {
         let c = &self.counters;

@@ -86,7 +86,7 @@ pub struct WriterStats {
 /// The queue's sending side and its counters.
 #[derive(Debug)]
 pub struct TraceWriter {
-    tx: SyncSender<(SpanOrigin, Vec<Span>)>,
+    tx: SyncSender<Message>,
     queued: AtomicU64,
     dropped: AtomicU64,
     counts: Arc<Counts>,
@@ -99,7 +99,31 @@ struct Counts {
     write_errors: AtomicU64,
 }
 
+/// What the writer's queue carries.
+enum Message {
+    Spans(SpanOrigin, Vec<Span>),
+    /// Write what was taken, sync the store, then answer.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
 impl TraceWriter {
+    /// Waits (at most `timeout`) until every trace queued so far is in the
+    /// store, synced, and in the service map; then, when there is an OTLP
+    /// export, until it has sent them (or given up) within what is left of
+    /// `timeout`. For a graceful shutdown.
+    pub fn flush(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if self.tx.send(Message::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(timeout);
+        }
+        if let Some(exporter) = &self.exporter {
+            while exporter.pending() > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
     /// The counters since start.
     pub fn stats(&self) -> WriterStats {
         WriterStats {
@@ -114,7 +138,7 @@ impl TraceWriter {
 
 impl TraceSink for TraceWriter {
     fn write(&self, origin: SpanOrigin, spans: Vec<Span>) -> bool {
-        match self.tx.try_send((origin, spans)) {
+        match self.tx.try_send(Message::Spans(origin, spans)) {
             Ok(()) => {
                 self.queued.fetch_add(1, Ordering::Relaxed);
                 true
@@ -277,25 +301,32 @@ struct Batch {
 }
 
 impl Batch {
-    fn take(&mut self, (origin, spans): (SpanOrigin, Vec<Span>)) {
-        match origin {
-            SpanOrigin::Own => self.own.extend(spans),
-            SpanOrigin::Received => self.received.extend(spans),
+    fn take(&mut self, message: Message, sinks: &Sinks<'_>, counts: &Counts) {
+        match message {
+            Message::Spans(SpanOrigin::Own, spans) => self.own.extend(spans),
+            Message::Spans(SpanOrigin::Received, spans) => self.received.extend(spans),
+            Message::Flush(done) => {
+                write(self, sinks, counts);
+                if let Err(err) = sinks.store.sync() {
+                    tracing::warn!(error = %err, "trace store sync failed");
+                }
+                let _ = done.send(());
+            }
         }
     }
 }
 
 /// Writes what arrives until every sender is gone: blocks while the queue
 /// is empty, drains it every [`DRAIN_INTERVAL`] while it is not.
-fn drain(rx: &Receiver<(SpanOrigin, Vec<Span>)>, sinks: &Sinks<'_>, counts: &Counts) {
+fn drain(rx: &Receiver<Message>, sinks: &Sinks<'_>, counts: &Counts) {
     let mut batch = Batch::default();
     while let Ok(first) = rx.recv() {
-        batch.take(first);
+        batch.take(first, sinks, counts);
         loop {
             let mut gone = false;
             loop {
                 match rx.try_recv() {
-                    Ok(spans) => batch.take(spans),
+                    Ok(message) => batch.take(message, sinks, counts),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         gone = true;
@@ -309,7 +340,7 @@ fn drain(rx: &Receiver<(SpanOrigin, Vec<Span>)>, sinks: &Sinks<'_>, counts: &Cou
             }
             std::thread::sleep(DRAIN_INTERVAL);
             match rx.try_recv() {
-                Ok(spans) => batch.take(spans),
+                Ok(message) => batch.take(message, sinks, counts),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
@@ -499,6 +530,39 @@ mod tests {
         let stats = traces.writer.stats();
         assert_eq!(stats.queued + stats.dropped, 1001);
         assert!(stats.dropped > 0, "{stats:?}");
+    }
+
+    /// A flush returns once what was queued before it is stored and
+    /// counted in the map: a graceful shutdown loses no queued trace.
+    #[test]
+    fn a_flush_waits_for_the_queued_traces() {
+        let dir = tempfile::tempdir().unwrap();
+        let traces = Traces::open(&TracesConfig::default(), dir.path()).unwrap();
+        let now = crate::telemetry::trace::now_us();
+        for n in 1..=50u8 {
+            let id = TraceId([n; 16]);
+            let root = Span::new(id, SpanId([1; 8]), None, "vigil", "vigil", now - 90, now);
+            let score = Span::new(
+                id,
+                SpanId([2; 8]),
+                Some(SpanId([1; 8])),
+                "score",
+                "vigil",
+                now - 50,
+                now - 10,
+            );
+            assert!(traces.writer.write(SpanOrigin::Own, vec![score, root]));
+        }
+        traces.writer.flush(Duration::from_secs(10));
+        assert_eq!(traces.writer.stats().spans_written, 100);
+        assert_eq!(traces.store.get(TraceId([50; 16])).unwrap().len(), 2);
+        let now_ms = now / 1000;
+        let graph = traces.map.map(now_ms - 60_000, now_ms + 60_000);
+        let score = graph
+            .edges
+            .iter()
+            .find(|e| e.callee == "stage:vigil::score");
+        assert_eq!(score.map(|e| e.stats.count), Some(50), "{graph:?}");
     }
 
     #[test]
