@@ -86,10 +86,19 @@ fn spans() -> Vec<Span> {
 }
 
 fn add_all(map: &ServiceMap, spans: &[Span]) {
-    for (n, batch) in spans.chunks(BATCH).enumerate() {
+    add_all_with(map, spans, BATCH, ServiceMap::add_batch);
+}
+
+/// Batches of whole traces, as near [`BATCH`] spans as whole traces go.
+const WHOLE_BATCH: usize = BATCH / PER_TRACE * PER_TRACE;
+
+/// Feeds `spans` in batches of `size` through `add` (`add_batch`, or
+/// `add_whole_traces` for batches of whole traces, as Vigil's own are).
+fn add_all_with(map: &ServiceMap, spans: &[Span], size: usize, add: fn(&ServiceMap, &[Span], i64)) {
+    for (n, batch) in spans.chunks(size).enumerate() {
         // Arrival: the batch's last span end, plus a second.
         let now_ms = batch.last().map_or(T0_MS, |s| s.end_us / 1000) + 1000;
-        map.add_batch(batch, now_ms + n as i64 % 2);
+        add(map, batch, now_ms + n as i64 % 2);
     }
 }
 
@@ -103,6 +112,16 @@ fn bench(c: &mut Criterion) {
             || ServiceMap::new(ServiceMapConfig::default()),
             |map| {
                 add_all(&map, &spans);
+                map
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("add_1m_spans_whole_traces", |b| {
+        b.iter_batched(
+            || ServiceMap::new(ServiceMapConfig::default()),
+            |map| {
+                add_all_with(&map, &spans, WHOLE_BATCH, ServiceMap::add_whole_traces);
                 map
             },
             BatchSize::PerIteration,
@@ -139,6 +158,13 @@ fn bench(c: &mut Criterion) {
     let total: u64 = graph.edges.iter().map(|e| e.stats.count).sum();
     assert_eq!(total as usize, spans.len(), "every span is one call");
     assert_eq!(graph.edges.len(), 7);
+    let whole = ServiceMap::new(ServiceMapConfig::default());
+    add_all_with(&whole, &spans, WHOLE_BATCH, ServiceMap::add_whole_traces);
+    assert_eq!(
+        whole.map(T0_MS, T0_MS + 3_600_000),
+        graph,
+        "whole traces count the same"
+    );
 
     let mut group = c.benchmark_group("service_map_query");
     group.throughput(Throughput::Elements(1));
