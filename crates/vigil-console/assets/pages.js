@@ -9,6 +9,37 @@ function card(title, ...children) {
   return el('section', { class: 'card' }, el('h2', {}, title), ...children);
 }
 
+/**
+ * "Add to dashboard": `widget(form)` (type, width, height, properties) goes
+ * below the widgets of a new or existing dashboard; `controls` are extra
+ * form fields `widget` reads.
+ */
+function addToDashboard(widget, ...controls) {
+  const add = el('form', { class: 'add-to-dashboard' },
+    el('label', {}, 'Add to dashboard ', el('input', { name: 'dashboard', size: 30, placeholder: 'a new or existing name' })),
+    ...controls,
+    el('button', { type: 'submit' }, 'Add'), el('span', { class: 'meta', 'data-testid': 'added' }));
+  add.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = add.dashboard.value.trim();
+    const note = add.querySelector('[data-testid="added"]');
+    try {
+      // Ask the list first: a new name is not an error (and no 404 in the console).
+      const { dashboards } = await get('/api/dashboards');
+      const exists = dashboards.some((d) => d.name === name);
+      const body = exists ? (await get(`/api/dashboards/${encodeURIComponent(name)}`)).body : { widgets: [] };
+      const bottom = Math.max(0, ...(body.widgets || []).map((w) => (w.y || 0) + (w.height || 6)));
+      const { type, width, height, properties } = widget(add);
+      body.widgets = (body.widgets || []).concat([{ type, x: 0, y: bottom, width, height, properties }]);
+      await api('PUT', `/api/dashboards/${encodeURIComponent(name)}`, body);
+      note.textContent = `added to ${name} (${body.widgets.length} widgets)`;
+    } catch (err) {
+      note.textContent = `not added: ${err.message}`;
+    }
+  });
+  return card('Add to dashboard', add);
+}
+
 /** Alarms at a glance; one alarm: its graph with the threshold and breaching points, history, set-state. */
 export async function alarmsPage(main, name, ctx) {
   if (!name) {
@@ -85,6 +116,16 @@ export async function logsPage(main, state, ctx) {
     });
     output.append(el('p', { class: 'meta' }, `${answer.matched} matched of ${answer.scanned} scanned in ${answer.took_ms} ms`),
       table(answer.columns || [], answer.rows || []));
+    // A log widget names its groups first: `SOURCE 'g' | query`.
+    const groups = sourceGroups.length ? sourceGroups : chosen.split(',').map((g) => g.trim()).filter(Boolean);
+    const query = groups.map((g) => `SOURCE '${g}'`).concat([rest]).join(' | ');
+    const binned = /\bbin\(/.test(rest);
+    const view = el('label', {}, ' as ', el('select', { name: 'view' },
+      el('option', { value: 'table', selected: !binned }, 'a table'),
+      el('option', { value: 'timeSeries', selected: binned }, 'a time series (stats ... by bin)')));
+    output.append(addToDashboard((form) => ({
+      type: 'log', width: 24, height: 6, properties: { query, view: form.view.value, title: rest },
+    }), view));
   }
   const tailForm = el('form', { class: 'tail' },
     el('label', {}, 'Live tail of the first group, filter pattern ', el('input', { name: 'filter', size: 30, placeholder: '"ERROR" or { $.status >= 500 }' })),
@@ -167,6 +208,11 @@ export async function tracesPage(main, state, ctx) {
   const traces = answer.traces || [];
   const columns = traces.length ? Object.keys(traces[0]).filter((k) => typeof traces[0][k] !== 'object') : ['trace_id'];
   main.append(card(`${traces.length} traces`, table(columns, traces, (c, v) => (c === 'trace_id' || c === 'id' ? el('a', { href: `#/traces/${encodeURIComponent(v)}` }, String(v)) : v))));
+  const filter = state.params.get('filter') || '';
+  main.append(addToDashboard(() => ({
+    type: 'trace-list', width: 24, height: 6,
+    properties: { filter, limit: 50, title: filter ? `Traces: ${filter}` : 'Traces' },
+  })));
   const map = el('div', { class: 'service-map' });
   main.append(card('Service map', map));
   const graph = await get(`/api/service-map?start=${Math.round(ctx.range[0])}&end=${Math.round(ctx.range[1])}`);
@@ -229,25 +275,5 @@ export async function metricsPage(main, state, ctx) {
     start: ctx.range[0], end: ctx.range[1], period: Number(period),
   });
   drawChart(graph, properties, answer.results || [], [{}], ctx);
-  const add = el('form', { class: 'add-to-dashboard' },
-    el('label', {}, 'Add to dashboard ', el('input', { name: 'dashboard', size: 30, placeholder: 'a new or existing name' })),
-    el('button', { type: 'submit' }, 'Add'), el('span', { class: 'meta', 'data-testid': 'added' }));
-  add.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const name = add.dashboard.value.trim();
-    const note = add.querySelector('[data-testid="added"]');
-    try {
-      // Ask the list first: a new name is not an error (and no 404 in the console).
-      const { dashboards } = await get('/api/dashboards');
-      const exists = dashboards.some((d) => d.name === name);
-      const body = exists ? (await get(`/api/dashboards/${encodeURIComponent(name)}`)).body : { widgets: [] };
-      const bottom = Math.max(0, ...(body.widgets || []).map((w) => (w.y || 0) + (w.height || 6)));
-      body.widgets = (body.widgets || []).concat([{ type: 'metric', x: 0, y: bottom, width: 12, height: 6, properties }]);
-      await api('PUT', `/api/dashboards/${encodeURIComponent(name)}`, body);
-      note.textContent = `added to ${name} (${body.widgets.length} widgets)`;
-    } catch (err) {
-      note.textContent = `not added: ${err.message}`;
-    }
-  });
-  main.append(card('Add to dashboard', add));
+  main.append(addToDashboard(() => ({ type: 'metric', width: 12, height: 6, properties })));
 }
