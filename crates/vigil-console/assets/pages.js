@@ -216,7 +216,7 @@ export async function tracesPage(main, state, ctx) {
   const map = el('div', { class: 'service-map' });
   main.append(card('Service map', map));
   const graph = await get(`/api/service-map?start=${Math.round(ctx.range[0])}&end=${Math.round(ctx.range[1])}`);
-  serviceMap(map, graph.graph || {});
+  serviceMap(map, graph.graph || graph);
 }
 
 /** One decision by request id: input, score, label, model version, latency, trace. */

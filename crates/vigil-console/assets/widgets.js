@@ -378,6 +378,13 @@ async function traceListWidget(body, props, ctx) {
   body.append(table(columns, traces, (c, v) => (c === 'id' || c === 'trace_id' ? traceIdLink(String(v)) : v)));
 }
 
+/** An edge's figures: on the edge itself (`GET /api/service-map`), or under `stats`. */
+function edgeStats(e) {
+  if (e.stats) return e.stats;
+  const { caller, callee, histogram, ...figures } = e;
+  return figures;
+}
+
 /** The service map as a node-link drawing (SVG, names as text nodes) and its edge table. */
 export function serviceMap(body, graph) {
   const nodes = graph.nodes || [];
@@ -405,7 +412,7 @@ export function serviceMap(body, graph) {
     const count = document.createElementNS(NS, 'text');
     count.setAttribute('x', (a[0] + b[0]) / 2); count.setAttribute('y', (a[1] + b[1]) / 2 - 4);
     count.setAttribute('text-anchor', 'middle');
-    count.textContent = `${(e.stats && e.stats.count) ?? ''}`;
+    count.textContent = `${edgeStats(e).count ?? ''}`;
     svg.append(count);
   }
   for (const n of nodes) {
@@ -420,7 +427,7 @@ export function serviceMap(body, graph) {
   }
   body.append(svg);
   if (edges.length) {
-    const rows = edges.map((e) => ({ caller: names.get(e.caller) || e.caller, callee: names.get(e.callee) || e.callee, ...(e.stats || {}) }));
+    const rows = edges.map((e) => ({ caller: names.get(e.caller) || e.caller, callee: names.get(e.callee) || e.callee, ...edgeStats(e) }));
     const columns = ['caller', 'callee', ...['count', 'ok', 'error', 'throttle', 'fault', 'p50_s', 'p99_s'].filter((c) => rows.some((r) => c in r))];
     body.append(table(columns, rows));
   }
@@ -428,7 +435,7 @@ export function serviceMap(body, graph) {
 
 async function serviceMapWidget(body, props, ctx) {
   const answer = await get(`/api/service-map?start=${Math.round(ctx.range[0])}&end=${Math.round(ctx.range[1])}`);
-  serviceMap(body, answer.graph || {});
+  serviceMap(body, answer.graph || answer);
 }
 
 const DRAW = {
