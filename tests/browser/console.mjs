@@ -9,8 +9,9 @@
 // screenshots of both built-in dashboards.
 // PHASE `alarm`: with auto-refresh on, the seed dashboard's alarm widget
 // turns ALARM for both runbook alarms (the caller pushed breaching data);
-// then the log query editor's table, the alarms page and the metrics
-// explorer (graph a series, add it to a dashboard).
+// then the log query editor's table (added to a dashboard as a log widget,
+// which counts the same), the alarms page and the metrics explorer (graph
+// a series, add it to a dashboard).
 // PHASE `traces`: the traces page lists the requests answered 200, the
 // service map draws the client, Vigil and its stages with the client's
 // edge counting at least every scoring request; "add to dashboard" makes a trace-list
@@ -107,6 +108,19 @@ try {
     const failed = await page.$eval('[data-testid="log-results"] tbody td', (n) => n.textContent);
     if (failed !== errors) fail(`the log query counts ${failed} failed scoring requests, expected ${errors}`);
     await page.screenshot({ path: join(shots, 'logs.png'), fullPage: true });
+    // "Add to dashboard" from the Logs page: a log widget naming its group.
+    await page.fill('input[name="dashboard"]', 'Logs-Test');
+    await page.click('form.add-to-dashboard button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="added"]').textContent !== '', null, { timeout: 20000 });
+    const logAdded = await page.textContent('[data-testid="added"]');
+    if (logAdded !== 'added to Logs-Test (1 widgets)') fail(`add to dashboard from the logs page: ${logAdded}`);
+    const logWidget = await page.evaluate(async () => (await (await fetch('/api/dashboards/Logs-Test')).json()).body.widgets[0]);
+    const wantQuery = "SOURCE '/vigil/access' | filter status >= 400 and status < 500 and route = '/v1/models/{name}/score' | stats count(*) as failed";
+    if (logWidget.type !== 'log' || logWidget.properties.query !== wantQuery || logWidget.properties.view !== 'table') fail(`the added log widget is ${JSON.stringify(logWidget)}`);
+    await page.goto(`${base}/#/dashboards/Logs-Test?range=1h&tz=utc`);
+    await ready();
+    const counted = await page.$eval('section.widget tbody td', (n) => n.textContent);
+    if (counted !== errors) fail(`the added log widget counts ${counted}, expected ${errors}`);
     await page.goto(`${base}/#/alarms/High-Latency-Alarm?range=1h&tz=utc`);
     await ready();
     if (!(await page.$('main canvas'))) fail('the alarm page drew no graph');

@@ -427,8 +427,13 @@ export function serviceMap(body, graph) {
   }
   body.append(svg);
   if (edges.length) {
-    const rows = edges.map((e) => ({ caller: names.get(e.caller) || e.caller, callee: names.get(e.callee) || e.callee, ...edgeStats(e) }));
-    const columns = ['caller', 'callee', ...['count', 'ok', 'error', 'throttle', 'fault', 'p50_s', 'p99_s'].filter((c) => rows.some((r) => c in r))];
+    // Latencies in ms with 3 significant digits, not 17 digits of seconds.
+    const ms = (v) => (typeof v === 'number' ? formatNumber(v * 1000) : v);
+    const rows = edges.map((e) => {
+      const stats = edgeStats(e);
+      return { caller: names.get(e.caller) || e.caller, callee: names.get(e.callee) || e.callee, ...stats, 'p50 ms': ms(stats.p50_s), 'p99 ms': ms(stats.p99_s) };
+    });
+    const columns = ['caller', 'callee', ...['count', 'ok', 'error', 'throttle', 'fault'].filter((c) => rows.some((r) => c in r)), 'p50 ms', 'p99 ms'];
     body.append(table(columns, rows));
   }
 }
