@@ -144,3 +144,63 @@ fn export_writes_a_grafana_dashboard_and_warns_per_widget_it_cannot_express() {
     );
     assert!(!success && stderr.contains("404"), "{stderr}");
 }
+
+/// `dir/vigil.toml`: the demo model and one `[[dashboards]]` entry.
+fn config_with_dashboard(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let model = common::workspace().join("crates/vigil-server/assets/demo-fraud.json");
+    let path = dir.join("vigil.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[models]]\nname = \"fraud\"\npath = \"{}\"\n\n[[dashboards]]\nname = \"{name}\"\n\n\
+             [[dashboards.widgets]]\ntype = \"text\"\nproperties = {{ markdown = \"from the file\" }}\n",
+            model.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+#[test]
+fn sighup_reads_the_config_files_dashboards_again() {
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config_with_dashboard(data.path(), "Before");
+    let server = Serve::start(&[
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--data-dir"),
+        data.path().as_os_str(),
+    ]);
+    let table = ok(&server, &["dashboards", "list"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("Before ") && l.contains(" config ")),
+        "{table}"
+    );
+    config_with_dashboard(data.path(), "After");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("kill: {e}"));
+    assert!(status.success());
+    // The reload runs on the server's own time: poll for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let table = ok(&server, &["dashboards", "list"]);
+        let names: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        if names.contains(&"After") {
+            assert!(!names.contains(&"Before"), "{table}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload within 10 s:\n{table}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
