@@ -176,6 +176,9 @@ try {
     await page.click('section.widget table a[href^="#/traces/"]');
     await page.waitForSelector('[data-testid="waterfall"] li', { timeout: 20000 });
     await ready();
+    // The link keeps the view: the range and the time zone.
+    const hash = await page.evaluate(() => location.hash);
+    if (!/^#\/traces\/[0-9a-f]+\?range=1h&tz=utc$/.test(hash)) fail(`the trace link lost the view: ${hash}`);
     const spans = await page.$$eval('[data-testid="waterfall"] li', (items) => items.map((li) => ({
       label: li.querySelector('.span-label').textContent,
       width: li.querySelector('.span-bar').getBoundingClientRect().width,

@@ -2,7 +2,7 @@
 // tail), traces (search, waterfall, service map) and the inference log.
 
 import { api, getKey, get, post } from './api.js';
-import { drawChart, el, serviceMap, splitLogQuery, stateBadge, table } from './widgets.js';
+import { drawChart, el, serviceMap, splitLogQuery, stateBadge, table, viewHref } from './widgets.js';
 import { formatNumber, formatTime } from './time.js';
 
 function card(title, ...children) {
@@ -49,7 +49,7 @@ export async function alarmsPage(main, name, ctx) {
     for (const a of alarms) counts[a.state_value] = (counts[a.state_value] || 0) + 1;
     main.append(el('p', { class: 'summary' }, ['ALARM', 'OK', 'INSUFFICIENT_DATA'].map((s) => el('span', {}, stateBadge(s), ` ${counts[s] || 0}  `))));
     main.append(table(['name', 'state_value', 'state_reason', 'state_updated_at'], alarms, (c, v) => {
-      if (c === 'name') return el('a', { href: `#/alarms/${encodeURIComponent(v)}` }, v);
+      if (c === 'name') return el('a', { href: viewHref(`alarms/${encodeURIComponent(v)}`) }, v);
       if (c === 'state_value') return stateBadge(v);
       if (c === 'state_updated_at') return v ? formatTime(Date.parse(v), ctx.tz) : '';
       return v;
@@ -194,7 +194,7 @@ export async function tracesPage(main, state, ctx) {
   if (state.arg) {
     const trace = await get(`/api/traces/${encodeURIComponent(state.arg)}`);
     main.append(el('h1', {}, `Trace ${trace.trace_id}`), card('Waterfall', waterfall(trace.spans || [])),
-      el('p', {}, el('a', { href: `#/logs?q=${encodeURIComponent(`SOURCE '/vigil/access' | filter trace_id = '${trace.trace_id}'`)}` }, 'Log events of this trace')));
+      el('p', {}, el('a', { href: viewHref('logs', { q: `SOURCE '/vigil/access' | filter trace_id = '${trace.trace_id}'` }) }, 'Log events of this trace')));
     return;
   }
   const form = el('form', { class: 'trace-search' },
@@ -207,7 +207,7 @@ export async function tracesPage(main, state, ctx) {
   const answer = await get(`/api/traces?${q}`);
   const traces = answer.traces || [];
   const columns = traces.length ? Object.keys(traces[0]).filter((k) => typeof traces[0][k] !== 'object') : ['trace_id'];
-  main.append(card(`${traces.length} traces`, table(columns, traces, (c, v) => (c === 'trace_id' || c === 'id' ? el('a', { href: `#/traces/${encodeURIComponent(v)}` }, String(v)) : v))));
+  main.append(card(`${traces.length} traces`, table(columns, traces, (c, v) => (c === 'trace_id' || c === 'id' ? el('a', { href: viewHref(`traces/${encodeURIComponent(v)}`) }, String(v)) : v))));
   const filter = state.params.get('filter') || '';
   main.append(addToDashboard(() => ({
     type: 'trace-list', width: 24, height: 6,
@@ -231,7 +231,7 @@ export async function inferencesPage(main, state, ctx) {
   for (const record of records || []) {
     const rows = Object.entries(record).map(([field, value]) => ({ field, value }));
     main.append(card(`Decision ${state.arg} (${record.model || ''} ${record.version || ''})`, table(['field', 'value'], rows, (c, v, row) => {
-      if (c === 'value' && row.field === 'trace_id' && v) return el('a', { href: `#/traces/${encodeURIComponent(v)}` }, String(v));
+      if (c === 'value' && row.field === 'trace_id' && v) return el('a', { href: viewHref(`traces/${encodeURIComponent(v)}`) }, String(v));
       if (c === 'value' && /(_at|time)$/.test(row.field) && typeof v === 'string') return `${v} (${formatTime(Date.parse(v), ctx.tz)})`;
       return v;
     })));

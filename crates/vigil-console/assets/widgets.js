@@ -23,6 +23,20 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * `#/PATH?...` keeping the view's range, time zone and refresh from the
+ * current URL, so a link opens the same view of another page; `extra` adds
+ * parameters.
+ */
+export function viewHref(path, extra = {}) {
+  const current = new URLSearchParams(location.hash.split('?')[1] || '');
+  const q = new URLSearchParams();
+  for (const k of ['range', 'start', 'end', 'tz', 'refresh']) if (current.has(k)) q.set(k, current.get(k));
+  for (const [k, v] of Object.entries(extra)) q.set(k, v);
+  const text = q.toString();
+  return `#/${path}${text ? `?${text}` : ''}`;
+}
+
 /** Expands `"."` (the previous row's value at the same position). */
 export function expandRows(rows) {
   const out = [];
@@ -271,7 +285,7 @@ async function alarmWidget(body, props, ctx) {
   if (props.states) names = names.filter((n) => byName.has(n) && props.states.includes(byName.get(n).state_value));
   for (const name of names) {
     const alarm = byName.get(name);
-    const link = el('a', { href: `#/alarms/${encodeURIComponent(name)}` }, name);
+    const link = el('a', { href: viewHref(`alarms/${encodeURIComponent(name)}`) }, name);
     rows.append(el('tr', { 'data-alarm': name },
       el('td', {}, link),
       el('td', {}, stateBadge(alarm && alarm.state_value)),
@@ -366,7 +380,7 @@ async function logWidget(body, props, ctx) {
 }
 
 function traceIdLink(id) {
-  return el('a', { href: `#/traces/${encodeURIComponent(id)}` }, id);
+  return el('a', { href: viewHref(`traces/${encodeURIComponent(id)}`) }, id);
 }
 
 async function traceListWidget(body, props, ctx) {
