@@ -9,8 +9,14 @@
 // screenshots of both built-in dashboards.
 // PHASE `alarm`: with auto-refresh on, the seed dashboard's alarm widget
 // turns ALARM for both runbook alarms (the caller pushed breaching data);
-// then the log query editor's table, the alarms page and the metrics
-// explorer (graph a series, add it to a dashboard).
+// then the log query editor's table (added to a dashboard as a log widget,
+// which counts the same), the alarms page and the metrics explorer (graph
+// a series, add it to a dashboard).
+// PHASE `traces`: the traces page lists the requests answered 200, the
+// service map draws the client, Vigil and its stages with the client's
+// edge counting at least every scoring request; "add to dashboard" makes a trace-list
+// widget of the filter, and a trace clicked in it opens its waterfall, a
+// bar per stage span; screenshots of the waterfall and the map.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -102,6 +108,19 @@ try {
     const failed = await page.$eval('[data-testid="log-results"] tbody td', (n) => n.textContent);
     if (failed !== errors) fail(`the log query counts ${failed} failed scoring requests, expected ${errors}`);
     await page.screenshot({ path: join(shots, 'logs.png'), fullPage: true });
+    // "Add to dashboard" from the Logs page: a log widget naming its group.
+    await page.fill('input[name="dashboard"]', 'Logs-Test');
+    await page.click('form.add-to-dashboard button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="added"]').textContent !== '', null, { timeout: 20000 });
+    const logAdded = await page.textContent('[data-testid="added"]');
+    if (logAdded !== 'added to Logs-Test (1 widgets)') fail(`add to dashboard from the logs page: ${logAdded}`);
+    const logWidget = await page.evaluate(async () => (await (await fetch('/api/dashboards/Logs-Test')).json()).body.widgets[0]);
+    const wantQuery = "SOURCE '/vigil/access' | filter status >= 400 and status < 500 and route = '/v1/models/{name}/score' | stats count(*) as failed";
+    if (logWidget.type !== 'log' || logWidget.properties.query !== wantQuery || logWidget.properties.view !== 'table') fail(`the added log widget is ${JSON.stringify(logWidget)}`);
+    await page.goto(`${base}/#/dashboards/Logs-Test?range=1h&tz=utc`);
+    await ready();
+    const counted = await page.$eval('section.widget tbody td', (n) => n.textContent);
+    if (counted !== errors) fail(`the added log widget counts ${counted}, expected ${errors}`);
     await page.goto(`${base}/#/alarms/High-Latency-Alarm?range=1h&tz=utc`);
     await ready();
     if (!(await page.$('main canvas'))) fail('the alarm page drew no graph');
@@ -122,6 +141,56 @@ try {
     if (JSON.stringify(stored) !== JSON.stringify([['InferencePipeline', 'LatencyMs', { stat: 'p99' }]])) fail(`the added widget graphs ${JSON.stringify(stored)}`);
     await page.screenshot({ path: join(shots, 'metrics-explorer.png'), fullPage: true });
     console.log(`alarm: seen in ALARM ${[...seen].join(', ')}; log query: ${failed} failed scoring requests; explorer: ${added}`);
+  } else if (phase === 'traces') {
+    // Every request was sampled (the caller set the Default rule to 100%).
+    const total = Number(successes) + Number(errors);
+    // The console's own API calls are traced too: only the scoring requests.
+    const filter = 'annotation.model = "fraud" AND http.status = 200';
+    await page.goto(`${base}/#/traces?range=1h&tz=utc&filter=${encodeURIComponent(filter)}`);
+    await ready();
+    const links = await page.$$eval('main table a[href^="#/traces/"]', (a) => a.length);
+    if (links !== Number(successes)) fail(`the traces list has ${links} traces answered 200, expected ${successes}`);
+    // The service map: the client, Vigil and its stages, the client's edge counts every request.
+    const nodes = await page.$$eval('.service-map svg text', (t) => t.map((n) => n.textContent));
+    for (const want of ['client', 'vigil']) if (!nodes.includes(want)) fail(`the service map has no node ${want}: ${nodes.join(', ')}`);
+    if (!nodes.some((n) => n.startsWith('vigil::'))) fail(`the service map has no stage node: ${nodes.join(', ')}`);
+    const edges = await page.$$eval('.service-map table tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+    const client = edges.find((e) => e[0] === 'client' && e[1] === 'vigil');
+    // Every request is on it: the scoring ones and the console's own.
+    if (!client || !(Number(client[2]) >= total)) fail(`the client → vigil edge counts ${client && client[2]}, expected at least ${total}: ${JSON.stringify(edges)}`);
+    if (!nodes.includes(client[2])) fail(`the drawn edge shows no count ${client[2]}: ${nodes.join(', ')}`);
+    await page.locator('.service-map').screenshot({ path: join(shots, 'service-map.png') });
+    // "Add to dashboard" from the Traces page: a trace-list widget with the filter.
+    await page.fill('input[name="dashboard"]', 'Traces-Test');
+    await page.click('form.add-to-dashboard button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="added"]').textContent !== '', null, { timeout: 20000 });
+    const added = await page.textContent('[data-testid="added"]');
+    if (added !== 'added to Traces-Test (1 widgets)') fail(`add to dashboard: ${added}`);
+    const widget = await page.evaluate(async () => (await (await fetch('/api/dashboards/Traces-Test')).json()).body.widgets[0]);
+    if (widget.type !== 'trace-list' || widget.properties.filter !== filter) fail(`the added widget is ${JSON.stringify(widget)}`);
+    await page.goto(`${base}/#/dashboards/Traces-Test?range=1h&tz=utc`);
+    await ready();
+    const listed = await page.$$eval('section.widget table a[href^="#/traces/"]', (a) => a.length);
+    if (listed !== Number(successes)) fail(`the trace-list widget lists ${listed} traces, expected ${successes}`);
+    // A trace's waterfall: click one in the list; a bar per span, named by stage.
+    await page.click('section.widget table a[href^="#/traces/"]');
+    await page.waitForSelector('[data-testid="waterfall"] li', { timeout: 20000 });
+    await ready();
+    // The link keeps the view: the range and the time zone.
+    const hash = await page.evaluate(() => location.hash);
+    if (!/^#\/traces\/[0-9a-f]+\?range=1h&tz=utc$/.test(hash)) fail(`the trace link lost the view: ${hash}`);
+    const spans = await page.$$eval('[data-testid="waterfall"] li', (items) => items.map((li) => ({
+      label: li.querySelector('.span-label').textContent,
+      width: li.querySelector('.span-bar').getBoundingClientRect().width,
+    })));
+    const stages = ['vigil', 'gateway', 'parse', 'idempotency', 'cache', 'score', 'inference_log', 'response'];
+    for (const stage of stages) {
+      if (!spans.some((s) => s.label.includes(` ${stage} — `))) fail(`the waterfall has no ${stage} span: ${spans.map((s) => s.label).join(' | ')}`);
+    }
+    const empty = spans.filter((s) => !(s.width > 0));
+    if (empty.length) fail(`spans drawn without a bar: ${empty.map((s) => s.label).join(' | ')}`);
+    await page.screenshot({ path: join(shots, 'traces.png'), fullPage: true });
+    console.log(`traces: ${links} traces answered 200, map nodes ${nodes.filter((n) => !/^\d+$/.test(n)).join(', ')}, client → vigil ${client[2]}; waterfall ${spans.length} spans; ${added}`);
   } else {
     fail(`unknown phase ${phase}`);
   }

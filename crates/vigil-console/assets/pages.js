@@ -2,11 +2,42 @@
 // tail), traces (search, waterfall, service map) and the inference log.
 
 import { api, getKey, get, post } from './api.js';
-import { drawChart, el, serviceMap, splitLogQuery, stateBadge, table } from './widgets.js';
+import { drawChart, el, serviceMap, splitLogQuery, stateBadge, table, viewHref } from './widgets.js';
 import { formatNumber, formatTime } from './time.js';
 
 function card(title, ...children) {
   return el('section', { class: 'card' }, el('h2', {}, title), ...children);
+}
+
+/**
+ * "Add to dashboard": `widget(form)` (type, width, height, properties) goes
+ * below the widgets of a new or existing dashboard; `controls` are extra
+ * form fields `widget` reads.
+ */
+function addToDashboard(widget, ...controls) {
+  const add = el('form', { class: 'add-to-dashboard' },
+    el('label', {}, 'Add to dashboard ', el('input', { name: 'dashboard', size: 30, placeholder: 'a new or existing name' })),
+    ...controls,
+    el('button', { type: 'submit' }, 'Add'), el('span', { class: 'meta', 'data-testid': 'added' }));
+  add.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = add.dashboard.value.trim();
+    const note = add.querySelector('[data-testid="added"]');
+    try {
+      // Ask the list first: a new name is not an error (and no 404 in the console).
+      const { dashboards } = await get('/api/dashboards');
+      const exists = dashboards.some((d) => d.name === name);
+      const body = exists ? (await get(`/api/dashboards/${encodeURIComponent(name)}`)).body : { widgets: [] };
+      const bottom = Math.max(0, ...(body.widgets || []).map((w) => (w.y || 0) + (w.height || 6)));
+      const { type, width, height, properties } = widget(add);
+      body.widgets = (body.widgets || []).concat([{ type, x: 0, y: bottom, width, height, properties }]);
+      await api('PUT', `/api/dashboards/${encodeURIComponent(name)}`, body);
+      note.textContent = `added to ${name} (${body.widgets.length} widgets)`;
+    } catch (err) {
+      note.textContent = `not added: ${err.message}`;
+    }
+  });
+  return card('Add to dashboard', add);
 }
 
 /** Alarms at a glance; one alarm: its graph with the threshold and breaching points, history, set-state. */
@@ -18,7 +49,7 @@ export async function alarmsPage(main, name, ctx) {
     for (const a of alarms) counts[a.state_value] = (counts[a.state_value] || 0) + 1;
     main.append(el('p', { class: 'summary' }, ['ALARM', 'OK', 'INSUFFICIENT_DATA'].map((s) => el('span', {}, stateBadge(s), ` ${counts[s] || 0}  `))));
     main.append(table(['name', 'state_value', 'state_reason', 'state_updated_at'], alarms, (c, v) => {
-      if (c === 'name') return el('a', { href: `#/alarms/${encodeURIComponent(v)}` }, v);
+      if (c === 'name') return el('a', { href: viewHref(`alarms/${encodeURIComponent(v)}`) }, v);
       if (c === 'state_value') return stateBadge(v);
       if (c === 'state_updated_at') return v ? formatTime(Date.parse(v), ctx.tz) : '';
       return v;
@@ -85,6 +116,16 @@ export async function logsPage(main, state, ctx) {
     });
     output.append(el('p', { class: 'meta' }, `${answer.matched} matched of ${answer.scanned} scanned in ${answer.took_ms} ms`),
       table(answer.columns || [], answer.rows || []));
+    // A log widget names its groups first: `SOURCE 'g' | query`.
+    const groups = sourceGroups.length ? sourceGroups : chosen.split(',').map((g) => g.trim()).filter(Boolean);
+    const query = groups.map((g) => `SOURCE '${g}'`).concat([rest]).join(' | ');
+    const binned = /\bbin\(/.test(rest);
+    const view = el('label', {}, ' as ', el('select', { name: 'view' },
+      el('option', { value: 'table', selected: !binned }, 'a table'),
+      el('option', { value: 'timeSeries', selected: binned }, 'a time series (stats ... by bin)')));
+    output.append(addToDashboard((form) => ({
+      type: 'log', width: 24, height: 6, properties: { query, view: form.view.value, title: rest },
+    }), view));
   }
   const tailForm = el('form', { class: 'tail' },
     el('label', {}, 'Live tail of the first group, filter pattern ', el('input', { name: 'filter', size: 30, placeholder: '"ERROR" or { $.status >= 500 }' })),
@@ -153,7 +194,7 @@ export async function tracesPage(main, state, ctx) {
   if (state.arg) {
     const trace = await get(`/api/traces/${encodeURIComponent(state.arg)}`);
     main.append(el('h1', {}, `Trace ${trace.trace_id}`), card('Waterfall', waterfall(trace.spans || [])),
-      el('p', {}, el('a', { href: `#/logs?q=${encodeURIComponent(`SOURCE '/vigil/access' | filter trace_id = '${trace.trace_id}'`)}` }, 'Log events of this trace')));
+      el('p', {}, el('a', { href: viewHref('logs', { q: `SOURCE '/vigil/access' | filter trace_id = '${trace.trace_id}'` }) }, 'Log events of this trace')));
     return;
   }
   const form = el('form', { class: 'trace-search' },
@@ -166,11 +207,16 @@ export async function tracesPage(main, state, ctx) {
   const answer = await get(`/api/traces?${q}`);
   const traces = answer.traces || [];
   const columns = traces.length ? Object.keys(traces[0]).filter((k) => typeof traces[0][k] !== 'object') : ['trace_id'];
-  main.append(card(`${traces.length} traces`, table(columns, traces, (c, v) => (c === 'trace_id' || c === 'id' ? el('a', { href: `#/traces/${encodeURIComponent(v)}` }, String(v)) : v))));
+  main.append(card(`${traces.length} traces`, table(columns, traces, (c, v) => (c === 'trace_id' || c === 'id' ? el('a', { href: viewHref(`traces/${encodeURIComponent(v)}`) }, String(v)) : v))));
+  const filter = state.params.get('filter') || '';
+  main.append(addToDashboard(() => ({
+    type: 'trace-list', width: 24, height: 6,
+    properties: { filter, limit: 50, title: filter ? `Traces: ${filter}` : 'Traces' },
+  })));
   const map = el('div', { class: 'service-map' });
   main.append(card('Service map', map));
   const graph = await get(`/api/service-map?start=${Math.round(ctx.range[0])}&end=${Math.round(ctx.range[1])}`);
-  serviceMap(map, graph.graph || {});
+  serviceMap(map, graph.graph || graph);
 }
 
 /** One decision by request id: input, score, label, model version, latency, trace. */
@@ -185,7 +231,7 @@ export async function inferencesPage(main, state, ctx) {
   for (const record of records || []) {
     const rows = Object.entries(record).map(([field, value]) => ({ field, value }));
     main.append(card(`Decision ${state.arg} (${record.model || ''} ${record.version || ''})`, table(['field', 'value'], rows, (c, v, row) => {
-      if (c === 'value' && row.field === 'trace_id' && v) return el('a', { href: `#/traces/${encodeURIComponent(v)}` }, String(v));
+      if (c === 'value' && row.field === 'trace_id' && v) return el('a', { href: viewHref(`traces/${encodeURIComponent(v)}`) }, String(v));
       if (c === 'value' && /(_at|time)$/.test(row.field) && typeof v === 'string') return `${v} (${formatTime(Date.parse(v), ctx.tz)})`;
       return v;
     })));
@@ -229,25 +275,5 @@ export async function metricsPage(main, state, ctx) {
     start: ctx.range[0], end: ctx.range[1], period: Number(period),
   });
   drawChart(graph, properties, answer.results || [], [{}], ctx);
-  const add = el('form', { class: 'add-to-dashboard' },
-    el('label', {}, 'Add to dashboard ', el('input', { name: 'dashboard', size: 30, placeholder: 'a new or existing name' })),
-    el('button', { type: 'submit' }, 'Add'), el('span', { class: 'meta', 'data-testid': 'added' }));
-  add.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const name = add.dashboard.value.trim();
-    const note = add.querySelector('[data-testid="added"]');
-    try {
-      // Ask the list first: a new name is not an error (and no 404 in the console).
-      const { dashboards } = await get('/api/dashboards');
-      const exists = dashboards.some((d) => d.name === name);
-      const body = exists ? (await get(`/api/dashboards/${encodeURIComponent(name)}`)).body : { widgets: [] };
-      const bottom = Math.max(0, ...(body.widgets || []).map((w) => (w.y || 0) + (w.height || 6)));
-      body.widgets = (body.widgets || []).concat([{ type: 'metric', x: 0, y: bottom, width: 12, height: 6, properties }]);
-      await api('PUT', `/api/dashboards/${encodeURIComponent(name)}`, body);
-      note.textContent = `added to ${name} (${body.widgets.length} widgets)`;
-    } catch (err) {
-      note.textContent = `not added: ${err.message}`;
-    }
-  });
-  main.append(card('Add to dashboard', add));
+  main.append(addToDashboard(() => ({ type: 'metric', width: 12, height: 6, properties })));
 }

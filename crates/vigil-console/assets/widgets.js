@@ -23,6 +23,20 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * `#/PATH?...` keeping the view's range, time zone and refresh from the
+ * current URL, so a link opens the same view of another page; `extra` adds
+ * parameters.
+ */
+export function viewHref(path, extra = {}) {
+  const current = new URLSearchParams(location.hash.split('?')[1] || '');
+  const q = new URLSearchParams();
+  for (const k of ['range', 'start', 'end', 'tz', 'refresh']) if (current.has(k)) q.set(k, current.get(k));
+  for (const [k, v] of Object.entries(extra)) q.set(k, v);
+  const text = q.toString();
+  return `#/${path}${text ? `?${text}` : ''}`;
+}
+
 /** Expands `"."` (the previous row's value at the same position). */
 export function expandRows(rows) {
   const out = [];
@@ -271,7 +285,7 @@ async function alarmWidget(body, props, ctx) {
   if (props.states) names = names.filter((n) => byName.has(n) && props.states.includes(byName.get(n).state_value));
   for (const name of names) {
     const alarm = byName.get(name);
-    const link = el('a', { href: `#/alarms/${encodeURIComponent(name)}` }, name);
+    const link = el('a', { href: viewHref(`alarms/${encodeURIComponent(name)}`) }, name);
     rows.append(el('tr', { 'data-alarm': name },
       el('td', {}, link),
       el('td', {}, stateBadge(alarm && alarm.state_value)),
@@ -366,7 +380,7 @@ async function logWidget(body, props, ctx) {
 }
 
 function traceIdLink(id) {
-  return el('a', { href: `#/traces/${encodeURIComponent(id)}` }, id);
+  return el('a', { href: viewHref(`traces/${encodeURIComponent(id)}`) }, id);
 }
 
 async function traceListWidget(body, props, ctx) {
@@ -376,6 +390,13 @@ async function traceListWidget(body, props, ctx) {
   const traces = answer.traces || [];
   const columns = traces.length ? Object.keys(traces[0]).filter((k) => typeof traces[0][k] !== 'object') : ['id'];
   body.append(table(columns, traces, (c, v) => (c === 'id' || c === 'trace_id' ? traceIdLink(String(v)) : v)));
+}
+
+/** An edge's figures: on the edge itself (`GET /api/service-map`), or under `stats`. */
+function edgeStats(e) {
+  if (e.stats) return e.stats;
+  const { caller, callee, histogram, ...figures } = e;
+  return figures;
 }
 
 /** The service map as a node-link drawing (SVG, names as text nodes) and its edge table. */
@@ -405,7 +426,7 @@ export function serviceMap(body, graph) {
     const count = document.createElementNS(NS, 'text');
     count.setAttribute('x', (a[0] + b[0]) / 2); count.setAttribute('y', (a[1] + b[1]) / 2 - 4);
     count.setAttribute('text-anchor', 'middle');
-    count.textContent = `${(e.stats && e.stats.count) ?? ''}`;
+    count.textContent = `${edgeStats(e).count ?? ''}`;
     svg.append(count);
   }
   for (const n of nodes) {
@@ -420,15 +441,20 @@ export function serviceMap(body, graph) {
   }
   body.append(svg);
   if (edges.length) {
-    const rows = edges.map((e) => ({ caller: names.get(e.caller) || e.caller, callee: names.get(e.callee) || e.callee, ...(e.stats || {}) }));
-    const columns = ['caller', 'callee', ...['count', 'ok', 'error', 'throttle', 'fault', 'p50_s', 'p99_s'].filter((c) => rows.some((r) => c in r))];
+    // Latencies in ms with 3 significant digits, not 17 digits of seconds.
+    const ms = (v) => (typeof v === 'number' ? formatNumber(v * 1000) : v);
+    const rows = edges.map((e) => {
+      const stats = edgeStats(e);
+      return { caller: names.get(e.caller) || e.caller, callee: names.get(e.callee) || e.callee, ...stats, 'p50 ms': ms(stats.p50_s), 'p99 ms': ms(stats.p99_s) };
+    });
+    const columns = ['caller', 'callee', ...['count', 'ok', 'error', 'throttle', 'fault'].filter((c) => rows.some((r) => c in r)), 'p50 ms', 'p99 ms'];
     body.append(table(columns, rows));
   }
 }
 
 async function serviceMapWidget(body, props, ctx) {
   const answer = await get(`/api/service-map?start=${Math.round(ctx.range[0])}&end=${Math.round(ctx.range[1])}`);
-  serviceMap(body, answer.graph || {});
+  serviceMap(body, answer.graph || answer);
 }
 
 const DRAW = {

@@ -67,7 +67,7 @@ pub struct Config {
     /// The `[notify]` table: how alarm actions are delivered.
     pub notify: NotifySection,
     /// The `[[dashboards]]` entries (besides the built-in ones), read at
-    /// start-up.
+    /// start-up and on every reload.
     pub dashboards: Vec<DashboardDef>,
     /// The file this config was loaded from; a reload reads it again.
     pub source: Option<PathBuf>,

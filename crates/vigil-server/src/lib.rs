@@ -219,6 +219,7 @@ pub async fn serve_with_ready(
     let reloader = tokio::spawn(reload_on_sighup(
         std::sync::Arc::clone(state.gateway()),
         metrics.clone(),
+        Arc::clone(state.dashboards()),
     ));
     let ticker = tokio::spawn(telemetry::tick_every_second(
         Arc::clone(state.gateway().telemetry()),
@@ -580,15 +581,19 @@ fn apply_alarms(
 pub async fn reload(
     gateway: &gateway::Gateway,
     metrics: Option<&Arc<vigil_metrics::service::MetricsService>>,
+    dashboards: &vigil_metrics::dashboard::store::Dashboards,
 ) -> anyhow::Result<gateway::runtime::ReloadSummary> {
     let summary = gateway.reload().await?;
-    if let Some(metrics) = metrics {
-        // The runtime is already swapped: a bad alarm is reported, the rest
-        // of the reload stands.
-        let config = &gateway.runtime().config;
-        if let Err(err) = apply_alarms(metrics, &config.alarms) {
-            anyhow::bail!("models and keys reloaded, but [[alarms]] were not: {err:#}");
-        }
+    // The runtime is already swapped: a bad alarm or dashboard is reported,
+    // the rest of the reload stands.
+    let config = &gateway.runtime().config;
+    if let Err(err) = dashboards_api::reconfigure(dashboards, config) {
+        anyhow::bail!("models and keys reloaded, but [[dashboards]] were not: {err:#}");
+    }
+    if let Some(metrics) = metrics
+        && let Err(err) = apply_alarms(metrics, &config.alarms)
+    {
+        anyhow::bail!("models and keys reloaded, but [[alarms]] were not: {err:#}");
     }
     Ok(summary)
 }
@@ -597,6 +602,7 @@ pub async fn reload(
 async fn reload_on_sighup(
     gateway: std::sync::Arc<gateway::Gateway>,
     metrics: Option<Arc<vigil_metrics::service::MetricsService>>,
+    dashboards: Arc<vigil_metrics::dashboard::store::Dashboards>,
 ) {
     #[cfg(unix)]
     {
@@ -609,7 +615,7 @@ async fn reload_on_sighup(
             }
         };
         while hangups.recv().await.is_some() {
-            match reload(&gateway, metrics.as_ref()).await {
+            match reload(&gateway, metrics.as_ref(), &dashboards).await {
                 Ok(summary) => tracing::info!(models = ?summary.models, "reloaded on SIGHUP"),
                 Err(err) => tracing::error!(
                     error = %format!("{err:#}"),
@@ -619,5 +625,5 @@ async fn reload_on_sighup(
         }
     }
     #[cfg(not(unix))]
-    let _ = (gateway, metrics);
+    let _ = (gateway, metrics, dashboards);
 }

@@ -1,13 +1,15 @@
-//! `vigil dashboards list|get|put|delete`: the dashboards of a running
-//! server through its HTTP API (`/api/dashboards`), the ones the console
-//! at `/` draws.
+//! `vigil dashboards list|get|put|delete|export`: the dashboards of a
+//! running server through its HTTP API (`/api/dashboards`), the ones the
+//! console at `/` draws; `export` turns one into a Grafana dashboard over
+//! the series `/metrics` exposes.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
+use vigil_metrics::dashboard::grafana;
 
 use crate::api_client::{Api, ServerArgs, encode};
 use crate::metrics::read_json;
@@ -15,7 +17,7 @@ use crate::table::{self, Output};
 
 #[derive(Debug, Args)]
 #[command(
-    about = "Manage the console's dashboards on a running server (list, get, put, delete)",
+    about = "Manage the console's dashboards on a running server (list, get, put, delete, export)",
     long_about = "Manage the dashboards of a running server through its HTTP API \
         (/api/dashboards...); the web console at http://HOST:PORT/ draws them. A dashboard \
         body is the cloud's dashboard-body JSON: {\"widgets\": [...]} on a 24-column grid, each \
@@ -28,7 +30,8 @@ use crate::table::{self, Output};
         vigil dashboards list\n  \
         vigil dashboards get Inference-Monitoring-Dashboard > seed.json\n  \
         vigil dashboards put Payments --file payments.json\n  \
-        vigil dashboards delete Payments"
+        vigil dashboards delete Payments\n  \
+        vigil dashboards export Vigil-Overview --format grafana --output vigil-overview.json"
 )]
 pub struct DashboardsArgs {
     #[command(flatten)]
@@ -77,6 +80,45 @@ enum DashboardsCommand {
         Example:\n  vigil dashboards delete Payments"
     )]
     Delete(NameArgs),
+    /// Export a dashboard as a Grafana dashboard over Prometheus.
+    #[command(
+        long_about = "Export a dashboard as a Grafana dashboard JSON model (schema \
+        version 39) whose panels query the same figures from a Prometheus that scrapes \
+        Vigil's GET /metrics. Import it in Grafana (Dashboards > New > Import) and pick the \
+        Prometheus data source for its DS_PROMETHEUS input.\n\n\
+        Metric widgets become timeseries (timeSeries), stat (singleValue), gauge and \
+        barchart (bar) panels: a counter's Sum is sum(increase(NAME_total[PERIOD])), a \
+        distribution's pNN histogram_quantile over its buckets, Average rate(_sum) / \
+        rate(_count), SampleCount increase(_count); millisecond distributions are shown in \
+        ms as on the console; metric math with + - * / ^, comparisons, ABS, CEIL, FLOOR, LOG, \
+        LOG10 and SQRT is translated. Text widgets become markdown text panels. Positions \
+        keep their columns (both grids are 24 wide); rows are 1.5 times as many Grafana \
+        rows. What Prometheus cannot show (alarm, log, trace-list and service-map widgets, \
+        other metric math, Minimum, counter statistics other than Sum, custom metrics that \
+        never reach /metrics) becomes a text panel saying why, and a warning per widget on \
+        stderr.\n\n\
+        Examples:\n  vigil dashboards export Vigil-Overview --format grafana --output vigil-overview.json\n  \
+        vigil dashboards export Inference-Monitoring-Dashboard --format grafana > seed.json"
+    )]
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    /// A Grafana dashboard JSON model over Prometheus.
+    Grafana,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The dashboard's name.
+    name: String,
+    /// What to write.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Where to write it (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +161,7 @@ pub fn run(args: DashboardsArgs) -> anyhow::Result<()> {
             DashboardsCommand::Get(get) => run_get(&api, &get).await,
             DashboardsCommand::Put(put) => run_put(&api, &put).await,
             DashboardsCommand::Delete(delete) => run_delete(&api, &delete).await,
+            DashboardsCommand::Export(export) => run_export(&api, &export).await,
         }
     })
 }
@@ -187,5 +230,47 @@ async fn run_delete(api: &Api, args: &NameArgs) -> anyhow::Result<()> {
     api.send(hyper::Method::DELETE, &dashboard_path(&args.name), None)
         .await?;
     eprintln!("dashboard {} deleted", args.name);
+    Ok(())
+}
+
+async fn run_export(api: &Api, args: &ExportArgs) -> anyhow::Result<()> {
+    let ExportFormat::Grafana = args.format;
+    let body = api.get(&dashboard_path(&args.name)).await?;
+    let value: Value = serde_json::from_slice(&body).context("the server's answer is not json")?;
+    if !value["body"].is_object() {
+        bail!("the server's answer has no dashboard `body`");
+    }
+    let export = grafana::export(
+        &args.name,
+        &value["body"],
+        &vigil_server::telemetry::names::families(),
+    );
+    let mut text = serde_json::to_string_pretty(&export.dashboard)?;
+    text.push('\n');
+    match &args.output {
+        Some(path) => std::fs::write(path, &text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    for s in &export.skipped {
+        let title = s
+            .title
+            .as_ref()
+            .map(|t| format!(" {t:?}"))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: widgets[{}] ({}{title}) is a text panel: {}",
+            s.index, s.kind, s.reason
+        );
+    }
+    let panels = export.dashboard["panels"].as_array().map_or(0, Vec::len);
+    eprintln!(
+        "exported {} of {panels} widget(s) as Prometheus panels{}",
+        panels.saturating_sub(export.skipped.len()),
+        args.output
+            .as_ref()
+            .map(|p| format!(" to {}", p.display()))
+            .unwrap_or_default()
+    );
     Ok(())
 }

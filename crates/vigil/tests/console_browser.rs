@@ -9,7 +9,10 @@
 //! those numbers and that the latency graph has points (no CSP violation,
 //! no script error). Then it pushes breaching latency data and watches the
 //! alarm widget turn ALARM for both runbook alarms under auto-refresh, runs
-//! a log query in the editor and opens an alarm's graph. Screenshots go to
+//! a log query in the editor and opens an alarm's graph; it lists the
+//! traces, checks the service map's nodes and client edge, adds a trace
+//! list to a dashboard from the Traces page and opens a trace's waterfall
+//! from it. Screenshots go to
 //! `target/console-screenshots/` (the CI artifact; the README's are copies).
 //!
 //! Needs `VIGIL_TEST_BROWSER`: the directory holding `console.mjs` with
@@ -103,6 +106,14 @@ fn the_seed_dashboard_shows_the_traffic_and_the_alarms_fire() {
     let data = tempfile::tempdir().expect("tempdir");
     let server = Serve::start(&["--data-dir".as_ref(), data.path().as_os_str()]);
     let addr = server.addr.clone();
+    // Every request traced, so the traces page and the map count them all.
+    let (status, body) = http(
+        &addr,
+        "PUT",
+        "/api/traces/sampling-rules/Default",
+        Some(r#"{"reservoir": 0, "fixed_rate": 1.0}"#),
+    );
+    assert_eq!(status, 200, "{body}");
     for i in 0..SUCCESSES {
         let (status, body) = http(
             &addr,
@@ -137,6 +148,7 @@ fn the_seed_dashboard_shows_the_traffic_and_the_alarms_fire() {
         std::thread::sleep(Duration::from_millis(250));
     }
     node(&dir, &addr, "counts");
+    node(&dir, &addr, "traces");
 
     // Breaching data: latencies far above High-Latency-Alarm's 2,000 ms.
     let (status, body) = http(

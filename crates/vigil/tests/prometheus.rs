@@ -455,3 +455,56 @@ fn the_seed_alarms_export_as_rules_that_load_and_fire_in_prometheus() {
     assert_eq!(firing[0]["labels"]["vigil_alarm"], "Inference-Error-Alarm");
     assert_eq!(firing[0]["labels"]["alertname"], "Inference_Error_Alarm");
 }
+
+/// Every query of the built-in dashboards exported for Grafana, with
+/// Grafana's `$__range` set to an hour.
+fn grafana_queries() -> Vec<(String, String)> {
+    use vigil_metrics::dashboard::grafana;
+    let config = vigil_server::config::Config::demo();
+    let mut out = Vec::new();
+    for (name, body) in vigil_server::dashboards_api::builtin::dashboards(&config) {
+        let export = grafana::export(&name, &body, &names::families());
+        for panel in export.dashboard["panels"].as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().expect("a target's expr");
+                out.push((name.clone(), expr.replace("$__range", "3600s")));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs VIGIL_TEST_PROMETHEUS_BIN (started by .ci/run)"]
+fn the_built_in_dashboards_grafana_queries_run_in_prometheus() {
+    tool("VIGIL_TEST_PROMETHEUS_BIN");
+    let queries = grafana_queries();
+    assert!(queries.len() >= 15, "{queries:?}");
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let server = serve(data.path());
+    let prometheus = Prometheus::start(&server.addr, None);
+    // Scraped at rest first, so that increase() sees the requests below.
+    prometheus.wait_for(
+        "scrape of the success counter",
+        Duration::from_secs(30),
+        |p| (!p.query("inference_pipeline_success_total").is_empty()).then_some(()),
+    );
+    score(&server.addr, 4);
+    let success = "sum(increase(inference_pipeline_success_total[3600s]))";
+    assert!(
+        queries.iter().any(|(_, q)| q == success),
+        "the seed's SuccessCount: {queries:?}"
+    );
+    let counted = prometheus.wait_for("4 requests in SuccessCount", Duration::from_secs(30), |p| {
+        p.query(success).first().map(value_of).filter(|v| *v >= 3.5)
+    });
+    assert!(counted < 5.0, "{counted}");
+    // Each query parses and evaluates (Prometheus.query asserts `success`);
+    // the latency ones have data.
+    for (name, query) in &queries {
+        let result = prometheus.query(query);
+        if query.contains("inference_pipeline_latency_seconds_bucket") {
+            assert_eq!(result.len(), 1, "{name}: {query}: {result:?}");
+        }
+    }
+}

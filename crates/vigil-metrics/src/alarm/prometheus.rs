@@ -223,29 +223,7 @@ fn rule(alarm: &MetricAlarm, families: &[Family]) -> Result<Rule, String> {
     let matchers = matchers(dimensions);
     let prom = &family.prom;
     let window = format!("{matchers}[{period}s]");
-    let value = match (family.kind, statistic) {
-        (FamilyKind::Counter, Statistic::Sum) => format!("sum(increase({prom}_total{window}))"),
-        (FamilyKind::Counter, s) => {
-            return Err(format!(
-                "{s} of a counter: prometheus keeps its total, so only Sum maps"
-            ));
-        }
-        (FamilyKind::Histogram, Statistic::SampleCount) => {
-            format!("sum(increase({prom}_count{window}))")
-        }
-        (FamilyKind::Histogram, Statistic::Sum) => format!("sum(increase({prom}_sum{window}))"),
-        (FamilyKind::Histogram, Statistic::Average) => {
-            format!("sum(rate({prom}_sum{window})) / sum(rate({prom}_count{window}))")
-        }
-        (FamilyKind::Histogram, Statistic::Maximum) => quantile(prom, &window, 1.0),
-        (FamilyKind::Histogram, Statistic::Percentile(p)) => quantile(prom, &window, *p / 100.0),
-        (FamilyKind::Histogram, Statistic::Minimum) => {
-            return Err("Minimum: prometheus histograms keep no minimum".to_string());
-        }
-        (FamilyKind::Histogram, s) => {
-            return Err(format!("{s}: prometheus histograms cannot compute it"));
-        }
-    };
+    let value = statistic_query(family, statistic, dimensions, &format!("{period}s"))?;
     // Low-sample points count as missing: no sample, so not breaching.
     let enough = match (alarm.low_sample_count(), alarm.percentile()) {
         (LowSampleCount::Ignore, Some(p)) if family.kind == FamilyKind::Histogram => Some(format!(
@@ -312,6 +290,44 @@ fn rule(alarm: &MetricAlarm, families: &[Family]) -> Result<Rule, String> {
         ],
         summary,
         description,
+    })
+}
+
+/// The PromQL of `statistic` of `family`'s series carrying `dimensions`,
+/// per window of `range` (`60s`, or a Grafana variable such as
+/// `$__range`), in the units `/metrics` shows (seconds for a millisecond
+/// distribution). The table in this module's documentation says what maps;
+/// `Err` is why a statistic does not, lowercase.
+pub fn statistic_query(
+    family: &Family,
+    statistic: &Statistic,
+    dimensions: &Dimensions,
+    range: &str,
+) -> Result<String, String> {
+    let prom = &family.prom;
+    let window = format!("{}[{range}]", matchers(dimensions));
+    Ok(match (family.kind, statistic) {
+        (FamilyKind::Counter, Statistic::Sum) => format!("sum(increase({prom}_total{window}))"),
+        (FamilyKind::Counter, s) => {
+            return Err(format!(
+                "{s} of a counter: prometheus keeps its total, so only Sum maps"
+            ));
+        }
+        (FamilyKind::Histogram, Statistic::SampleCount) => {
+            format!("sum(increase({prom}_count{window}))")
+        }
+        (FamilyKind::Histogram, Statistic::Sum) => format!("sum(increase({prom}_sum{window}))"),
+        (FamilyKind::Histogram, Statistic::Average) => {
+            format!("sum(rate({prom}_sum{window})) / sum(rate({prom}_count{window}))")
+        }
+        (FamilyKind::Histogram, Statistic::Maximum) => quantile(prom, &window, 1.0),
+        (FamilyKind::Histogram, Statistic::Percentile(p)) => quantile(prom, &window, *p / 100.0),
+        (FamilyKind::Histogram, Statistic::Minimum) => {
+            return Err("Minimum: prometheus histograms keep no minimum".to_string());
+        }
+        (FamilyKind::Histogram, s) => {
+            return Err(format!("{s}: prometheus histograms cannot compute it"));
+        }
     })
 }
 

@@ -10,6 +10,7 @@
 //! Widget types: the cloud's `metric`, `text`, `alarm` and `log`, and
 //! Vigil's own `trace-list` and `service-map`.
 
+pub mod grafana;
 pub mod store;
 
 use serde_json::{Map, Value};

@@ -108,10 +108,17 @@ pub fn check(name: &str, body: &Value) -> Vec<Problem> {
 #[derive(Debug)]
 pub struct Dashboards {
     path: Option<PathBuf>,
+    /// Its lock also serialises writers.
+    inner: Mutex<Inner>,
+}
+
+/// The three layers; a config reload replaces the first two.
+#[derive(Debug)]
+struct Inner {
     builtin: BTreeMap<String, Value>,
     config: BTreeMap<String, Value>,
-    /// The API's changes; its lock also serialises writers.
-    overlay: Mutex<Overlay>,
+    /// The API's changes.
+    overlay: Overlay,
 }
 
 impl Dashboards {
@@ -143,54 +150,42 @@ impl Dashboards {
         config: Vec<(String, Value)>,
         overlay: Overlay,
     ) -> Result<Dashboards, DashboardError> {
-        let mut problems = Vec::new();
-        let mut builtins = BTreeMap::new();
-        for (name, body) in builtin {
-            for p in check(&name, &body) {
-                problems.push(Problem {
-                    field: format!("built-in dashboard {name}: {}", p.field),
-                    message: p.message,
-                });
-            }
-            builtins.insert(name, body);
-        }
-        let mut configured = BTreeMap::new();
-        for (i, (name, body)) in config.into_iter().enumerate() {
-            for p in check(&name, &body) {
-                let field = if p.field.is_empty() {
-                    format!("dashboards[{i}]")
-                } else {
-                    format!("dashboards[{i}].{}", p.field)
-                };
-                problems.push(Problem {
-                    field,
-                    message: p.message,
-                });
-            }
-            if configured.insert(name.clone(), body).is_some() {
-                problems.push(Problem {
-                    field: format!("dashboards[{i}].name"),
-                    message: format!("`{name}` is already the name of another dashboard"),
-                });
-            }
-        }
-        if !problems.is_empty() {
-            return Err(DashboardError::Invalid(problems));
-        }
+        let (builtin, config) = validated(builtin, config)?;
         Ok(Dashboards {
             path,
-            builtin: builtins,
-            config: configured,
-            overlay: Mutex::new(overlay),
+            inner: Mutex::new(Inner {
+                builtin,
+                config,
+                overlay,
+            }),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Overlay> {
-        // A panic while holding the lock leaves plain data: keep going.
-        self.overlay.lock().unwrap_or_else(|e| e.into_inner())
+    /// Replaces the built-in and config dashboards (a config reload), checked
+    /// as [`Dashboards::new`] checks them; on a problem nothing changes. The
+    /// API's changes stay laid over them: a config dashboard deleted through
+    /// the API stays deleted, one the API replaced stays replaced.
+    pub fn reconfigure(
+        &self,
+        builtin: Vec<(String, Value)>,
+        config: Vec<(String, Value)>,
+    ) -> Result<(), DashboardError> {
+        let (builtin, config) = validated(builtin, config)?;
+        let mut inner = self.lock();
+        inner.builtin = builtin;
+        inner.config = config;
+        Ok(())
     }
 
-    fn resolve(&self, overlay: &Overlay, name: &str) -> Option<Dashboard> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn resolve(&self, name: &str) -> Option<Dashboard> {
+        let overlay = &self.overlay;
         if let Some(body) = overlay.put.get(name) {
             return Some(Dashboard {
                 name: name.to_owned(),
@@ -213,27 +208,29 @@ impl Dashboards {
             body: body.clone(),
         })
     }
+}
 
+impl Dashboards {
     /// Every dashboard, by name.
     pub fn list(&self) -> Vec<Dashboard> {
-        let overlay = self.lock();
-        let mut names: Vec<&String> = self
+        let inner = self.lock();
+        let mut names: Vec<&String> = inner
             .builtin
             .keys()
-            .chain(self.config.keys())
-            .chain(overlay.put.keys())
+            .chain(inner.config.keys())
+            .chain(inner.overlay.put.keys())
             .collect();
         names.sort();
         names.dedup();
         names
             .into_iter()
-            .filter_map(|name| self.resolve(&overlay, name))
+            .filter_map(|name| inner.resolve(name))
             .collect()
     }
 
     /// One dashboard.
     pub fn get(&self, name: &str) -> Option<Dashboard> {
-        self.resolve(&self.lock(), name)
+        self.lock().resolve(name)
     }
 
     /// Creates or replaces `name` (validated; persisted before it is in
@@ -243,13 +240,13 @@ impl Dashboards {
         if !problems.is_empty() {
             return Err(DashboardError::Invalid(problems));
         }
-        let mut overlay = self.lock();
-        let mut next = overlay.clone();
+        let mut inner = self.lock();
+        let mut next = inner.overlay.clone();
         next.put.insert(name.to_owned(), body);
         next.deleted.retain(|d| d != name);
         self.persist(&next)?;
-        *overlay = next;
-        self.resolve(&overlay, name).ok_or_else(|| {
+        inner.overlay = next;
+        inner.resolve(name).ok_or_else(|| {
             let path = self.path.as_deref().unwrap_or(Path::new(FILE_NAME));
             storage(
                 path,
@@ -263,21 +260,21 @@ impl Dashboards {
     /// through the API does not); a config dashboard is marked deleted; an
     /// untouched built-in is refused.
     pub fn delete(&self, name: &str) -> Result<(), DashboardError> {
-        let mut overlay = self.lock();
-        let mut next = overlay.clone();
+        let mut inner = self.lock();
+        let mut next = inner.overlay.clone();
         if next.put.remove(name).is_some() {
-            if self.config.contains_key(name) && !next.deleted.iter().any(|d| d == name) {
+            if inner.config.contains_key(name) && !next.deleted.iter().any(|d| d == name) {
                 next.deleted.push(name.to_owned());
             }
-        } else if self.config.contains_key(name) && !next.deleted.iter().any(|d| d == name) {
+        } else if inner.config.contains_key(name) && !next.deleted.iter().any(|d| d == name) {
             next.deleted.push(name.to_owned());
-        } else if self.builtin.contains_key(name) {
+        } else if inner.builtin.contains_key(name) {
             return Err(DashboardError::Builtin(name.to_owned()));
         } else {
             return Err(DashboardError::NotFound(name.to_owned()));
         }
         self.persist(&next)?;
-        *overlay = next;
+        inner.overlay = next;
         Ok(())
     }
 
@@ -287,6 +284,51 @@ impl Dashboards {
             None => Ok(()),
         }
     }
+}
+
+type Layers = (BTreeMap<String, Value>, BTreeMap<String, Value>);
+
+/// The built-in and config dashboards by name, every problem reported, each
+/// field named `dashboards[i].field` for the config's.
+fn validated(
+    builtin: Vec<(String, Value)>,
+    config: Vec<(String, Value)>,
+) -> Result<Layers, DashboardError> {
+    let mut problems = Vec::new();
+    let mut builtins = BTreeMap::new();
+    for (name, body) in builtin {
+        for p in check(&name, &body) {
+            problems.push(Problem {
+                field: format!("built-in dashboard {name}: {}", p.field),
+                message: p.message,
+            });
+        }
+        builtins.insert(name, body);
+    }
+    let mut configured = BTreeMap::new();
+    for (i, (name, body)) in config.into_iter().enumerate() {
+        for p in check(&name, &body) {
+            let field = if p.field.is_empty() {
+                format!("dashboards[{i}]")
+            } else {
+                format!("dashboards[{i}].{}", p.field)
+            };
+            problems.push(Problem {
+                field,
+                message: p.message,
+            });
+        }
+        if configured.insert(name.clone(), body).is_some() {
+            problems.push(Problem {
+                field: format!("dashboards[{i}].name"),
+                message: format!("`{name}` is already the name of another dashboard"),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(DashboardError::Invalid(problems));
+    }
+    Ok((builtins, configured))
 }
 
 fn storage(path: &Path, message: String) -> DashboardError {

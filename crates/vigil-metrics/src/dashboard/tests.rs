@@ -271,3 +271,56 @@ fn config_problems_name_the_entry() {
          dashboards[2].name: `ok` is already the name of another dashboard"
     );
 }
+
+#[test]
+fn a_reconfigure_replaces_the_config_layers_under_the_api_changes() {
+    let store = Dashboards::new(
+        vec![("Builtin".to_owned(), text("built in"))],
+        vec![
+            ("Kept".to_owned(), text("old")),
+            ("Gone".to_owned(), text("gone")),
+            ("Deleted".to_owned(), text("deleted")),
+        ],
+    )
+    .expect("valid");
+    store.delete("Deleted").expect("delete");
+    store.put("Kept", text("api")).expect("put");
+    store
+        .reconfigure(
+            vec![("Builtin".to_owned(), text("built in, v2"))],
+            vec![
+                ("Kept".to_owned(), text("new")),
+                ("Deleted".to_owned(), text("back?")),
+                ("Added".to_owned(), text("added")),
+            ],
+        )
+        .expect("reconfigure");
+    let names: Vec<(String, Source)> = store
+        .list()
+        .into_iter()
+        .map(|d| (d.name, d.source))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Added".to_owned(), Source::Config),
+            ("Builtin".to_owned(), Source::Builtin),
+            ("Kept".to_owned(), Source::Api),
+        ]
+    );
+    assert_eq!(
+        store.get("Builtin").expect("get").body,
+        text("built in, v2")
+    );
+    // The API's replacement wins, and deleting it deletes the config's too
+    // (the store's rule for a replaced config dashboard).
+    assert_eq!(store.get("Kept").expect("get").body, text("api"));
+    store.delete("Kept").expect("delete the replacement");
+    assert!(store.get("Kept").is_none());
+    // A bad config changes nothing and names the entry.
+    let err = store
+        .reconfigure(Vec::new(), vec![("bad name".to_owned(), text("x"))])
+        .expect_err("invalid");
+    assert!(err.to_string().starts_with("dashboards[0].name: "), "{err}");
+    assert!(store.get("Added").is_some() && store.get("Builtin").is_some());
+}

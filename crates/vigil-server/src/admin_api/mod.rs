@@ -17,7 +17,7 @@ use crate::state::AppState;
         (status = 200, description = "the new config serves", body = ReloadSummary),
         (status = 400, description = "the new config is invalid (every problem listed); the old one keeps serving", body = ErrorBody)))]
 pub async fn reload(State(state): State<AppState>) -> Result<Json<ReloadSummary>, ApiError> {
-    match crate::reload(&state.gateway, state.metrics()).await {
+    match crate::reload(&state.gateway, state.metrics(), state.dashboards()).await {
         Ok(summary) => Ok(Json(summary)),
         Err(err) => {
             tracing::warn!(error = %format!("{err:#}"), "config reload rejected");

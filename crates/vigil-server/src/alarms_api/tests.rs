@@ -155,7 +155,7 @@ async fn a_reload_puts_the_files_alarms_into_the_engine() {
     );
     let state = base.with_metrics(std::sync::Arc::clone(&service));
     std::fs::write(&path, config("second")).unwrap();
-    crate::reload(state.gateway(), state.metrics())
+    crate::reload(state.gateway(), state.metrics(), state.dashboards())
         .await
         .unwrap();
     let (status, alarm) = call(&state, "GET", "/api/alarms/second", "").await;

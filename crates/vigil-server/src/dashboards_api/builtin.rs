@@ -270,6 +270,112 @@ mod tests {
     use super::*;
     use crate::telemetry::names;
 
+    /// The sample names `GET /metrics` shows once every family has a
+    /// series (a model and a subscription resolved).
+    fn exposed_series() -> std::collections::BTreeSet<String> {
+        use std::sync::Arc;
+        let t =
+            crate::telemetry::Telemetry::new(Arc::new(vigil_metrics::registry::Registry::new()));
+        let _model = crate::telemetry::ModelHandles::resolve(
+            t.registry(),
+            "fraud",
+            "1",
+            &["legit".into(), "fraud".into()],
+        );
+        let _subscription = crate::telemetry::SubscriptionHandles::resolve(t.registry(), "/g:f");
+        t.registry()
+            .render_prometheus()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// The metric names a PromQL expression selects: identifiers followed
+    /// by `{` or `[`.
+    fn selectors(expr: &str) -> Vec<&str> {
+        let bytes = expr.as_bytes();
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            let word = b.is_ascii_alphanumeric() || b == b'_' || b == b':';
+            match (start, word) {
+                (None, true) if !b.is_ascii_digit() => start = Some(i),
+                (Some(s), false) => {
+                    // Label values are quoted, `$__range` is Grafana's.
+                    let quoted = expr[..s].matches('"').count() % 2 == 1;
+                    if (b == b'{' || b == b'[')
+                        && !quoted
+                        && bytes.get(s.wrapping_sub(1)) != Some(&b'$')
+                    {
+                        out.push(&expr[s..i]);
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_built_ins_export_to_grafana_over_series_metrics_exposes() {
+        use vigil_metrics::dashboard::grafana;
+        let exposed = exposed_series();
+        assert!(
+            exposed.contains("inference_pipeline_success_total"),
+            "{exposed:?}"
+        );
+        let config = Config::demo();
+        let mut kinds = Vec::new();
+        for (name, body) in dashboards(&config) {
+            let out = grafana::export(&name, &body, &names::families());
+            let skipped: Vec<(String, usize)> = out
+                .skipped
+                .iter()
+                .map(|s| (s.kind.clone(), s.index))
+                .collect();
+            let panels = out.dashboard["panels"].as_array().expect("panels");
+            assert_eq!(
+                panels.len(),
+                body["widgets"].as_array().expect("widgets").len()
+            );
+            kinds.push((
+                name.clone(),
+                skipped,
+                panels
+                    .iter()
+                    .map(|p| p["type"].as_str().expect("type").to_owned())
+                    .collect::<Vec<_>>(),
+            ));
+            for panel in panels {
+                for target in panel["targets"].as_array().into_iter().flatten() {
+                    let expr = target["expr"].as_str().expect("expr");
+                    let names = selectors(expr);
+                    assert!(!names.is_empty(), "{name}: no series in {expr}");
+                    for series in names {
+                        assert!(
+                            exposed.contains(series),
+                            "{name}: {series} (in {expr}) is not on /metrics"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(kinds[0].0, SEED);
+        assert_eq!(kinds[0].1, [("alarm".to_owned(), 3)]);
+        assert_eq!(kinds[0].2, ["timeseries", "stat", "stat", "text"]);
+        assert_eq!(kinds[1].0, OVERVIEW);
+        assert_eq!(kinds[1].1, [("alarm".to_owned(), 8), ("log".to_owned(), 9)]);
+        let mut want = vec!["timeseries"; 8];
+        want.extend(["text", "text"]);
+        assert_eq!(kinds[1].2, want);
+        assert_eq!(
+            selectors(r#"sum(increase(a_total{route="/x{y}"}[60s])) / b_count[$__range] + c"#),
+            ["a_total", "b_count"]
+        );
+    }
+
     #[test]
     fn the_built_ins_are_valid_and_use_emitted_metrics() {
         let config = Config::demo();

@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use vigil_metrics::dashboard::store::{Dashboard, DashboardError, Dashboards, Source};
 
@@ -22,17 +23,35 @@ use crate::state::AppState;
 /// The dashboards for `config`, the API's changes in memory only (router
 /// tests) or, with `dir`, in `dir/dashboards.json`.
 pub fn open(config: &Config, dir: Option<&std::path::Path>) -> anyhow::Result<Dashboards> {
-    let builtin = builtin::dashboards(config);
-    let configured = config
-        .dashboards
-        .iter()
-        .map(|d| (d.name.clone(), d.body.clone()))
-        .collect();
+    let (builtin, configured) = layers(config);
     match dir {
         Some(dir) => Dashboards::open(dir, builtin, configured),
         None => Dashboards::new(builtin, configured),
     }
     .map_err(|err| anyhow::anyhow!("dashboards: {err}"))
+}
+
+/// A dashboard's name and body.
+type Named = (String, Value);
+
+/// The built-in dashboards for `config` (the overview follows its models
+/// and alarms) and its `[[dashboards]]`.
+fn layers(config: &Config) -> (Vec<Named>, Vec<Named>) {
+    let configured = config
+        .dashboards
+        .iter()
+        .map(|d| (d.name.clone(), d.body.clone()))
+        .collect();
+    (builtin::dashboards(config), configured)
+}
+
+/// A reloaded `config`'s dashboards in force, by the code start-up uses;
+/// the API's changes stay laid over them.
+pub fn reconfigure(dashboards: &Dashboards, config: &Config) -> anyhow::Result<()> {
+    let (builtin, configured) = layers(config);
+    dashboards
+        .reconfigure(builtin, configured)
+        .map_err(|err| anyhow::anyhow!("dashboards: {err}"))
 }
 
 fn dashboard_error(err: DashboardError) -> ApiError {

@@ -194,3 +194,79 @@ async fn config_dashboards_and_persistence() {
         ]
     );
 }
+
+/// A config file serving the demo model at `version` with one
+/// `[[dashboards]]` entry, `name`, whose text widget says `markdown`.
+fn write_config(
+    dir: &std::path::Path,
+    version: &str,
+    name: &str,
+    markdown: &str,
+) -> std::path::PathBuf {
+    let path = dir.join("vigil.toml");
+    let text = format!(
+        "[[models]]\nname = \"fraud\"\npath = \"demo.json\"\nversion = \"{version}\"\n\n\
+         [[dashboards]]\nname = \"{name}\"\n\n[[dashboards.widgets]]\ntype = \"text\"\n\
+         properties = {{ markdown = \"{markdown}\" }}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn listed(state: &AppState) -> Vec<(String, String)> {
+    let (status, list) = call(state, "GET", "/api/dashboards", "").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list["dashboards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_owned(),
+                d["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reload_reads_the_config_files_dashboards_again() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("demo.json"), crate::DEMO_MODEL).unwrap();
+    let path = write_config(dir.path(), "1", "Payments", "v1");
+    let state = AppState::from_config(&crate::config::Config::load(&path).unwrap()).unwrap();
+    let pair = |n: &str, s: &str| (n.to_owned(), s.to_owned());
+    assert!(listed(&state).await.contains(&pair("Payments", "config")));
+
+    // The file changes: the reload (POST /api/admin/reload, as SIGHUP)
+    // serves its dashboards, and the overview follows its model version.
+    write_config(dir.path(), "2", "Refunds", "v2");
+    let (status, summary) = call(&state, "POST", "/api/admin/reload", "").await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    let names = listed(&state).await;
+    assert!(names.contains(&pair("Refunds", "config")), "{names:?}");
+    assert!(!names.iter().any(|(n, _)| n == "Payments"), "{names:?}");
+    let (_, refunds) = call(&state, "GET", "/api/dashboards/Refunds", "").await;
+    assert_eq!(
+        refunds["body"]["widgets"][0]["properties"]["markdown"],
+        "v2"
+    );
+    let (_, overview) = call(&state, "GET", "/api/dashboards/Vigil-Overview", "").await;
+    let text = overview["body"].to_string();
+    assert!(text.contains(r#""version","2""#), "{text}");
+    assert!(!text.contains(r#""version","1""#), "{text}");
+
+    // A file with a bad dashboard is refused whole: the old ones stay.
+    std::fs::write(
+        &path,
+        "[[models]]\nname = \"fraud\"\npath = \"demo.json\"\n\n[[dashboards]]\nname = \"a b\"\n",
+    )
+    .unwrap();
+    let (status, answer) = call(&state, "POST", "/api/admin/reload", "").await;
+    assert_ne!(status, StatusCode::OK, "{answer}");
+    assert!(
+        answer.to_string().contains("dashboards[0].name"),
+        "{answer}"
+    );
+    assert_eq!(listed(&state).await, names);
+}
