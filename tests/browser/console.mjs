@@ -190,6 +190,12 @@ try {
     const empty = spans.filter((s) => !(s.width > 0));
     if (empty.length) fail(`spans drawn without a bar: ${empty.map((s) => s.label).join(' | ')}`);
     await page.screenshot({ path: join(shots, 'traces.png'), fullPage: true });
+    // From the trace to its inference-log record (the shared trace id),
+    // which links back to the same trace.
+    const traceId = hash.match(/^#\/traces\/([0-9a-f]+)/)[1];
+    await page.waitForSelector('[data-testid="trace-inference"]', { timeout: 20000 });
+    await page.click('[data-testid="trace-inference"]');
+    await page.waitForSelector(`main a[href^="#/traces/${traceId}"]`, { timeout: 20000 });
     console.log(`traces: ${links} traces answered 200, map nodes ${nodes.filter((n) => !/^\d+$/.test(n)).join(', ')}, client → vigil ${client[2]}; waterfall ${spans.length} spans; ${added}`);
   } else {
     fail(`unknown phase ${phase}`);

@@ -193,8 +193,23 @@ export function waterfall(spans) {
 export async function tracesPage(main, state, ctx) {
   if (state.arg) {
     const trace = await get(`/api/traces/${encodeURIComponent(state.arg)}`);
-    main.append(el('h1', {}, `Trace ${trace.trace_id}`), card('Waterfall', waterfall(trace.spans || [])),
-      el('p', {}, el('a', { href: viewHref('logs', { q: `SOURCE '/vigil/access' | filter trace_id = '${trace.trace_id}'` }) }, 'Log events of this trace')));
+    const links = el('p', {}, el('a', { href: viewHref('logs', { q: `SOURCE '/vigil/access' | filter trace_id = '${trace.trace_id}'` }) }, 'Log events of this trace'));
+    main.append(el('h1', {}, `Trace ${trace.trace_id}`), card('Waterfall', waterfall(trace.spans || [])), links);
+    // Its inference-log records: those received while Vigil's spans ran
+    // that carry the same trace id.
+    const times = (trace.spans || []).filter((s) => s.service === 'vigil').map(spanTimes);
+    if (times.length) {
+      const from = Math.floor(Math.min(...times.map((t) => t[0])) / 1000);
+      const to = Math.ceil(Math.max(...times.map((t) => t[1])) / 1000) + 1;
+      try {
+        const { records } = await get(`/api/inferences?from=${from}&to=${to}&limit=1000`);
+        for (const r of (records || []).filter((r) => r.trace_id === trace.trace_id)) {
+          links.append(' · ', el('a', { href: viewHref(`inferences/${encodeURIComponent(r.request_id)}`), 'data-testid': 'trace-inference' }, `inference-log record ${r.request_id}`));
+        }
+      } catch (err) {
+        links.append(` · inference log: ${err.message || err}`);
+      }
+    }
     return;
   }
   const form = el('form', { class: 'trace-search' },
