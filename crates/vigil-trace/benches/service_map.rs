@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_trace::model::{Span, SpanId, TraceId};
-use vigil_trace::service_map::{ServiceMap, ServiceMapConfig};
+use vigil_trace::service_map::{MapSpan, ServiceMap, ServiceMapConfig};
 
 const SPANS: usize = 1_000_000;
 const PER_TRACE: usize = 7;
@@ -94,16 +94,38 @@ const WHOLE_BATCH: usize = BATCH / PER_TRACE * PER_TRACE;
 
 /// Feeds `spans` in batches of `size` through `add` (`add_batch`, or
 /// `add_whole_traces` for batches of whole traces, as Vigil's own are).
-fn add_all_with(map: &ServiceMap, spans: &[Span], size: usize, add: fn(&ServiceMap, &[Span], i64)) {
+fn add_all_with<S>(map: &ServiceMap, spans: &[S], size: usize, add: fn(&ServiceMap, &[S], i64))
+where
+    S: Ends,
+{
     for (n, batch) in spans.chunks(size).enumerate() {
         // Arrival: the batch's last span end, plus a second.
-        let now_ms = batch.last().map_or(T0_MS, |s| s.end_us / 1000) + 1000;
+        let now_ms = batch.last().map_or(T0_MS, |s| s.end_us() / 1000) + 1000;
         add(map, batch, now_ms + n as i64 % 2);
+    }
+}
+
+/// A span's end, for its batch's arrival time.
+trait Ends {
+    fn end_us(&self) -> i64;
+}
+
+impl Ends for Span {
+    fn end_us(&self) -> i64 {
+        self.end_us
+    }
+}
+
+impl Ends for MapSpan {
+    fn end_us(&self) -> i64 {
+        self.end_us
     }
 }
 
 fn bench(c: &mut Criterion) {
     let spans = spans();
+    // Whole traces reach the map as their facts, made where recorded.
+    let facts: Vec<MapSpan> = spans.iter().map(MapSpan::from).collect();
     let mut group = c.benchmark_group("service_map");
     group.sample_size(10);
     group.throughput(Throughput::Elements(spans.len() as u64));
@@ -121,7 +143,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || ServiceMap::new(ServiceMapConfig::default()),
             |map| {
-                add_all_with(&map, &spans, WHOLE_BATCH, ServiceMap::add_whole_traces);
+                add_all_with(&map, &facts, WHOLE_BATCH, ServiceMap::add_whole_traces);
                 map
             },
             BatchSize::PerIteration,
@@ -159,7 +181,7 @@ fn bench(c: &mut Criterion) {
     assert_eq!(total as usize, spans.len(), "every span is one call");
     assert_eq!(graph.edges.len(), 7);
     let whole = ServiceMap::new(ServiceMapConfig::default());
-    add_all_with(&whole, &spans, WHOLE_BATCH, ServiceMap::add_whole_traces);
+    add_all_with(&whole, &facts, WHOLE_BATCH, ServiceMap::add_whole_traces);
     assert_eq!(
         whole.map(T0_MS, T0_MS + 3_600_000),
         graph,

@@ -37,12 +37,119 @@ use resolve::{Bounds, CLIENT, Call, KeyMap, Known, Resolver, SpanIn};
 type Edges = FxHashMap<(u32, u32), Stats>;
 use stats::Stats;
 
-use crate::model::Span;
+use crate::model::{Name, Outcome, Span, SpanId, TraceId};
 
 const MINUTE_MS: i64 = 60_000;
 const MINUTE_US: i64 = 60_000_000;
 /// Spans may end at most this many minutes after `now_ms`.
 const FUTURE_MINUTES: i64 = 60;
+
+/// What the map needs of one span: made on the thread that recorded a
+/// trace ([`crate::store::PreparedTrace`]), so the writer feeding the map
+/// never holds the spans themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapSpan {
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+    /// Its own id.
+    pub span_id: SpanId,
+    /// Its parent's id, if it has one.
+    pub parent_id: Option<SpanId>,
+    /// Its name (a stage's, or the remote service called).
+    pub name: Name,
+    /// The service that recorded it.
+    pub service: Name,
+    /// A call to another service.
+    pub remote: bool,
+    /// Its end, µs since the epoch: the minute it counts in.
+    pub end_us: i64,
+    /// Its duration, µs.
+    pub duration_us: i64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl From<&Span> for MapSpan {
+    fn from(span: &Span) -> MapSpan {
+        MapSpan {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            parent_id: span.parent_id,
+            name: span.name.clone(),
+            service: span.service.clone(),
+            remote: span.remote,
+            end_us: span.end_us,
+            duration_us: span.duration_us(),
+            outcome: span.outcome(),
+        }
+    }
+}
+
+/// A span as the map reads it: a [`Span`] or its [`MapSpan`].
+trait Facts {
+    fn key(&self) -> (TraceId, SpanId);
+    fn parent_id(&self) -> Option<SpanId>;
+    fn name(&self) -> &str;
+    fn service(&self) -> &str;
+    fn remote(&self) -> bool;
+    fn end_us(&self) -> i64;
+    fn duration_us(&self) -> i64;
+    fn outcome(&self) -> Outcome;
+}
+
+impl Facts for Span {
+    fn key(&self) -> (TraceId, SpanId) {
+        (self.trace_id, self.span_id)
+    }
+    fn parent_id(&self) -> Option<SpanId> {
+        self.parent_id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn remote(&self) -> bool {
+        self.remote
+    }
+    fn end_us(&self) -> i64 {
+        self.end_us
+    }
+    fn duration_us(&self) -> i64 {
+        Span::duration_us(self)
+    }
+    fn outcome(&self) -> Outcome {
+        Span::outcome(self)
+    }
+}
+
+impl Facts for MapSpan {
+    fn key(&self) -> (TraceId, SpanId) {
+        (self.trace_id, self.span_id)
+    }
+    fn parent_id(&self) -> Option<SpanId> {
+        self.parent_id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn remote(&self) -> bool {
+        self.remote
+    }
+    fn end_us(&self) -> i64 {
+        self.end_us
+    }
+    fn duration_us(&self) -> i64 {
+        self.duration_us.max(0)
+    }
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
 
 /// The service map's bounds; every value is at least 1 when used.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,11 +385,11 @@ impl ServiceMap {
     /// every child of theirs is in the batch). They are not remembered,
     /// which saves a write per span into a large map. A parent outside the
     /// batch (an upstream caller's span) is still found or waited for.
-    pub fn add_whole_traces(&self, spans: &[Span], now_ms: i64) {
+    pub fn add_whole_traces(&self, spans: &[MapSpan], now_ms: i64) {
         self.add(spans, now_ms, false);
     }
 
-    fn add(&self, spans: &[Span], now_ms: i64, remember: bool) {
+    fn add<S: Facts>(&self, spans: &[S], now_ms: i64, remember: bool) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut calls = std::mem::take(&mut inner.calls);
@@ -292,19 +399,19 @@ impl ServiceMap {
         order.parents_first(spans);
         for &i in &order.order {
             let span = &spans[i as usize];
-            let service_node = inner.nodes.service(&span.service);
-            let inner_node = match (span.remote, span.parent_id) {
-                (true, _) => inner.nodes.remote(&span.name),
+            let service_node = inner.nodes.service(span.service());
+            let inner_node = match (span.remote(), span.parent_id()) {
+                (true, _) => inner.nodes.remote(span.name()),
                 (false, None) => service_node,
-                (false, Some(_)) => inner.nodes.stage(service_node, &span.service, &span.name),
+                (false, Some(_)) => inner.nodes.stage(service_node, span.service(), span.name()),
             };
             let input = SpanIn {
-                key: (span.trace_id, span.span_id),
-                parent: span.parent_id,
+                key: span.key(),
+                parent: span.parent_id(),
                 service_node,
                 inner_node,
-                remote: span.remote,
-                minute: span.end_us.div_euclid(MINUTE_US),
+                remote: span.remote(),
+                minute: span.end_us().div_euclid(MINUTE_US),
                 duration_us: span.duration_us(),
                 outcome: span.outcome(),
                 remember,
@@ -427,11 +534,11 @@ impl BatchOrder {
     /// span whose parent is not in the batch has depth 0), stable, and
     /// `parent` to each span's parent in the batch. A cycle of parents is
     /// cut where it is found.
-    fn parents_first(&mut self, spans: &[Span]) {
+    fn parents_first<S: Facts>(&mut self, spans: &[S]) {
         let n = spans.len().min(UNSET as usize - 1);
         self.index.clear();
         for (i, span) in spans[..n].iter().enumerate() {
-            self.index.insert((span.trace_id, span.span_id), i as u32);
+            self.index.insert(span.key(), i as u32);
         }
         self.depth.clear();
         self.depth.resize(n, UNSET);
@@ -449,8 +556,8 @@ impl BatchOrder {
                         self.stack.push(j as u32);
                         let span = &spans[j];
                         match span
-                            .parent_id
-                            .and_then(|p| self.index.get(&(span.trace_id, p)))
+                            .parent_id()
+                            .and_then(|p| self.index.get(&(span.key().0, p)))
                         {
                             Some(&p) => {
                                 self.parent[j] = p;

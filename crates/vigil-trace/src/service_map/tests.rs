@@ -418,6 +418,11 @@ fn any_split_into_batches_gives_the_same_map() {
 /// Whole traces (Vigil's own) counted without being remembered give the
 /// map that remembering them gives, whether the upstream caller's span
 /// comes before or after; they are just no parents for later batches.
+/// What the map needs of each of `spans`.
+fn facts(spans: &[Span]) -> Vec<MapSpan> {
+    spans.iter().map(MapSpan::from).collect()
+}
+
 #[test]
 fn whole_traces_count_as_any_batch_and_are_not_remembered() {
     let spans: Vec<Span> = (0..20)
@@ -432,7 +437,7 @@ fn whole_traces_count_as_any_batch_and_are_not_remembered() {
     let remembered = ServiceMap::new(ServiceMapConfig::default());
     remembered.add_batch(&spans, T0_MS);
     let whole = ServiceMap::new(ServiceMapConfig::default());
-    whole.add_whole_traces(&spans, T0_MS);
+    whole.add_whole_traces(&facts(&spans), T0_MS);
     assert_eq!(hour(&whole), hour(&remembered));
     assert_eq!(whole.pending_spans(), 0);
 
@@ -441,9 +446,9 @@ fn whole_traces_count_as_any_batch_and_are_not_remembered() {
         let (gateway, vigil) = upstream(1);
         if parent_first {
             map.add_batch(&[gateway], T0_MS);
-            map.add_whole_traces(&vigil, T0_MS + 1_000);
+            map.add_whole_traces(&facts(&vigil), T0_MS + 1_000);
         } else {
-            map.add_whole_traces(&vigil, T0_MS);
+            map.add_whole_traces(&facts(&vigil), T0_MS);
             assert_eq!(map.pending_spans(), 5, "the whole vigil part waits");
             map.add_batch(&[gateway], T0_MS + 20_000);
         }
@@ -457,7 +462,7 @@ fn whole_traces_count_as_any_batch_and_are_not_remembered() {
     // A later child of a whole trace's span finds no parent: it waits,
     // then counts as called by the client.
     let map = ServiceMap::new(ServiceMapConfig::default());
-    map.add_whole_traces(&vigil_trace(1, T0_US, 200), T0_MS);
+    map.add_whole_traces(&facts(&vigil_trace(1, T0_US, 200)), T0_MS);
     let late = span(1, 7, Some(1), "late", "vigil", T0_US + 10, T0_US + 20);
     map.add_batch(&[late], T0_MS + 1_000);
     assert_eq!(map.pending_spans(), 1);

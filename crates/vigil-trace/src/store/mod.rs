@@ -7,12 +7,14 @@
 //! dir/ids/         one trace-id index per sealed span segment (see `ids`)
 //! ```
 //!
-//! - **Write path**: [`TraceStore::append`] groups a batch by trace, writes
-//!   its spans as one contiguous segment-log batch, records each trace's
-//!   run in the id index, then writes one summary per trace. A crash
-//!   between the two leaves spans that `get` finds and `search` does not;
-//!   never a summary without its spans. Records use the binary codec of
-//!   `codec` (smaller and faster to decode than JSON).
+//! - **Write path**: [`TraceStore::append`] groups a batch by trace and
+//!   encodes each ([`PreparedTrace`]; Vigil's own traces come encoded by
+//!   the thread that recorded them, to [`TraceStore::append_prepared`]),
+//!   writes the spans as one contiguous segment-log batch, records each
+//!   trace's run in the id index, then writes one summary per trace. A
+//!   crash between the two leaves spans that `get` finds and `search` does
+//!   not; never a summary without its spans. Records use the binary codec
+//!   of `codec` (smaller and faster to decode than JSON).
 //! - **Search** reads summaries only, newest segment first, and opens only
 //!   segments whose time range meets the query's (the segment log's time
 //!   index): see [`TraceStore::search`].
@@ -35,6 +37,7 @@
 
 mod codec;
 mod ids;
+mod prepared;
 #[cfg(test)]
 pub(crate) use codec::tests as codec_tests;
 mod search;
@@ -50,8 +53,9 @@ use vigil_segments::{
     Compression, Durability, FRAME_OVERHEAD_BYTES, Options, Position, SegmentLog,
 };
 
-use crate::model::{Span, TraceId, TraceSummary};
+use crate::model::{Span, TraceId};
 
+pub use prepared::PreparedTrace;
 pub use search::{Cursor, Page};
 
 /// How the store writes and keeps its segments. Every field has a default.
@@ -151,9 +155,6 @@ pub struct TraceStore {
     ids: RwLock<ids::IdIndex>,
     options: StoreOptions,
     writer: Mutex<()>,
-    /// The encode buffers of `append`, kept: a batch's buffers are ~100 KB,
-    /// and fresh ones each time cost page faults.
-    scratch: Mutex<Scratch>,
     expired_spans: AtomicU64,
     corrupt: AtomicU64,
 }
@@ -177,7 +178,6 @@ impl TraceStore {
             ids: RwLock::new(ids::IdIndex::new()),
             options,
             writer: Mutex::new(()),
-            scratch: Mutex::new(Scratch::default()),
             expired_spans: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
         };
@@ -191,53 +191,33 @@ impl TraceStore {
     /// it fails, the spans stay (`get` finds them, `search` does not) and
     /// the error is returned.
     pub fn append(&self, spans: &[Span]) -> Result<usize> {
-        if spans.is_empty() {
+        let traces: Vec<PreparedTrace> = group_by_trace(spans)
+            .iter()
+            .filter_map(|group| PreparedTrace::of_refs(group))
+            .collect();
+        self.append_prepared(&traces)
+    }
+
+    /// Stores traces prepared where they were recorded (each one whole:
+    /// its spans, then its summary), as [`TraceStore::append`] stores
+    /// spans; returns the number of spans stored.
+    pub fn append_prepared(&self, traces: &[PreparedTrace]) -> Result<usize> {
+        let spans: usize = traces.iter().map(PreparedTrace::len).sum();
+        if spans == 0 {
             return Ok(0);
         }
-        let groups = group_by_trace(spans);
-        let mut scratch = lock(&self.scratch);
-        let Scratch {
-            buf,
-            ends,
-            summaries,
-            summary_ends,
-        } = &mut *scratch;
-        // One huge batch must not pin its buffers for good.
-        for b in [&mut *buf, &mut *summaries] {
-            if b.capacity() > SCRATCH_KEPT_BYTES {
-                *b = Vec::new();
-            }
+        let mut records = Vec::with_capacity(spans);
+        let mut summaries = Vec::with_capacity(traces.len());
+        for trace in traces {
+            records.extend(trace.span_records());
+            summaries.push(trace.summary_record());
         }
-        buf.clear();
-        ends.clear();
-        // A root span with its HTTP block, annotations and metadata is
-        // ~400 bytes, a stage ~80: room for both, so the buffer never
-        // grows while encoding (growing copies everything encoded so far).
-        buf.reserve(spans.len() * 160 + 512);
-        for group in &groups {
-            for span in group {
-                codec::encode_span(buf, span);
-                ends.push((span.start_us, buf.len()));
-            }
-        }
-        let records = slices(buf, ends);
-        summaries.clear();
-        summary_ends.clear();
-        summaries.reserve(groups.len() * 96);
-        for group in &groups {
-            if let Some(summary) = TraceSummary::of_trace(group) {
-                codec::encode_summary(summaries, &summary);
-                summary_ends.push((summary.start_us, summaries.len()));
-            }
-        }
-        let srecords = slices(summaries, summary_ends);
-
         let _writer = lock(&self.writer);
         let positions = self.spans.append_batch(&records, self.options.durability)?;
-        self.index_batch(&groups, &positions);
+        self.index_batch(traces, &positions);
         self.summaries
-            .append_batch(&srecords, self.options.durability)?;
-        Ok(spans.len())
+            .append_batch(&summaries, self.options.durability)?;
+        Ok(spans)
     }
 
     /// Every stored span of `trace_id`, from any batch, sorted by start
@@ -420,7 +400,7 @@ impl TraceStore {
 
     /// Records the runs of a batch just written at `positions` (in the
     /// order of `groups`), sealing the index of segments the log left.
-    fn index_batch(&self, groups: &[Vec<&Span>], positions: &[vigil_segments::Position]) {
+    fn index_batch(&self, traces: &[PreparedTrace], positions: &[vigil_segments::Position]) {
         let Some(segment) = positions.first().map(|p| p.segment) else {
             return;
         };
@@ -432,15 +412,15 @@ impl TraceStore {
         }
         let seg_ids = ids.entry(segment).or_default();
         let mut at = 0;
-        for group in groups {
+        for trace in traces.iter().filter(|t| !t.is_empty()) {
             if let Some(first) = positions.get(at) {
                 seg_ids.entries.push(ids::Entry {
-                    key: ids::key(&group[0].trace_id),
+                    key: ids::key(&trace.trace_id),
                     offset: first.offset,
-                    count: u32::try_from(group.len()).unwrap_or(u32::MAX),
+                    count: u32::try_from(trace.len()).unwrap_or(u32::MAX),
                 });
             }
-            at += group.len();
+            at += trace.len();
         }
         seg_ids.spans += positions.len() as u64;
         drop(ids);
@@ -596,30 +576,6 @@ fn group_by_trace(spans: &[Span]) -> Vec<Vec<&Span>> {
         groups[i].push(span);
     }
     groups
-}
-
-/// Larger `append` buffers are freed rather than kept for the next batch.
-const SCRATCH_KEPT_BYTES: usize = 8 << 20;
-
-/// `append`'s buffers: encoded records and, for each, (start µs, end).
-#[derive(Debug, Default)]
-struct Scratch {
-    buf: Vec<u8>,
-    ends: Vec<(i64, usize)>,
-    summaries: Vec<u8>,
-    summary_ends: Vec<(i64, usize)>,
-}
-
-/// The records of `buf` cut at `ends`, with their start times.
-fn slices<'a>(buf: &'a [u8], ends: &[(i64, usize)]) -> Vec<(i64, &'a [u8])> {
-    let mut from = 0;
-    ends.iter()
-        .map(|&(start, end)| {
-            let record = (start, &buf[from..end]);
-            from = end;
-            record
-        })
-        .collect()
 }
 
 fn log_options(o: &StoreOptions, share: u64, of: u64) -> Options {

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::model::{AnnotationValue, SpanId};
+use crate::model::{AnnotationValue, SpanId, TraceSummary};
 
 const HOUR_US: i64 = 3_600_000_000;
 const T0: i64 = 1_700_000_000_000_000;
@@ -55,6 +55,64 @@ fn get_collects_a_trace_from_several_batches_sorted_by_start() {
     assert_eq!(store.get(spans[0].trace_id).unwrap(), spans);
     assert_eq!(store.get(other[0].trace_id).unwrap(), other);
     assert!(store.get(TraceId([9; 16])).unwrap().is_empty());
+}
+
+/// A trace prepared where it was recorded is stored as its spans are:
+/// the same records, found by `get` and `search`, the same map facts.
+#[test]
+fn prepared_traces_store_what_their_spans_store() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let by_spans = TraceStore::open(a.path(), options()).unwrap();
+    let prepared = TraceStore::open(b.path(), options()).unwrap();
+    let traces: Vec<Vec<Span>> = (1..=5).map(|i| trace(i, T0 + i64::from(i), 3)).collect();
+    let mut root = traces[2][0].clone();
+    root.set_status(500);
+    root.cause = Some("boom".into());
+    root.metadata
+        .insert("scores".into(), serde_json::json!([0.25]));
+    let mut third = traces[2].clone();
+    third[0] = root;
+    let traces = [&traces[..2], &[third], &traces[3..]].concat();
+    let all: Vec<Span> = traces.concat();
+    by_spans.append(&all).unwrap();
+    let ready: Vec<PreparedTrace> = traces
+        .iter()
+        .map(|t| PreparedTrace::new(t).unwrap())
+        .collect();
+    assert_eq!(prepared.append_prepared(&ready).unwrap(), 15);
+    assert_eq!(prepared.append_prepared(&[]).unwrap(), 0);
+    assert!(PreparedTrace::new(&[]).is_none());
+    for t in &traces {
+        assert_eq!(prepared.get(t[0].trace_id).unwrap(), *t);
+        assert_eq!(
+            prepared.get(t[0].trace_id).unwrap(),
+            by_spans.get(t[0].trace_id).unwrap()
+        );
+    }
+    let everything = |store: &TraceStore| {
+        store
+            .search(T0 - 1, T0 + HOUR_US, |_| true, 100, None)
+            .unwrap()
+            .summaries
+    };
+    assert_eq!(everything(&prepared), everything(&by_spans));
+    assert_eq!(everything(&prepared).len(), 5);
+    let faults = prepared
+        .search(T0 - 1, T0 + HOUR_US, |s| s.fault, 100, None)
+        .unwrap()
+        .summaries;
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0].trace_id, traces[2][0].trace_id);
+    let facts: Vec<&crate::service_map::MapSpan> =
+        ready.iter().flat_map(PreparedTrace::map_spans).collect();
+    assert_eq!(facts.len(), 15);
+    assert!(
+        facts
+            .iter()
+            .zip(&all)
+            .all(|(f, s)| **f == crate::service_map::MapSpan::from(s))
+    );
+    assert_eq!(prepared.stats().spans, by_spans.stats().spans);
 }
 
 #[test]
