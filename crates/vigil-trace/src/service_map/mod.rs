@@ -382,7 +382,8 @@ impl ServiceMap {
 
     /// Counts a batch of whole traces, as [`ServiceMap::add_batch`] does,
     /// for spans no later span will name as a parent (Vigil's own traces:
-    /// every child of theirs is in the batch). They are not remembered,
+    /// every child of theirs is in the batch, next to it: a trace's spans
+    /// come together). They are not remembered,
     /// which saves a write per span into a large map. A parent outside the
     /// batch (an upstream caller's span) is still found or waited for.
     pub fn add_whole_traces(&self, spans: &[MapSpan], now_ms: i64) {
@@ -396,7 +397,7 @@ impl ServiceMap {
         calls.clear();
         inner.resolver.expire(now_ms, &mut calls);
         let mut order = std::mem::take(&mut inner.order);
-        order.parents_first(spans);
+        order.parents_first(spans, !remember);
         for &i in &order.order {
             let span = &spans[i as usize];
             let service_node = inner.nodes.service(span.service());
@@ -528,22 +529,39 @@ struct BatchOrder {
 
 const UNSET: u32 = u32::MAX;
 const VISITING: u32 = u32::MAX - 1;
+/// Runs of a trace's spans longer than this are searched through a hash
+/// index rather than span by span.
+const LONG_RUN: usize = 32;
 
 impl BatchOrder {
     /// Sets `order` to the indices of `spans` by depth within the batch (a
     /// span whose parent is not in the batch has depth 0), stable, and
     /// `parent` to each span's parent in the batch. A cycle of parents is
-    /// cut where it is found.
-    fn parents_first<S: Facts>(&mut self, spans: &[S]) {
+    /// cut where it is found. With `runs`, a span's parent is looked for
+    /// only among the spans next to it with its trace id (whole traces, a
+    /// trace's spans together: a few spans each, searched without hashing).
+    fn parents_first<S: Facts>(&mut self, spans: &[S], runs: bool) {
         let n = spans.len().min(UNSET as usize - 1);
-        self.index.clear();
-        for (i, span) in spans[..n].iter().enumerate() {
-            self.index.insert(span.key(), i as u32);
+        self.parent.clear();
+        self.parent.resize(n, UNSET);
+        if runs {
+            self.parents_in_runs(&spans[..n]);
+        } else {
+            self.index.clear();
+            for (i, span) in spans[..n].iter().enumerate() {
+                self.index.insert(span.key(), i as u32);
+            }
+            for (i, span) in spans[..n].iter().enumerate() {
+                if let Some(&p) = span
+                    .parent_id()
+                    .and_then(|p| self.index.get(&(span.key().0, p)))
+                {
+                    self.parent[i] = p;
+                }
+            }
         }
         self.depth.clear();
         self.depth.resize(n, UNSET);
-        self.parent.clear();
-        self.parent.resize(n, UNSET);
         self.known.clear();
         self.known.resize(n, None);
         for i in 0..n {
@@ -554,16 +572,9 @@ impl BatchOrder {
                     UNSET => {
                         self.depth[j] = VISITING;
                         self.stack.push(j as u32);
-                        let span = &spans[j];
-                        match span
-                            .parent_id()
-                            .and_then(|p| self.index.get(&(span.key().0, p)))
-                        {
-                            Some(&p) => {
-                                self.parent[j] = p;
-                                j = p as usize;
-                            }
-                            None => break,
+                        match self.parent[j] {
+                            UNSET => break,
+                            p => j = p as usize,
                         }
                     }
                     VISITING => break,
@@ -582,6 +593,43 @@ impl BatchOrder {
         self.order.extend(0..n as u32);
         let depth = &self.depth;
         self.order.sort_by_key(|&i| depth[i as usize]);
+    }
+
+    /// `parent` of each span from the spans of its run (as the hash index
+    /// would: the last span with the parent's id).
+    fn parents_in_runs<S: Facts>(&mut self, spans: &[S]) {
+        let mut start = 0;
+        while start < spans.len() {
+            let trace = spans[start].key().0;
+            let len = spans[start..]
+                .iter()
+                .position(|s| s.key().0 != trace)
+                .unwrap_or(spans.len() - start);
+            let run = &spans[start..start + len];
+            if len > LONG_RUN {
+                // A long trace: the hash index, for its run only.
+                self.index.clear();
+                for (i, span) in run.iter().enumerate() {
+                    self.index.insert(span.key(), (start + i) as u32);
+                }
+            }
+            for (i, span) in run.iter().enumerate() {
+                let Some(parent) = span.parent_id() else {
+                    continue;
+                };
+                let found = if len > LONG_RUN {
+                    self.index.get(&(trace, parent)).copied()
+                } else {
+                    run.iter()
+                        .rposition(|s| s.key().1 == parent)
+                        .map(|p| (start + p) as u32)
+                };
+                if let Some(p) = found {
+                    self.parent[start + i] = p;
+                }
+            }
+            start += len;
+        }
     }
 }
 

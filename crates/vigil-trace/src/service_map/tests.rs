@@ -468,6 +468,32 @@ fn whole_traces_count_as_any_batch_and_are_not_remembered() {
     assert_eq!(map.pending_spans(), 1);
 }
 
+/// Whole traces find their parents in their own run: short runs by
+/// search, long ones (a deep chain, children before parents) by hash; a
+/// trace in two runs, or a parent in another trace, is not found there.
+#[test]
+fn whole_traces_resolve_short_and_long_runs_as_add_batch_does() {
+    let mut spans = vigil_trace(1, T0_US, 200);
+    // 60 spans: a chain under the root, listed deepest first.
+    let mut chain: Vec<Span> = (2..=60u8)
+        .map(|id| span(2, id, Some(id - 1), "step", "vigil", T0_US, T0_US + 10))
+        .collect();
+    chain.reverse();
+    spans.extend(chain);
+    spans.push(span(2, 1, None, "vigil", "vigil", T0_US, T0_US + 900));
+    spans.extend(vigil_trace(3, T0_US, 500));
+    let remembered = ServiceMap::new(ServiceMapConfig::default());
+    remembered.add_batch(&spans, T0_MS);
+    let whole = ServiceMap::new(ServiceMapConfig::default());
+    whole.add_whole_traces(&facts(&spans), T0_MS);
+    assert_eq!(hour(&whole), hour(&remembered));
+    assert_eq!(whole.pending_spans(), 0);
+    assert_eq!(
+        edge(&hour(&whole), "stage:vigil::step", "stage:vigil::step").count,
+        58
+    );
+}
+
 #[test]
 fn batches_from_many_threads_all_count() {
     let map = Arc::new(ServiceMap::new(ServiceMapConfig::default()));

@@ -66,10 +66,16 @@ pub fn encode_span(out: &mut Vec<u8>, span: &Span) {
     if span.metadata.is_empty() {
         put_u64(out, 0);
     } else {
-        // A map of JSON values serialises infallibly.
-        let json = serde_json::to_vec(&span.metadata).unwrap_or_default();
-        put_u64(out, json.len() as u64);
-        out.extend_from_slice(&json);
+        // Written in place, then its length put in front of it. A map of
+        // JSON values serialises infallibly.
+        let at = out.len();
+        if serde_json::to_writer(&mut *out, &span.metadata).is_err() {
+            out.truncate(at);
+        }
+        let len = out.len() - at;
+        put_u64(out, len as u64);
+        let prefix = out.len() - at - len;
+        out[at..].rotate_right(prefix);
     }
 }
 
@@ -130,7 +136,9 @@ pub fn decode_span(bytes: &[u8]) -> Option<Span> {
     })
 }
 
-/// Appends the encoding of `summary` to `out`.
+/// Appends the encoding of `summary` to `out` (the store writes
+/// [`encode_summary_of`]; this is its reference in the tests).
+#[cfg(test)]
 pub fn encode_summary(out: &mut Vec<u8>, s: &TraceSummary) {
     out.push(SUMMARY_V1);
     out.extend_from_slice(&s.trace_id.0);
@@ -154,6 +162,65 @@ pub fn encode_summary(out: &mut Vec<u8>, s: &TraceSummary) {
         put_str(out, service);
     }
     put_annotations(out, s.annotations.iter().map(|(k, v)| (k.as_ref(), v)));
+}
+
+/// Appends the encoding of the summary of one trace's `spans` (the bytes
+/// `encode_summary` writes for [`TraceSummary::of_trace`]), reading the
+/// spans where they are instead of copying their strings into a summary
+/// first; returns the trace id and the summary's start, or `None` (and
+/// writes nothing) when there are no spans.
+pub fn encode_summary_of(out: &mut Vec<u8>, spans: &[&Span]) -> Option<(TraceId, i64)> {
+    let first = spans.first()?;
+    let has = |id: SpanId| spans.iter().any(|s| s.span_id == id);
+    let root = spans
+        .iter()
+        .find(|s| s.parent_id.is_none_or(|p| !has(p)))
+        .unwrap_or(first);
+    let start_us = spans
+        .iter()
+        .map(|s| s.start_us)
+        .min()
+        .unwrap_or(first.start_us);
+    let end_us = spans.iter().map(|s| s.end_us).max().unwrap_or(first.end_us);
+    out.push(SUMMARY_V1);
+    out.extend_from_slice(&first.trace_id.0);
+    out.push(
+        flag(spans.iter().any(|s| s.error), F_ERROR)
+            | flag(spans.iter().any(|s| s.throttle), F_THROTTLE)
+            | flag(spans.iter().any(|s| s.fault), F_FAULT)
+            | flag(root.http.is_some(), F_HTTP),
+    );
+    put_i64(out, start_us);
+    put_i64(out, end_us.wrapping_sub(start_us));
+    put_i64(out, root.duration_us());
+    put_u64(
+        out,
+        u64::from(u32::try_from(spans.len()).unwrap_or(u32::MAX)),
+    );
+    put_str(out, &root.service);
+    put_str(out, &root.name);
+    if let Some(http) = &root.http {
+        put_http(out, http);
+    }
+    let mut services: Vec<&str> = spans.iter().map(|s| s.service.as_ref()).collect();
+    services.sort_unstable();
+    services.dedup();
+    put_u64(out, services.len() as u64);
+    for service in services {
+        put_str(out, service);
+    }
+    let mut annotations: Vec<(&str, &AnnotationValue)> = Vec::new();
+    for span in spans {
+        for (key, value) in &span.annotations {
+            if !annotations.iter().any(|(k, v)| *k == key && *v == value) {
+                annotations.push((key, value));
+            }
+        }
+    }
+    // Stable, as `of_trace`'s: equal keys keep their first-seen order.
+    annotations.sort_by(|a, b| a.0.cmp(b.0));
+    put_annotations(out, annotations.into_iter());
+    Some((first.trace_id, start_us))
 }
 
 /// Reads a summary back; `None` when the bytes are not one.
@@ -616,6 +683,32 @@ pub(crate) mod tests {
                 prop_assert!(decode_summary_into(&buf, &mut reused));
                 prop_assert_eq!(reused, summary);
             }
+        }
+
+        #[test]
+        fn a_summary_encoded_from_the_spans_is_the_summary_encoded(
+            spans in proptest::collection::vec(span(), 1..6),
+            shared in any::<bool>(),
+        ) {
+            // One trace (the spans share the first's id, and, when
+            // `shared`, some parents), as the store's prepared traces are.
+            let mut spans = spans;
+            let id = spans[0].trace_id;
+            let root = spans[0].span_id;
+            for (i, span) in spans.iter_mut().enumerate() {
+                span.trace_id = id;
+                if shared && i > 0 {
+                    span.parent_id = Some(root);
+                }
+            }
+            let refs: Vec<&Span> = spans.iter().collect();
+            let mut direct = Vec::new();
+            let (trace, start) = encode_summary_of(&mut direct, &refs).unwrap();
+            let summary = TraceSummary::of_trace(&refs).unwrap();
+            let mut via = Vec::new();
+            encode_summary(&mut via, &summary);
+            prop_assert_eq!(direct, via);
+            prop_assert_eq!((trace, start), (summary.trace_id, summary.start_us));
         }
 
         #[test]

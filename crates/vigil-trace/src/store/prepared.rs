@@ -10,7 +10,7 @@
 //! spans themselves are freed where they were made.
 
 use super::codec;
-use crate::model::{Span, TraceId, TraceSummary};
+use crate::model::{Span, TraceId};
 use crate::service_map::MapSpan;
 
 /// One trace's records (its spans, then its summary) and its spans' facts
@@ -38,7 +38,9 @@ impl PreparedTrace {
     }
 
     pub(super) fn of_refs(spans: &[&Span]) -> Option<PreparedTrace> {
-        let summary = TraceSummary::of_trace(spans)?;
+        if spans.is_empty() {
+            return None;
+        }
         // A root span with its HTTP block, annotations and metadata is
         // ~400 bytes, a stage ~80: room for both, so the buffer never grows.
         let mut bytes = Vec::with_capacity(spans.len() * 100 + 400);
@@ -47,12 +49,12 @@ impl PreparedTrace {
             codec::encode_span(&mut bytes, span);
             records.push((span.start_us, bytes.len()));
         }
-        codec::encode_summary(&mut bytes, &summary);
+        let (trace_id, summary_start_us) = codec::encode_summary_of(&mut bytes, spans)?;
         Some(PreparedTrace {
-            trace_id: summary.trace_id,
+            trace_id,
             bytes,
             records,
-            summary_start_us: summary.start_us,
+            summary_start_us,
             map: spans.iter().map(|span| MapSpan::from(*span)).collect(),
         })
     }
