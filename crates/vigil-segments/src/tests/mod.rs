@@ -471,7 +471,10 @@ fn appends_queued_behind_a_write_share_one_write_and_one_fsync() {
         .collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while crate::state::lock(&log.inner.queue).seq < 16 {
-        assert!(std::time::Instant::now() < deadline, "appenders never queued");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "appenders never queued"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     drop(held);
