@@ -235,7 +235,7 @@ fn start_rebuild(
         .spawn(move || {
             let started = std::time::Instant::now();
             let rebuilt = ServiceMap::new(config);
-            let mut batch: Vec<Span> = Vec::with_capacity(REBUILD_BATCH);
+            let mut batch: Vec<MapSpan> = Vec::with_capacity(REBUILD_BATCH);
             let mut clock_ms = i64::MIN;
             let mut read: u64 = 0;
             let result = store.scan_spans(
@@ -245,16 +245,16 @@ fn start_rebuild(
                 |span| {
                     clock_ms = clock_ms.max(span.end_us.div_euclid(1000));
                     read += 1;
-                    batch.push(span);
+                    batch.push(MapSpan::from(span));
                     if batch.len() == REBUILD_BATCH {
-                        rebuilt.add_batch(&batch, clock_ms);
+                        rebuilt.add_spans(&batch, clock_ms);
                         batch.clear();
                     }
                     std::ops::ControlFlow::Continue(())
                 },
             );
             if !batch.is_empty() {
-                rebuilt.add_batch(&batch, clock_ms);
+                rebuilt.add_spans(&batch, clock_ms);
             }
             map.absorb(&rebuilt, restart_ms);
             let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

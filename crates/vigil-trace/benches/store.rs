@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_trace::model::{AnnotationValue, Span, SpanId, SpanKind, TraceId, TraceSummary};
-use vigil_trace::service_map::{ServiceMap, ServiceMapConfig};
+use vigil_trace::service_map::{MapSpan, ServiceMap, ServiceMapConfig};
 use vigil_trace::store::{StoreOptions, TraceStore};
 
 fn now_us() -> i64 {
@@ -153,15 +153,15 @@ fn reads(c: &mut Criterion) {
             let read = store
                 .scan_spans(start, end + 1, store.spans_end(), |span| {
                     clock_ms = clock_ms.max(span.end_us / 1000);
-                    batch.push(span);
+                    batch.push(MapSpan::from(span));
                     if batch.len() == 4096 {
-                        map.add_batch(&batch, clock_ms);
+                        map.add_spans(&batch, clock_ms);
                         batch.clear();
                     }
                     ControlFlow::Continue(())
                 })
                 .expect("scan");
-            map.add_batch(&batch, clock_ms);
+            map.add_spans(&batch, clock_ms);
             assert_eq!(read, spans as u64);
             map
         });

@@ -487,36 +487,88 @@ impl TraceSummary {
 
     /// The summary of the spans of one trace; `None` when there are none.
     pub fn of_trace(spans: &[&Span]) -> Option<TraceSummary> {
-        let first = spans.first()?;
+        let o = Outline::of(spans)?;
+        Some(TraceSummary {
+            trace_id: o.root.trace_id,
+            start_us: o.start_us,
+            end_us: o.end_us,
+            response_time_us: o.root.duration_us(),
+            service: o.root.service.clone(),
+            name: o.root.name.clone(),
+            http: o.root.http.clone(),
+            error: o.error,
+            throttle: o.throttle,
+            fault: o.fault,
+            services: o
+                .services
+                .iter()
+                .map(|s| Name::Owned((*s).to_owned()))
+                .collect(),
+            annotations: o
+                .annotations
+                .iter()
+                .map(|(k, v)| (Name::Owned((*k).to_owned()), (*v).clone()))
+                .collect(),
+            spans: o.spans,
+        })
+    }
+
+    /// From first start to last end, µs (X-Ray's `duration`).
+    pub fn duration_us(&self) -> i64 {
+        (self.end_us - self.start_us).max(0)
+    }
+}
+
+/// What a trace's summary says, read from its spans where they are: the
+/// one reading behind [`TraceSummary::of_trace`] and the store's encoding
+/// of a summary straight from the spans.
+#[derive(Debug)]
+pub(crate) struct Outline<'a> {
+    /// The first span whose parent is not among them (else the first).
+    pub root: &'a Span,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub error: bool,
+    pub throttle: bool,
+    pub fault: bool,
+    /// Every service, sorted, once each.
+    pub services: Vec<&'a str>,
+    /// Every annotation, sorted by key (stable: equal keys keep their
+    /// first-seen order), duplicates once.
+    pub annotations: Vec<(&'a str, &'a AnnotationValue)>,
+    pub spans: u32,
+}
+
+impl<'a> Outline<'a> {
+    /// `None` when there are no spans.
+    pub(crate) fn of(spans: &[&'a Span]) -> Option<Outline<'a>> {
+        let first: &'a Span = spans.first()?;
         let has = |id: SpanId| spans.iter().any(|s| s.span_id == id);
-        let root = spans
+        let root: &'a Span = spans
             .iter()
+            .copied()
             .find(|s| s.parent_id.is_none_or(|p| !has(p)))
             .unwrap_or(first);
-        let mut services: Vec<Name> = spans.iter().map(|s| s.service.clone()).collect();
-        services.sort();
+        let mut services: Vec<&'a str> = spans.iter().map(|s| s.service.as_ref()).collect();
+        services.sort_unstable();
         services.dedup();
-        let mut annotations: Vec<(Name, AnnotationValue)> = Vec::new();
+        let mut annotations: Vec<(&'a str, &'a AnnotationValue)> = Vec::new();
         for span in spans {
             for (key, value) in &span.annotations {
-                if !annotations.iter().any(|(k, v)| k == key && v == value) {
-                    annotations.push((key.clone(), value.clone()));
+                if !annotations.iter().any(|(k, v)| *k == key && *v == value) {
+                    annotations.push((key, value));
                 }
             }
         }
-        annotations.sort_by(|a, b| a.0.cmp(&b.0));
-        Some(TraceSummary {
-            trace_id: first.trace_id,
+        annotations.sort_by(|a, b| a.0.cmp(b.0));
+        Some(Outline {
+            root,
             start_us: spans
                 .iter()
                 .map(|s| s.start_us)
                 .min()
                 .unwrap_or(first.start_us),
             end_us: spans.iter().map(|s| s.end_us).max().unwrap_or(first.end_us),
-            response_time_us: root.duration_us(),
-            service: root.service.clone(),
-            name: root.name.clone(),
-            http: root.http.clone(),
             error: spans.iter().any(|s| s.error),
             throttle: spans.iter().any(|s| s.throttle),
             fault: spans.iter().any(|s| s.fault),
@@ -524,11 +576,6 @@ impl TraceSummary {
             annotations,
             spans: u32::try_from(spans.len()).unwrap_or(u32::MAX),
         })
-    }
-
-    /// From first start to last end, µs (X-Ray's `duration`).
-    pub fn duration_us(&self) -> i64 {
-        (self.end_us - self.start_us).max(0)
     }
 }
 

@@ -85,69 +85,27 @@ impl From<&Span> for MapSpan {
     }
 }
 
-/// A span as the map reads it: a [`Span`] or its [`MapSpan`].
-trait Facts {
-    fn key(&self) -> (TraceId, SpanId);
-    fn parent_id(&self) -> Option<SpanId>;
-    fn name(&self) -> &str;
-    fn service(&self) -> &str;
-    fn remote(&self) -> bool;
-    fn end_us(&self) -> i64;
-    fn duration_us(&self) -> i64;
-    fn outcome(&self) -> Outcome;
-}
-
-impl Facts for Span {
-    fn key(&self) -> (TraceId, SpanId) {
-        (self.trace_id, self.span_id)
-    }
-    fn parent_id(&self) -> Option<SpanId> {
-        self.parent_id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn service(&self) -> &str {
-        &self.service
-    }
-    fn remote(&self) -> bool {
-        self.remote
-    }
-    fn end_us(&self) -> i64 {
-        self.end_us
-    }
-    fn duration_us(&self) -> i64 {
-        Span::duration_us(self)
-    }
-    fn outcome(&self) -> Outcome {
-        Span::outcome(self)
+impl From<Span> for MapSpan {
+    /// Keeps the span's names without copying them (the map's rebuild
+    /// reads a million spans it does not keep).
+    fn from(span: Span) -> MapSpan {
+        MapSpan {
+            duration_us: span.duration_us(),
+            outcome: span.outcome(),
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            parent_id: span.parent_id,
+            name: span.name,
+            service: span.service,
+            remote: span.remote,
+            end_us: span.end_us,
+        }
     }
 }
 
-impl Facts for MapSpan {
+impl MapSpan {
     fn key(&self) -> (TraceId, SpanId) {
         (self.trace_id, self.span_id)
-    }
-    fn parent_id(&self) -> Option<SpanId> {
-        self.parent_id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn service(&self) -> &str {
-        &self.service
-    }
-    fn remote(&self) -> bool {
-        self.remote
-    }
-    fn end_us(&self) -> i64 {
-        self.end_us
-    }
-    fn duration_us(&self) -> i64 {
-        self.duration_us.max(0)
-    }
-    fn outcome(&self) -> Outcome {
-        self.outcome
     }
 }
 
@@ -377,6 +335,13 @@ impl ServiceMap {
     /// epoch); also the way to rebuild the map from stored spans. Each span
     /// is remembered for a while, as a parent that later batches may name.
     pub fn add_batch(&self, spans: &[Span], now_ms: i64) {
+        let facts: Vec<MapSpan> = spans.iter().map(MapSpan::from).collect();
+        self.add_spans(&facts, now_ms);
+    }
+
+    /// [`ServiceMap::add_batch`] for spans already reduced to what the map
+    /// needs of them.
+    pub fn add_spans(&self, spans: &[MapSpan], now_ms: i64) {
         self.add(spans, now_ms, true);
     }
 
@@ -390,7 +355,7 @@ impl ServiceMap {
         self.add(spans, now_ms, false);
     }
 
-    fn add<S: Facts>(&self, spans: &[S], now_ms: i64, remember: bool) {
+    fn add(&self, spans: &[MapSpan], now_ms: i64, remember: bool) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut calls = std::mem::take(&mut inner.calls);
@@ -400,21 +365,21 @@ impl ServiceMap {
         order.parents_first(spans, !remember);
         for &i in &order.order {
             let span = &spans[i as usize];
-            let service_node = inner.nodes.service(span.service());
-            let inner_node = match (span.remote(), span.parent_id()) {
-                (true, _) => inner.nodes.remote(span.name()),
+            let service_node = inner.nodes.service(&span.service);
+            let inner_node = match (span.remote, span.parent_id) {
+                (true, _) => inner.nodes.remote(&span.name),
                 (false, None) => service_node,
-                (false, Some(_)) => inner.nodes.stage(service_node, span.service(), span.name()),
+                (false, Some(_)) => inner.nodes.stage(service_node, &span.service, &span.name),
             };
             let input = SpanIn {
                 key: span.key(),
-                parent: span.parent_id(),
+                parent: span.parent_id,
                 service_node,
                 inner_node,
-                remote: span.remote(),
-                minute: span.end_us().div_euclid(MINUTE_US),
-                duration_us: span.duration_us(),
-                outcome: span.outcome(),
+                remote: span.remote,
+                minute: span.end_us.div_euclid(MINUTE_US),
+                duration_us: span.duration_us.max(0),
+                outcome: span.outcome,
                 remember,
             };
             let in_batch = match order.parent[i as usize] {
@@ -540,7 +505,7 @@ impl BatchOrder {
     /// cut where it is found. With `runs`, a span's parent is looked for
     /// only among the spans next to it with its trace id (whole traces, a
     /// trace's spans together: a few spans each, searched without hashing).
-    fn parents_first<S: Facts>(&mut self, spans: &[S], runs: bool) {
+    fn parents_first(&mut self, spans: &[MapSpan], runs: bool) {
         let n = spans.len().min(UNSET as usize - 1);
         self.parent.clear();
         self.parent.resize(n, UNSET);
@@ -553,7 +518,7 @@ impl BatchOrder {
             }
             for (i, span) in spans[..n].iter().enumerate() {
                 if let Some(&p) = span
-                    .parent_id()
+                    .parent_id
                     .and_then(|p| self.index.get(&(span.key().0, p)))
                 {
                     self.parent[i] = p;
@@ -597,7 +562,7 @@ impl BatchOrder {
 
     /// `parent` of each span from the spans of its run (as the hash index
     /// would: the last span with the parent's id).
-    fn parents_in_runs<S: Facts>(&mut self, spans: &[S]) {
+    fn parents_in_runs(&mut self, spans: &[MapSpan]) {
         let mut start = 0;
         while start < spans.len() {
             let trace = spans[start].key().0;
@@ -614,7 +579,7 @@ impl BatchOrder {
                 }
             }
             for (i, span) in run.iter().enumerate() {
-                let Some(parent) = span.parent_id() else {
+                let Some(parent) = span.parent_id else {
                     continue;
                 };
                 let found = if len > LONG_RUN {

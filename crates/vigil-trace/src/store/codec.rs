@@ -22,7 +22,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{AnnotationValue, Http, Name, Span, SpanId, SpanKind, TraceId, TraceSummary};
+use crate::model::{
+    AnnotationValue, Http, Name, Outline, Span, SpanId, SpanKind, TraceId, TraceSummary,
+};
 
 const SPAN_V1: u8 = 1;
 const SUMMARY_V1: u8 = 2;
@@ -170,57 +172,31 @@ pub fn encode_summary(out: &mut Vec<u8>, s: &TraceSummary) {
 /// first; returns the trace id and the summary's start, or `None` (and
 /// writes nothing) when there are no spans.
 pub fn encode_summary_of(out: &mut Vec<u8>, spans: &[&Span]) -> Option<(TraceId, i64)> {
-    let first = spans.first()?;
-    let has = |id: SpanId| spans.iter().any(|s| s.span_id == id);
-    let root = spans
-        .iter()
-        .find(|s| s.parent_id.is_none_or(|p| !has(p)))
-        .unwrap_or(first);
-    let start_us = spans
-        .iter()
-        .map(|s| s.start_us)
-        .min()
-        .unwrap_or(first.start_us);
-    let end_us = spans.iter().map(|s| s.end_us).max().unwrap_or(first.end_us);
+    let o = Outline::of(spans)?;
+    let root = o.root;
     out.push(SUMMARY_V1);
-    out.extend_from_slice(&first.trace_id.0);
+    out.extend_from_slice(&root.trace_id.0);
     out.push(
-        flag(spans.iter().any(|s| s.error), F_ERROR)
-            | flag(spans.iter().any(|s| s.throttle), F_THROTTLE)
-            | flag(spans.iter().any(|s| s.fault), F_FAULT)
+        flag(o.error, F_ERROR)
+            | flag(o.throttle, F_THROTTLE)
+            | flag(o.fault, F_FAULT)
             | flag(root.http.is_some(), F_HTTP),
     );
-    put_i64(out, start_us);
-    put_i64(out, end_us.wrapping_sub(start_us));
+    put_i64(out, o.start_us);
+    put_i64(out, o.end_us.wrapping_sub(o.start_us));
     put_i64(out, root.duration_us());
-    put_u64(
-        out,
-        u64::from(u32::try_from(spans.len()).unwrap_or(u32::MAX)),
-    );
+    put_u64(out, u64::from(o.spans));
     put_str(out, &root.service);
     put_str(out, &root.name);
     if let Some(http) = &root.http {
         put_http(out, http);
     }
-    let mut services: Vec<&str> = spans.iter().map(|s| s.service.as_ref()).collect();
-    services.sort_unstable();
-    services.dedup();
-    put_u64(out, services.len() as u64);
-    for service in services {
+    put_u64(out, o.services.len() as u64);
+    for service in &o.services {
         put_str(out, service);
     }
-    let mut annotations: Vec<(&str, &AnnotationValue)> = Vec::new();
-    for span in spans {
-        for (key, value) in &span.annotations {
-            if !annotations.iter().any(|(k, v)| *k == key && *v == value) {
-                annotations.push((key, value));
-            }
-        }
-    }
-    // Stable, as `of_trace`'s: equal keys keep their first-seen order.
-    annotations.sort_by(|a, b| a.0.cmp(b.0));
-    put_annotations(out, annotations.into_iter());
-    Some((first.trace_id, start_us))
+    put_annotations(out, o.annotations.iter().copied());
+    Some((root.trace_id, o.start_us))
 }
 
 /// Reads a summary back; `None` when the bytes are not one.
