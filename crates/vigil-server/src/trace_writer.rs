@@ -601,6 +601,62 @@ mod tests {
         assert_eq!(score.map(|e| e.stats.count), Some(50), "{graph:?}");
     }
 
+    /// Traces from many threads all reach the store; one sent after the
+    /// writer has gone idle wakes it.
+    #[test]
+    fn traces_from_many_threads_and_after_a_pause_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let traces = Traces::open(&TracesConfig::default(), dir.path()).unwrap();
+        let now = crate::telemetry::trace::now_us();
+        let id = |n: u32| {
+            let mut id = [7; 16];
+            id[..4].copy_from_slice(&n.to_le_bytes());
+            TraceId(id)
+        };
+        let one = |n: u32| {
+            vec![Span::new(
+                id(n),
+                SpanId([1; 8]),
+                None,
+                "vigil",
+                "vigil",
+                now - 9,
+                now,
+            )]
+        };
+        std::thread::scope(|scope| {
+            for t in 0..8u32 {
+                let writer = &traces.writer;
+                scope.spawn(move || {
+                    for i in 0..100 {
+                        assert!(writer.write(SpanOrigin::Own, one(t * 1000 + i)));
+                    }
+                });
+            }
+        });
+        let written = |n: u64| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while traces.writer.stats().spans_written < n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{:?}",
+                    traces.writer.stats()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        written(800);
+        // Idle now (nothing came for several drain intervals): the next
+        // trace must wake the writer, not wait for another.
+        std::thread::sleep(DRAIN_INTERVAL * 5);
+        assert!(traces.writer.write(SpanOrigin::Own, one(99_999)));
+        written(801);
+        let stats = traces.writer.stats();
+        assert_eq!((stats.queued, stats.dropped), (801, 0));
+        assert_eq!(traces.store.get(id(7_099)).unwrap().len(), 1);
+        assert_eq!(traces.store.get(id(99_999)).unwrap().len(), 1);
+    }
+
     #[test]
     fn stored_spans_are_offered_to_the_otlp_export() {
         let dir = tempfile::tempdir().unwrap();
