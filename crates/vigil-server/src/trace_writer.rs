@@ -1,21 +1,25 @@
-//! Where sampled traces go once their request is answered: a bounded
-//! queue (a full queue drops the trace and counts it, so a slow disk never
+//! Where sampled traces go once their request is answered: bounded
+//! buffers (a full one drops the trace and counts it, so a slow disk never
 //! slows a request) in front of one writer thread, which appends them to
 //! the trace store and adds them to the service map, a batch at a time,
 //! then offers the batch to the OTLP export when there is one
 //! ([`crate::trace_export`]).
 //!
-//! Vigil's own traces are encoded before they are queued, on the request's
-//! thread ([`PreparedTrace`]): the spans are freed where they were made,
-//! and what crosses to the writer is two buffers per trace. (Handing over
-//! the spans themselves, two dozen allocations per trace freed on another
-//! core, cost more than the writer's work.) Their spans cross only when
-//! the OTLP export needs them.
+//! Vigil's own traces are encoded on the request's thread, into that
+//! thread's shard of [`PreparedTraces`] buffers: the spans are freed where
+//! they were made, and nothing is allocated or sent per trace. (Handing
+//! over the spans themselves, two dozen allocations per trace freed on
+//! another core, cost more than the writer's work.) Every
+//! [`DRAIN_INTERVAL`] the writer swaps each shard's buffer for the empty
+//! one it wrote last time. The channel carries what is rare: spans
+//! received over OTLP, flushes, and the wake-up of an idle writer by the
+//! first trace after a pause. Vigil's spans cross only when the OTLP
+//! export needs them.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -23,7 +27,7 @@ use vigil_trace::model::Span;
 use vigil_trace::sampling::Sampler;
 use vigil_trace::service_map::MapSpan;
 use vigil_trace::service_map::{ServiceMap, ServiceMapConfig};
-use vigil_trace::store::{PreparedTrace, StoreOptions, TraceStore};
+use vigil_trace::store::{PreparedTraces, StoreOptions, TraceStore};
 
 use crate::config::TracesConfig;
 use crate::telemetry::trace::{SpanOrigin, TraceSink};
@@ -91,12 +95,12 @@ pub struct WriterStats {
     pub export: Option<ExportStats>,
 }
 
-/// The queue's sending side and its counters.
+/// The writer's intake: the per-thread shards of Vigil's own traces, the
+/// channel for the rest, and the counters.
 #[derive(Debug)]
 pub struct TraceWriter {
+    shards: Arc<Shards>,
     tx: SyncSender<Message>,
-    queued: AtomicU64,
-    dropped: AtomicU64,
     counts: Arc<Counts>,
     exporter: Option<Arc<TraceExporter>>,
 }
@@ -107,10 +111,75 @@ struct Counts {
     write_errors: AtomicU64,
 }
 
-/// What the writer's queue carries.
+/// Vigil's own traces waiting for the writer, a shard per recording
+/// thread (threads are spread over them, two per core), each bounded.
+#[derive(Debug)]
+struct Shards {
+    shards: Box<[Mutex<Shard>]>,
+    /// Traces a shard holds before it drops.
+    per_shard: usize,
+    /// The writer found every shard empty and waits on the channel: the
+    /// next trace must send it a [`Message::Wake`].
+    idle: AtomicBool,
+}
+
+/// One shard: the traces, their spans when exported, its counters.
+#[derive(Debug, Default)]
+struct Shard {
+    traces: PreparedTraces,
+    spans: Vec<Span>,
+    queued: u64,
+    dropped: u64,
+}
+
+impl Shards {
+    fn new(capacity: usize) -> Shards {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Shards {
+            shards: (0..cores * 2).map(|_| Mutex::default()).collect(),
+            per_shard: capacity.div_ceil(cores).max(1),
+            idle: AtomicBool::new(true),
+        }
+    }
+
+    /// The calling thread's shard.
+    fn mine(&self) -> MutexGuard<'_, Shard> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        let i = INDEX.with(|i| *i) % self.shards.len();
+        lock(&self.shards[i])
+    }
+
+    /// Swaps every shard holding traces with its empty `spare` (cleared
+    /// where it is written, so it keeps its buffers); true if any did.
+    fn take(&self, spare: &mut [Shard]) -> bool {
+        let mut took = false;
+        for (shard, spare) in self.shards.iter().zip(spare) {
+            let mut shard = lock(shard);
+            if !shard.traces.is_empty() {
+                std::mem::swap(&mut shard.traces, &mut spare.traces);
+                std::mem::swap(&mut shard.spans, &mut spare.spans);
+                took = true;
+            }
+        }
+        took
+    }
+
+    fn all_empty(&self) -> bool {
+        self.shards.iter().all(|s| lock(s).traces.is_empty())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the writer's channel carries.
 enum Message {
-    /// One of Vigil's own traces, and its spans when they are exported.
-    Own(PreparedTrace, Option<Vec<Span>>),
+    /// Traces are waiting in the shards (sent to an idle writer).
+    Wake,
     /// Spans received over OTLP.
     Received(Vec<Span>),
     /// Write what was taken, sync the store, then answer.
@@ -137,9 +206,15 @@ impl TraceWriter {
 
     /// The counters since start.
     pub fn stats(&self) -> WriterStats {
+        let (mut queued, mut dropped) = (0, 0);
+        for shard in &self.shards.shards {
+            let shard = lock(shard);
+            queued += shard.queued;
+            dropped += shard.dropped;
+        }
         WriterStats {
-            queued: self.queued.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
+            queued,
+            dropped,
             spans_written: self.counts.spans_written.load(Ordering::Relaxed),
             write_errors: self.counts.write_errors.load(Ordering::Relaxed),
             export: self.exporter.as_ref().map(|e| e.stats()),
@@ -149,24 +224,43 @@ impl TraceWriter {
 
 impl TraceSink for TraceWriter {
     fn write(&self, origin: SpanOrigin, spans: Vec<Span>) -> bool {
-        let message = match origin {
+        match origin {
             SpanOrigin::Own => {
-                let Some(prepared) = PreparedTrace::new(&spans) else {
-                    return true;
-                };
-                Message::Own(prepared, self.exporter.is_some().then_some(spans))
-            }
-            SpanOrigin::Received => Message::Received(spans),
-        };
-        match self.tx.try_send(message) {
-            Ok(()) => {
-                self.queued.fetch_add(1, Ordering::Relaxed);
+                {
+                    let mut shard = self.shards.mine();
+                    if shard.traces.traces() >= self.shards.per_shard {
+                        shard.dropped += 1;
+                        return false;
+                    }
+                    if !shard.traces.push(&spans) {
+                        return true;
+                    }
+                    shard.queued += 1;
+                    if self.exporter.is_some() {
+                        shard.spans.extend(spans);
+                    }
+                }
+                // After the shard's lock: a writer that went idle before
+                // it is seen idle here (see `drain`).
+                if self.shards.idle.load(Ordering::SeqCst)
+                    && self.shards.idle.swap(false, Ordering::SeqCst)
+                {
+                    // A full channel has messages: the writer is awake.
+                    let _ = self.tx.try_send(Message::Wake);
+                }
                 true
             }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+            SpanOrigin::Received => match self.tx.try_send(Message::Received(spans)) {
+                Ok(()) => {
+                    self.shards.mine().queued += 1;
+                    true
+                }
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    let mut shard = self.shards.mine();
+                    shard.dropped += 1;
+                    false
+                }
+            },
         }
     }
 }
@@ -283,8 +377,9 @@ fn start_writer(
     exporter: Option<Arc<TraceExporter>>,
 ) -> anyhow::Result<Arc<TraceWriter>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    let shards = Arc::new(Shards::new(capacity));
     let counts = Arc::new(Counts::default());
-    let thread_counts = Arc::clone(&counts);
+    let (thread_shards, thread_counts) = (Arc::clone(&shards), Arc::clone(&counts));
     let thread_exporter = exporter.clone();
     std::thread::Builder::new()
         .name("vigil-trace-writer".to_owned())
@@ -294,12 +389,11 @@ fn start_writer(
                 map: &map,
                 exporter: thread_exporter.as_deref(),
             };
-            drain(&rx, &sinks, &thread_counts);
+            drain(&rx, &thread_shards, &sinks, &thread_counts);
         })?;
     Ok(Arc::new(TraceWriter {
+        shards,
         tx,
-        queued: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
         counts,
         exporter,
     }))
@@ -313,66 +407,68 @@ struct Sinks<'a> {
 }
 
 /// What the writer has taken since its last write: Vigil's own whole
-/// traces apart from spans received, which the map remembers as parents.
-#[derive(Default)]
+/// traces (the shards' buffers, swapped out) apart from spans received,
+/// which the map remembers as parents; and the flushes to answer.
 struct Batch {
-    own: Vec<PreparedTrace>,
-    /// The own traces' spans, for the export.
-    own_spans: Vec<Span>,
+    own: Vec<Shard>,
     received: Vec<Span>,
-    /// The own traces' map facts, gathered (kept between batches).
-    facts: Vec<MapSpan>,
+    flushes: Vec<std::sync::mpsc::Sender<()>>,
 }
 
 impl Batch {
-    fn take(&mut self, message: Message, sinks: &Sinks<'_>, counts: &Counts) {
+    fn take(&mut self, message: Message) {
         match message {
-            Message::Own(prepared, spans) => {
-                self.own.push(prepared);
-                if let Some(spans) = spans {
-                    self.own_spans.extend(spans);
-                }
-            }
+            Message::Wake => {}
             Message::Received(spans) => self.received.extend(spans),
-            Message::Flush(done) => {
-                write(self, sinks, counts);
-                if let Err(err) = sinks.store.sync() {
-                    tracing::warn!(error = %err, "trace store sync failed");
-                }
-                let _ = done.send(());
+            Message::Flush(done) => self.flushes.push(done),
+        }
+    }
+
+    /// Takes every message waiting; false once every sender is gone.
+    fn take_waiting(&mut self, rx: &Receiver<Message>) -> bool {
+        loop {
+            match rx.try_recv() {
+                Ok(message) => self.take(message),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
             }
         }
     }
 }
 
-/// Writes what arrives until every sender is gone: blocks while the queue
-/// is empty, drains it every [`DRAIN_INTERVAL`] while it is not.
-fn drain(rx: &Receiver<Message>, sinks: &Sinks<'_>, counts: &Counts) {
-    let mut batch = Batch::default();
-    while let Ok(first) = rx.recv() {
-        batch.take(first, sinks, counts);
-        loop {
-            let mut gone = false;
-            loop {
-                match rx.try_recv() {
-                    Ok(message) => batch.take(message, sinks, counts),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        gone = true;
-                        break;
-                    }
-                }
+/// Writes what arrives until every sender is gone: waits on the channel
+/// while every shard is empty, takes the shards and the channel every
+/// [`DRAIN_INTERVAL`] while traces keep coming.
+fn drain(rx: &Receiver<Message>, shards: &Shards, sinks: &Sinks<'_>, counts: &Counts) {
+    let mut batch = Batch {
+        own: (0..shards.shards.len()).map(|_| Shard::default()).collect(),
+        received: Vec::new(),
+        flushes: Vec::new(),
+    };
+    loop {
+        // Idle is published before the shards are looked at, and a trace
+        // looks at it after its shard's lock: either the writer sees the
+        // trace here, or the trace sees the writer idle and wakes it.
+        shards.idle.store(true, Ordering::SeqCst);
+        if shards.all_empty() {
+            match rx.recv() {
+                Ok(message) => batch.take(message),
+                Err(_) => return,
             }
+        }
+        shards.idle.store(false, Ordering::SeqCst);
+        loop {
+            let open = batch.take_waiting(rx);
+            let took = shards.take(&mut batch.own);
+            let busy = took || !batch.received.is_empty();
             write(&mut batch, sinks, counts);
-            if gone {
+            if !open {
                 return;
             }
-            std::thread::sleep(DRAIN_INTERVAL);
-            match rx.try_recv() {
-                Ok(message) => batch.take(message, sinks, counts),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return,
+            if !busy {
+                break;
             }
+            std::thread::sleep(DRAIN_INTERVAL);
         }
     }
 }
@@ -390,9 +486,8 @@ fn write(batch: &mut Batch, sinks: &Sinks<'_>, counts: &Counts) {
     if !batch.received.is_empty() {
         stored(sinks.store.append(&batch.received), batch.received.len());
     }
-    if !batch.own.is_empty() {
-        let spans = batch.own.iter().map(PreparedTrace::len).sum();
-        stored(sinks.store.append_prepared(&batch.own), spans);
+    for own in batch.own.iter().filter(|o| !o.traces.is_empty()) {
+        stored(sinks.store.append_prepared(&own.traces), own.traces.spans());
     }
     let now_ms = vigil_metrics::service::now_ms();
     // Received first: an upstream caller's span is then known when the
@@ -400,26 +495,29 @@ fn write(batch: &mut Batch, sinks: &Sinks<'_>, counts: &Counts) {
     if !batch.received.is_empty() {
         sinks.map.add_batch(&batch.received, now_ms);
     }
-    if !batch.own.is_empty() {
-        batch.facts.clear();
-        for trace in &batch.own {
-            batch.facts.extend_from_slice(trace.map_spans());
-        }
-        sinks.map.add_whole_traces(&batch.facts, now_ms);
-        batch.own.clear();
+    for own in batch.own.iter_mut().filter(|o| !o.traces.is_empty()) {
+        sinks.map.add_whole_traces(own.traces.map_spans(), now_ms);
+        own.traces.clear();
     }
     match sinks.exporter {
         // Never blocks: a full export queue drops the spans and counts them.
         Some(exporter) => {
-            let mut spans = std::mem::take(&mut batch.own_spans);
-            spans.append(&mut batch.received);
+            let mut spans = std::mem::take(&mut batch.received);
+            for own in &mut batch.own {
+                spans.append(&mut own.spans);
+            }
             if !spans.is_empty() {
                 exporter.offer(spans);
             }
         }
-        None => {
-            batch.own_spans.clear();
-            batch.received.clear();
+        None => batch.received.clear(),
+    }
+    if !batch.flushes.is_empty() {
+        if let Err(err) = sinks.store.sync() {
+            tracing::warn!(error = %err, "trace store sync failed");
+        }
+        for done in batch.flushes.drain(..) {
+            let _ = done.send(());
         }
     }
 }

@@ -21,7 +21,8 @@ pub struct TracesConfig {
     /// The store is kept under about this many bytes by dropping its
     /// oldest segments.
     pub max_bytes: u64,
-    /// Finished traces waiting for the trace writer; beyond it a trace is
+    /// Finished traces waiting for the trace writer (split over the
+    /// per-thread buffers, this many per core); beyond it a trace is
     /// dropped and counted, so a slow disk never slows requests.
     pub queue_capacity: usize,
     /// `[[traces.sampling_rules]]`: the rules at start-up (rules put through

@@ -45,7 +45,7 @@ const MINUTE_US: i64 = 60_000_000;
 const FUTURE_MINUTES: i64 = 60;
 
 /// What the map needs of one span: made on the thread that recorded a
-/// trace ([`crate::store::PreparedTrace`]), so the writer feeding the map
+/// trace ([`crate::store::PreparedTraces`]), so the writer feeding the map
 /// never holds the spans themselves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapSpan {

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - **Write path**: [`TraceStore::append`] groups a batch by trace and
-//!   encodes each ([`PreparedTrace`]; Vigil's own traces come encoded by
+//!   encodes each ([`PreparedTraces`]; Vigil's own traces come encoded by
 //!   the thread that recorded them, to [`TraceStore::append_prepared`]),
 //!   writes the spans as one contiguous segment-log batch, records each
 //!   trace's run in the id index, then writes one summary per trace. A
@@ -55,7 +55,7 @@ use vigil_segments::{
 
 use crate::model::{Span, TraceId};
 
-pub use prepared::PreparedTrace;
+pub use prepared::PreparedTraces;
 pub use search::{Cursor, Page};
 
 /// How the store writes and keeps its segments. Every field has a default.
@@ -191,30 +191,25 @@ impl TraceStore {
     /// it fails, the spans stay (`get` finds them, `search` does not) and
     /// the error is returned.
     pub fn append(&self, spans: &[Span]) -> Result<usize> {
-        let traces: Vec<PreparedTrace> = group_by_trace(spans)
-            .iter()
-            .filter_map(|group| PreparedTrace::of_refs(group))
-            .collect();
+        let mut traces = PreparedTraces::new();
+        for group in group_by_trace(spans) {
+            traces.push_refs(&group);
+        }
         self.append_prepared(&traces)
     }
 
     /// Stores traces prepared where they were recorded (each one whole:
     /// its spans, then its summary), as [`TraceStore::append`] stores
     /// spans; returns the number of spans stored.
-    pub fn append_prepared(&self, traces: &[PreparedTrace]) -> Result<usize> {
-        let spans: usize = traces.iter().map(PreparedTrace::len).sum();
+    pub fn append_prepared(&self, traces: &PreparedTraces) -> Result<usize> {
+        let spans = traces.spans();
         if spans == 0 {
             return Ok(0);
         }
-        let mut records = Vec::with_capacity(spans);
-        let mut summaries = Vec::with_capacity(traces.len());
-        for trace in traces {
-            records.extend(trace.span_records());
-            summaries.push(trace.summary_record());
-        }
+        let (records, summaries) = traces.records();
         let _writer = lock(&self.writer);
         let positions = self.spans.append_batch(&records, self.options.durability)?;
-        self.index_batch(traces, &positions);
+        self.index_batch(traces.entries(), &positions);
         self.summaries
             .append_batch(&summaries, self.options.durability)?;
         Ok(spans)
@@ -400,7 +395,7 @@ impl TraceStore {
 
     /// Records the runs of a batch just written at `positions` (in the
     /// order of `groups`), sealing the index of segments the log left.
-    fn index_batch(&self, traces: &[PreparedTrace], positions: &[vigil_segments::Position]) {
+    fn index_batch(&self, traces: &[prepared::Prepared], positions: &[vigil_segments::Position]) {
         let Some(segment) = positions.first().map(|p| p.segment) else {
             return;
         };
@@ -412,15 +407,15 @@ impl TraceStore {
         }
         let seg_ids = ids.entry(segment).or_default();
         let mut at = 0;
-        for trace in traces.iter().filter(|t| !t.is_empty()) {
+        for trace in traces {
             if let Some(first) = positions.get(at) {
                 seg_ids.entries.push(ids::Entry {
                     key: ids::key(&trace.trace_id),
                     offset: first.offset,
-                    count: u32::try_from(trace.len()).unwrap_or(u32::MAX),
+                    count: u32::try_from(trace.spans).unwrap_or(u32::MAX),
                 });
             }
-            at += trace.len();
+            at += trace.spans;
         }
         seg_ids.spans += positions.len() as u64;
         drop(ids);

@@ -75,13 +75,26 @@ fn prepared_traces_store_what_their_spans_store() {
     let traces = [&traces[..2], &[third], &traces[3..]].concat();
     let all: Vec<Span> = traces.concat();
     by_spans.append(&all).unwrap();
-    let ready: Vec<PreparedTrace> = traces
-        .iter()
-        .map(|t| PreparedTrace::new(t).unwrap())
-        .collect();
-    assert_eq!(prepared.append_prepared(&ready).unwrap(), 15);
-    assert_eq!(prepared.append_prepared(&[]).unwrap(), 0);
-    assert!(PreparedTrace::new(&[]).is_none());
+    let mut ready = PreparedTraces::new();
+    for t in &traces {
+        assert!(ready.push(t));
+    }
+    assert!(!ready.push(&[]));
+    assert_eq!((ready.traces(), ready.spans()), (5, 15));
+    // Two appends of one batch each, the second after a clear: a cleared
+    // batch holds nothing of the first.
+    let mut first = PreparedTraces::new();
+    for t in &traces[..2] {
+        first.push(t);
+    }
+    assert_eq!(prepared.append_prepared(&first).unwrap(), 6);
+    first.clear();
+    assert!(first.is_empty());
+    assert_eq!(prepared.append_prepared(&first).unwrap(), 0);
+    for t in &traces[2..] {
+        first.push(t);
+    }
+    assert_eq!(prepared.append_prepared(&first).unwrap(), 9);
     for t in &traces {
         assert_eq!(prepared.get(t[0].trace_id).unwrap(), *t);
         assert_eq!(
@@ -103,14 +116,13 @@ fn prepared_traces_store_what_their_spans_store() {
         .summaries;
     assert_eq!(faults.len(), 1);
     assert_eq!(faults[0].trace_id, traces[2][0].trace_id);
-    let facts: Vec<&crate::service_map::MapSpan> =
-        ready.iter().flat_map(PreparedTrace::map_spans).collect();
+    let facts = ready.map_spans();
     assert_eq!(facts.len(), 15);
     assert!(
         facts
             .iter()
             .zip(&all)
-            .all(|(f, s)| **f == crate::service_map::MapSpan::from(s))
+            .all(|(f, s)| *f == crate::service_map::MapSpan::from(s))
     );
     assert_eq!(prepared.stats().spans, by_spans.stats().spans);
 }
