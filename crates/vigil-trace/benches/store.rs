@@ -1,7 +1,9 @@
 //! The trace store's budgets: ingestion (batches of 8 spans, one request's
 //! trace, and of 500), a search over the last hour of 1,000,000 spans
 //! (150,000 summaries) with a predicate matching 1%, `get`, and a
-//! restart's service-map rebuild from that hour of spans.
+//! restart's service-map rebuild from that hour of spans; and what a
+//! sampled scoring request's thread spends building its six spans and
+//! encoding them into its `PreparedTraces` buffer (`prepare/*`).
 //!
 //! `cargo bench -p vigil-trace --bench store -- --warm-up-time 1 --measurement-time 3`
 
@@ -12,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vigil_trace::model::{AnnotationValue, Span, SpanId, SpanKind, TraceId, TraceSummary};
 use vigil_trace::service_map::{MapSpan, ServiceMap, ServiceMapConfig};
-use vigil_trace::store::{StoreOptions, TraceStore};
+use vigil_trace::store::{PreparedTraces, StoreOptions, TraceStore};
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -180,5 +182,108 @@ fn reads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, reads);
+/// The spans of one scoring request as Vigil records them: a root with
+/// its HTTP block, five annotations and two metadata values, then the
+/// gateway, parse, score, inference-log and response stages.
+fn scoring_request(seq: u64, start_us: i64) -> Vec<Span> {
+    let mut random = [0u8; 12];
+    random[4..].copy_from_slice(&seq.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    let id = TraceId::from_parts((start_us / 1_000_000) as u32, random);
+    let root_id = SpanId((seq | 1).to_le_bytes());
+    let stages = ["gateway", "parse", "score", "inference_log", "response"];
+    let mut spans: Vec<Span> = Vec::with_capacity(8);
+    for (i, name) in stages.iter().enumerate() {
+        let at = start_us + 30 + i as i64 * 40;
+        let mut span = Span::new(
+            id,
+            SpanId(((seq << 3) + i as u64 + 2).to_le_bytes()),
+            Some(root_id),
+            *name,
+            "vigil",
+            at,
+            at + 10,
+        );
+        if matches!(*name, "parse" | "score") {
+            span.annotations
+                .insert("rows".into(), AnnotationValue::Number(1.0));
+        }
+        spans.push(span);
+    }
+    let mut root = Span::new(
+        id,
+        root_id,
+        None,
+        "vigil",
+        "vigil",
+        start_us,
+        start_us + 285,
+    );
+    root.kind = SpanKind::Server;
+    root.set_status(200);
+    if let Some(h) = &mut root.http {
+        h.method = Some("POST".to_owned());
+        h.url = Some("/v1/models/fraud/score".to_owned());
+        h.user_agent = Some("wrk".to_owned());
+        h.content_length = Some(107);
+    }
+    for (key, value) in [
+        ("label", AnnotationValue::from("legit")),
+        ("model", AnnotationValue::from("fraud")),
+        (
+            "request_id",
+            AnnotationValue::String(format!("aa50f222-{seq:012x}")),
+        ),
+        ("route", AnnotationValue::from("/v1/models/{name}/score")),
+        ("version", AnnotationValue::from("1")),
+    ] {
+        root.annotations.insert(key.into(), value);
+    }
+    root.metadata.insert(
+        "scores".to_owned(),
+        serde_json::json!([2.309_983_102_577_462e-7]),
+    );
+    root.metadata
+        .insert("threshold".to_owned(), serde_json::json!(0.5));
+    spans.push(root);
+    spans
+}
+
+/// What a sampled request's thread spends on its trace: building the spans
+/// (as the request records them) and encoding them into its buffer
+/// (`PreparedTraces::push`), then freeing them; and the encoding alone.
+fn prepare(c: &mut Criterion) {
+    let mut group = c.benchmark_group("prepare");
+    group.throughput(Throughput::Elements(1));
+    let t0 = now_us();
+    let mut traces = PreparedTraces::new();
+    let mut seq = 0u64;
+    group.bench_function("record_and_encode_scoring_trace", |b| {
+        b.iter(|| {
+            seq += 1;
+            if traces.traces() == 256 {
+                traces.clear();
+            }
+            let spans = scoring_request(seq, t0 + seq as i64);
+            traces.push(black_box(&spans))
+        });
+    });
+    group.bench_function("encode_scoring_trace", |b| {
+        b.iter_batched(
+            || {
+                seq += 1;
+                scoring_request(seq, t0 + seq as i64)
+            },
+            |spans| {
+                if traces.traces() == 256 {
+                    traces.clear();
+                }
+                traces.push(black_box(&spans))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest, prepare, reads);
 criterion_main!(benches);
