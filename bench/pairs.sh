@@ -22,6 +22,9 @@
 #                                  # this build against another binary (e.g.
 #                                  # the last landed commit's), both with the
 #                                  # log off, then both with it on
+#   BASELINE=/tmp/old/vigil PAIR=traces-all bench/pairs.sh
+#                                  # ... both with the PAIR's "on" config
+#                                  # (here: every request traced)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,8 +85,29 @@ pairs() {
 
 # shellcheck source=bench/pair-configs.sh
 source bench/pair-configs.sh
+# Interleaved pairs of the $BASELINE binary against this build, both
+# serving config $1 on port $2, labelled $3.
+against_baseline() {
+  local old_sum=0 new_sum=0 old new round
+  for round in $(seq "$ROUNDS"); do
+    old=$(one_run "$1" "$2" "$BASELINE")
+    new=$(one_run "$1" "$2")
+    printf 'pair %d (%s): baseline %8.0f req/s, this build %8.0f req/s, ratio %.3f\n' \
+      "$round" "$3" "$old" "$new" "$(echo "$new / $old" | bc -l)"
+    old_sum=$(echo "$old_sum + $old" | bc -l)
+    new_sum=$(echo "$new_sum + $new" | bc -l)
+  done
+  printf 'mean (%s): baseline %.0f req/s, this build %.0f req/s, ratio %.3f (%d pairs, %d conns, %d s)\n' \
+    "$3" "$(echo "$old_sum / $ROUNDS" | bc -l)" "$(echo "$new_sum / $ROUNDS" | bc -l)" \
+    "$(echo "$new_sum / $old_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
+}
+
 if [[ -n ${PAIR:-} ]] && pair_configs "$PAIR" "$WORK"; then
-  pairs "$OFF_NAME" "$OFF_CONFIG" 18091 "$ON_NAME" "$ON_CONFIG" 18091
+  if [[ -n ${BASELINE:-} ]]; then
+    against_baseline "$ON_CONFIG" 18091 "$ON_NAME"
+  else
+    pairs "$OFF_NAME" "$OFF_CONFIG" 18091 "$ON_NAME" "$ON_CONFIG" 18091
+  fi
   exit 0
 fi
 [[ -z ${PAIR:-} ]] || { echo "PAIR=$PAIR: no such pair (see bench/pair-configs.sh)" >&2; exit 2; }
@@ -102,23 +126,9 @@ if [[ -n $RATE ]]; then
 fi
 
 if [[ -n ${BASELINE:-} ]]; then
-  for mode in nolog log; do
-    # Each config names its port (bench/run.sh): 18091 log on, 18094 off.
-    config=$WORK/vigil.toml port=18091
-    [[ $mode == nolog ]] && config=$WORK/vigil-nolog.toml port=18094
-    old_sum=0 new_sum=0
-    for round in $(seq "$ROUNDS"); do
-      old=$(one_run "$config" "$port" "$BASELINE")
-      new=$(one_run "$config" "$port")
-      printf 'pair %d (%s): baseline %8.0f req/s, this build %8.0f req/s, ratio %.2f\n' \
-        "$round" "$mode" "$old" "$new" "$(echo "$new / $old" | bc -l)"
-      old_sum=$(echo "$old_sum + $old" | bc -l)
-      new_sum=$(echo "$new_sum + $new" | bc -l)
-    done
-    printf 'mean (%s): baseline %.0f req/s, this build %.0f req/s, ratio %.2f (%d pairs, %d conns, %d s)\n' \
-      "$mode" "$(echo "$old_sum / $ROUNDS" | bc -l)" "$(echo "$new_sum / $ROUNDS" | bc -l)" \
-      "$(echo "$new_sum / $old_sum" | bc -l)" "$ROUNDS" "$CONNS" "$DURATION"
-  done
+  # Each config names its port (bench/run.sh): 18091 log on, 18094 off.
+  against_baseline "$WORK/vigil-nolog.toml" 18094 nolog
+  against_baseline "$WORK/vigil.toml" 18091 log
   exit 0
 fi
 

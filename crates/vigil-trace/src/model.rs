@@ -7,6 +7,7 @@
 //! A span is one X-Ray segment or subsegment: a root span (no parent, or a
 //! parent in another service) is a segment; its children are subsegments.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -540,20 +541,20 @@ pub(crate) struct Outline<'a> {
 }
 
 impl<'a> Outline<'a> {
-    /// `None` when there are no spans.
-    pub(crate) fn of(spans: &[&'a Span]) -> Option<Outline<'a>> {
-        let first: &'a Span = spans.first()?;
-        let has = |id: SpanId| spans.iter().any(|s| s.span_id == id);
-        let root: &'a Span = spans
-            .iter()
-            .copied()
+    /// `None` when there are no spans. Takes the spans or references to
+    /// them, so no caller builds a vector of references for it.
+    pub(crate) fn of<S: Borrow<Span>>(spans: &'a [S]) -> Option<Outline<'a>> {
+        let all = || spans.iter().map(Borrow::<Span>::borrow);
+        let first: &'a Span = all().next()?;
+        let has = |id: SpanId| all().any(|s| s.span_id == id);
+        let root: &'a Span = all()
             .find(|s| s.parent_id.is_none_or(|p| !has(p)))
             .unwrap_or(first);
-        let mut services: Vec<&'a str> = spans.iter().map(|s| s.service.as_ref()).collect();
+        let mut services: Vec<&'a str> = all().map(|s| s.service.as_ref()).collect();
         services.sort_unstable();
         services.dedup();
         let mut annotations: Vec<(&'a str, &'a AnnotationValue)> = Vec::new();
-        for span in spans {
+        for span in all() {
             for (key, value) in &span.annotations {
                 if !annotations.iter().any(|(k, v)| *k == key && *v == value) {
                     annotations.push((key, value));
@@ -563,15 +564,11 @@ impl<'a> Outline<'a> {
         annotations.sort_by(|a, b| a.0.cmp(b.0));
         Some(Outline {
             root,
-            start_us: spans
-                .iter()
-                .map(|s| s.start_us)
-                .min()
-                .unwrap_or(first.start_us),
-            end_us: spans.iter().map(|s| s.end_us).max().unwrap_or(first.end_us),
-            error: spans.iter().any(|s| s.error),
-            throttle: spans.iter().any(|s| s.throttle),
-            fault: spans.iter().any(|s| s.fault),
+            start_us: all().map(|s| s.start_us).min().unwrap_or(first.start_us),
+            end_us: all().map(|s| s.end_us).max().unwrap_or(first.end_us),
+            error: all().any(|s| s.error),
+            throttle: all().any(|s| s.throttle),
+            fault: all().any(|s| s.fault),
             services,
             annotations,
             spans: u32::try_from(spans.len()).unwrap_or(u32::MAX),

@@ -171,7 +171,10 @@ pub fn encode_summary(out: &mut Vec<u8>, s: &TraceSummary) {
 /// spans where they are instead of copying their strings into a summary
 /// first; returns the trace id and the summary's start, or `None` (and
 /// writes nothing) when there are no spans.
-pub fn encode_summary_of(out: &mut Vec<u8>, spans: &[&Span]) -> Option<(TraceId, i64)> {
+pub fn encode_summary_of<S: std::borrow::Borrow<Span>>(
+    out: &mut Vec<u8>,
+    spans: &[S],
+) -> Option<(TraceId, i64)> {
     let o = Outline::of(spans)?;
     let root = o.root;
     out.push(SUMMARY_V1);

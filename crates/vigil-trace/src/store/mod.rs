@@ -193,7 +193,7 @@ impl TraceStore {
     pub fn append(&self, spans: &[Span]) -> Result<usize> {
         let mut traces = PreparedTraces::new();
         for group in group_by_trace(spans) {
-            traces.push_refs(&group);
+            traces.push_any(&group);
         }
         self.append_prepared(&traces)
     }

@@ -12,6 +12,8 @@
 //! buffers, so a recording thread that appends to one and a writer that
 //! swaps it for an empty one allocate nothing per trace.
 
+use std::borrow::Borrow;
+
 use super::codec;
 use crate::model::{Span, TraceId};
 use crate::service_map::MapSpan;
@@ -55,16 +57,16 @@ impl PreparedTraces {
     /// spans of another trace would be stored, and found by `get`, only
     /// under that id); false, adding nothing, when there are none.
     pub fn push(&mut self, spans: &[Span]) -> bool {
-        let refs: Vec<&Span> = spans.iter().collect();
-        self.push_refs(&refs)
+        self.push_any(spans)
     }
 
-    pub(super) fn push_refs(&mut self, spans: &[&Span]) -> bool {
+    /// [`PreparedTraces::push`] for spans or references to them.
+    pub(super) fn push_any<S: Borrow<Span>>(&mut self, spans: &[S]) -> bool {
         if spans.is_empty() {
             return false;
         }
         let (bytes, records) = (self.bytes.len(), self.records.len());
-        for span in spans {
+        for span in spans.iter().map(Borrow::borrow) {
             codec::encode_span(&mut self.bytes, span);
             self.records.push((span.start_us, self.bytes.len()));
         }
@@ -81,7 +83,7 @@ impl PreparedTraces {
             summary_end: self.bytes.len(),
         });
         self.map
-            .extend(spans.iter().map(|span| MapSpan::from(*span)));
+            .extend(spans.iter().map(|span| MapSpan::from(span.borrow())));
         true
     }
 
@@ -106,11 +108,6 @@ impl PreparedTraces {
     /// Whether it holds no trace.
     pub fn is_empty(&self) -> bool {
         self.traces.is_empty()
-    }
-
-    /// The encoded bytes it holds.
-    pub fn encoded_bytes(&self) -> usize {
-        self.bytes.len()
     }
 
     /// What the service map needs of each span, trace by trace, each
