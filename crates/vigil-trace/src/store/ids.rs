@@ -2,9 +2,9 @@
 //! sorted list of `(key, offset, count)`, one entry per trace per batch,
 //! where `key` is bytes 8..16 of the trace id (random both in ids Vigil
 //! makes, whose first 4 bytes are a time, and in ids from elsewhere),
-//! `offset` the frame offset of the trace's first span in the batch and
-//! `count` how many spans follow contiguously (the store writes a batch
-//! grouped by trace). A `get` binary-searches each candidate segment and
+//! `offset` the frame offset of the trace's record in the batch and
+//! `count` how many spans it holds (segments written before a record held
+//! a trace's spans have one record per span: the run is `count` records). A `get` binary-searches each candidate segment and
 //! reads only those frames.
 //!
 //! The active segment's entries live in memory; once the log moves on to a
@@ -31,7 +31,7 @@ const ENTRY: usize = 20;
 pub struct Entry {
     /// Bytes 8..16 of the trace id.
     pub key: u64,
-    /// The frame offset of the run's first span.
+    /// The frame offset of the run's first record.
     pub offset: u64,
     /// Spans in the run.
     pub count: u32,

@@ -1,17 +1,19 @@
 //! The embedded trace store, on the segment log (`vigil-segments`).
 //!
 //! ```text
-//! dir/spans/       segment log: one record per span, timestamp = its start
+//! dir/spans/       segment log: one record per trace per batch holding
+//!                  its spans, timestamp = the first start among them
 //! dir/summaries/   segment log: one TraceSummary per trace per batch,
-//!                  timestamp = the trace part's first start
+//!                  same timestamp
 //! dir/ids/         one trace-id index per sealed span segment (see `ids`)
 //! ```
 //!
 //! - **Write path**: [`TraceStore::append`] groups a batch by trace and
 //!   encodes each ([`PreparedTraces`]; Vigil's own traces come encoded by
 //!   the thread that recorded them, to [`TraceStore::append_prepared`]),
-//!   writes the spans as one contiguous segment-log batch, records each
-//!   trace's run in the id index, then writes one summary per trace. A
+//!   writes each trace's spans as one record (one segment-log batch for
+//!   all), records each trace's record in the id index, then writes one
+//!   summary per trace. A
 //!   crash between the two leaves spans that `get` finds and `search` does
 //!   not; never a summary without its spans. Records use the binary codec
 //!   of `codec` (smaller and faster to decode than JSON).
@@ -226,7 +228,9 @@ impl TraceStore {
         }
         let mut out = Vec::new();
         for (segment, entry) in runs {
-            let mut left = entry.count;
+            // The run's spans: in one record, or (written before records
+            // held a trace's spans) one per record.
+            let mut left = u64::from(entry.count);
             self.spans.scan_from(
                 Position {
                     segment,
@@ -236,11 +240,13 @@ impl TraceStore {
                     if r.position.segment != segment || left == 0 {
                         return ControlFlow::Break(());
                     }
-                    left -= 1;
-                    match codec::decode_span(r.payload) {
-                        Some(span) if span.trace_id == trace_id => out.push(span),
-                        Some(_) => {}
+                    match codec::decode_spans(r.payload) {
+                        Some(spans) => {
+                            left = left.saturating_sub(spans.len() as u64);
+                            out.extend(spans.into_iter().filter(|s| s.trace_id == trace_id));
+                        }
                         None => {
+                            left -= 1;
                             self.corrupt.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -266,6 +272,10 @@ impl TraceStore {
     /// and was appended before `upto`, in the order they were appended
     /// (opening only the segments whose time range meets the window);
     /// stops early when `f` breaks. Returns the spans handed to `f`.
+    ///
+    /// A record's timestamp is its first span's start, so a span that
+    /// starts in the window is missed when an earlier span of its trace
+    /// (of the same batch) started before it.
     pub fn scan_spans(
         &self,
         start_us: i64,
@@ -278,16 +288,17 @@ impl TraceStore {
             if r.position >= upto.0 {
                 return ControlFlow::Break(());
             }
-            match codec::decode_span(r.payload) {
-                Some(span) => {
+            let Some(spans) = codec::decode_spans(r.payload) else {
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                return ControlFlow::Continue(());
+            };
+            for span in spans {
+                if (start_us..end_us).contains(&span.start_us) {
                     seen += 1;
-                    f(span)
-                }
-                None => {
-                    self.corrupt.fetch_add(1, Ordering::Relaxed);
-                    ControlFlow::Continue(())
+                    f(span)?;
                 }
             }
+            ControlFlow::Continue(())
         })?;
         Ok(seen)
     }
@@ -344,12 +355,14 @@ impl TraceStore {
         self.reconcile();
         let spans = self.spans.segments();
         let summaries = self.summaries.segments();
-        let traces = {
+        let (traces, span_count) = {
             let ids = read(&self.ids);
-            ids.values().map(|s| s.entries.len() as u64).sum()
+            ids.values()
+                .map(|s| (s.entries.len() as u64, s.spans))
+                .fold((0, 0), |(t, n), (dt, dn)| (t + dt, n + dn))
         };
         StoreStats {
-            spans: spans.iter().map(|s| s.records).sum(),
+            spans: span_count,
             summaries: summaries.iter().map(|s| s.records).sum(),
             traces,
             bytes: self.disk_bytes(),
@@ -406,18 +419,14 @@ impl TraceStore {
             rolled = true;
         }
         let seg_ids = ids.entry(segment).or_default();
-        let mut at = 0;
-        for trace in traces {
-            if let Some(first) = positions.get(at) {
-                seg_ids.entries.push(ids::Entry {
-                    key: ids::key(&trace.trace_id),
-                    offset: first.offset,
-                    count: u32::try_from(trace.spans).unwrap_or(u32::MAX),
-                });
-            }
-            at += trace.spans;
+        for (trace, at) in traces.iter().zip(positions) {
+            seg_ids.entries.push(ids::Entry {
+                key: ids::key(&trace.trace_id),
+                offset: at.offset,
+                count: u32::try_from(trace.spans).unwrap_or(u32::MAX),
+            });
+            seg_ids.spans += trace.spans as u64;
         }
-        seg_ids.spans += positions.len() as u64;
         drop(ids);
         if rolled {
             self.reconcile();
@@ -481,9 +490,9 @@ impl TraceStore {
             };
             let seg_ids = match persisted {
                 Some(entries) => ids::SegmentIds {
+                    spans: entries.iter().map(|e| u64::from(e.count)).sum(),
                     entries,
                     sealed: true,
-                    spans: info.records,
                 },
                 None => {
                     let mut built = self.rebuild_ids(info.id)?;
@@ -499,8 +508,8 @@ impl TraceStore {
         Ok(())
     }
 
-    /// The id index of one segment, from its records: consecutive spans of
-    /// one trace make one run.
+    /// The id index of one segment, from its records: consecutive records
+    /// of one trace make one run.
     fn rebuild_ids(&self, segment: u64) -> Result<ids::SegmentIds> {
         let mut out = ids::SegmentIds::default();
         let mut run_end = 0;
@@ -509,17 +518,23 @@ impl TraceStore {
             if r.position.segment != segment {
                 return ControlFlow::Break(());
             }
-            out.spans += 1;
-            let Some(id) = codec::peek_trace_id(r.payload) else {
+            let (Some(id), Some(n)) = (
+                codec::peek_trace_id(r.payload),
+                codec::span_count(r.payload),
+            ) else {
                 return ControlFlow::Continue(());
             };
+            out.spans += n;
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
             let key = ids::key(&id);
             match out.entries.last_mut() {
-                Some(last) if run_id == id && run_end == r.position.offset => last.count += 1,
+                Some(last) if run_id == id && run_end == r.position.offset => {
+                    last.count = last.count.saturating_add(n);
+                }
                 _ => out.entries.push(ids::Entry {
                     key,
                     offset: r.position.offset,
-                    count: 1,
+                    count: n,
                 }),
             }
             run_id = id;

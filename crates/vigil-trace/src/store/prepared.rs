@@ -5,7 +5,7 @@
 //! them: each span owns its strings and maps, and freeing two dozen
 //! allocations on the writer thread that the request's thread made (and
 //! still has in its cache) was a fifth of the cost of tracing every
-//! request. [`PreparedTraces`] holds traces' span records and summary
+//! request. [`PreparedTraces`] holds traces' spans records and summary
 //! records already encoded, back to back in one buffer, plus what the map
 //! needs of each span; the spans themselves are freed where they were
 //! made. One value gathers many traces, and clearing it keeps its
@@ -18,17 +18,16 @@ use super::codec;
 use crate::model::{Span, TraceId};
 use crate::service_map::MapSpan;
 
-/// Traces' records (per trace: its spans, then its summary) and their
-/// spans' facts for the service map; see
+/// Traces' records (per trace: its spans record, then its summary
+/// record) and their spans' facts for the service map; see
 /// [`TraceStore::append_prepared`](super::TraceStore::append_prepared).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PreparedTraces {
-    /// Per trace, its span records back to back, then its summary record.
+    /// Per trace, its spans record, then its summary record.
     bytes: Vec<u8>,
-    /// Each span's record: its start (the record's timestamp) and where
-    /// the record ends in `bytes`; the traces' spans in order.
-    records: Vec<(i64, usize)>,
     traces: Vec<Prepared>,
+    /// Spans in all traces.
+    spans: usize,
     map: Vec<MapSpan>,
 }
 
@@ -39,10 +38,12 @@ pub(super) type Records<'a> = Vec<(i64, &'a [u8])>;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Prepared {
     pub(super) trace_id: TraceId,
-    /// How many of `records` are its spans.
+    /// How many spans its spans record holds.
     pub(super) spans: usize,
-    /// The summary's timestamp: the trace's first start.
-    summary_start_us: i64,
+    /// Both records' timestamp: the trace's first start.
+    start_us: i64,
+    /// Where its spans record ends in `bytes`.
+    spans_end: usize,
     /// Where its summary record ends in `bytes`.
     summary_end: usize,
 }
@@ -62,26 +63,21 @@ impl PreparedTraces {
 
     /// [`PreparedTraces::push`] for spans or references to them.
     pub(super) fn push_any<S: Borrow<Span>>(&mut self, spans: &[S]) -> bool {
-        if spans.is_empty() {
-            return false;
-        }
-        let (bytes, records) = (self.bytes.len(), self.records.len());
-        for span in spans.iter().map(Borrow::borrow) {
-            codec::encode_span(&mut self.bytes, span);
-            self.records.push((span.start_us, self.bytes.len()));
-        }
-        let Some((trace_id, summary_start_us)) = codec::encode_summary_of(&mut self.bytes, spans)
-        else {
-            self.bytes.truncate(bytes);
-            self.records.truncate(records);
+        let at = self.bytes.len();
+        codec::encode_spans(&mut self.bytes, spans);
+        let spans_end = self.bytes.len();
+        let Some((trace_id, start_us)) = codec::encode_summary_of(&mut self.bytes, spans) else {
+            self.bytes.truncate(at);
             return false;
         };
         self.traces.push(Prepared {
             trace_id,
             spans: spans.len(),
-            summary_start_us,
+            start_us,
+            spans_end,
             summary_end: self.bytes.len(),
         });
+        self.spans += spans.len();
         self.map
             .extend(spans.iter().map(|span| MapSpan::from(span.borrow())));
         true
@@ -90,8 +86,8 @@ impl PreparedTraces {
     /// Empties it, keeping its buffers.
     pub fn clear(&mut self) {
         self.bytes.clear();
-        self.records.clear();
         self.traces.clear();
+        self.spans = 0;
         self.map.clear();
     }
 
@@ -102,7 +98,7 @@ impl PreparedTraces {
 
     /// How many spans it holds.
     pub fn spans(&self) -> usize {
-        self.records.len()
+        self.spans
     }
 
     /// Whether it holds no trace.
@@ -121,19 +117,18 @@ impl PreparedTraces {
         &self.traces
     }
 
-    /// Every span record with its timestamp (all traces', in order), and
-    /// every summary record with its.
+    /// Every trace's spans record with its timestamp, and every summary
+    /// record with its, in the order pushed.
     pub(super) fn records(&self) -> (Records<'_>, Records<'_>) {
-        let mut spans = Vec::with_capacity(self.records.len());
+        let mut spans = Vec::with_capacity(self.traces.len());
         let mut summaries = Vec::with_capacity(self.traces.len());
-        let (mut from, mut next) = (0, 0);
+        let mut from = 0;
         for trace in &self.traces {
-            for &(start, end) in &self.records[next..next + trace.spans] {
-                spans.push((start, &self.bytes[from..end]));
-                from = end;
-            }
-            next += trace.spans;
-            summaries.push((trace.summary_start_us, &self.bytes[from..trace.summary_end]));
+            spans.push((trace.start_us, &self.bytes[from..trace.spans_end]));
+            summaries.push((
+                trace.start_us,
+                &self.bytes[trace.spans_end..trace.summary_end],
+            ));
             from = trace.summary_end;
         }
         (spans, summaries)
